@@ -1,0 +1,403 @@
+"""k-vectors for reciprocal-space attention: reciprocal lattices, k-sets, envelope, quadrature.
+
+Two kinds of structure share one representation, the :class:`KSet`:
+
+- **Periodic** (and mixed/slab) graphs carry *integer* coefficients ``n`` chosen on the host. The
+  Cartesian vectors ``k = 2 pi n inv(cell)^T`` are computed from the (possibly strained) cell inside
+  the differentiated function (:func:`kspace_geometry`), so phases ``k . r = 2 pi n . s`` are exactly
+  periodic and the stress is right. Each vector carries the lattice-sum measure ``1/V``.
+- **Open-boundary** graphs (``pbc`` all False) carry Cartesian quadrature nodes and weights of the
+  continuous Fourier integral (:func:`open_quadrature`); ``sum_m w_m f(k_m)`` approximates
+  ``(2 pi)^-3 int_{|k| <= k_cut} d^3k f(k)``, the same object the lattice sum ``(1/V) sum_n``
+  approximates, so the ``ewald`` and ``learned`` weightings mean the same thing for both.
+
+Mixed boundaries (some ``pbc`` False) use the lattice with the vacuum the cell already contains:
+the attention is then periodic in every direction (slab images interact across the vacuum, no
+dipole correction). The cell must be non-singular.
+
+The host functions here (numpy) choose the k-set; only :func:`reciprocal_vectors`,
+:func:`smooth_envelope` and :func:`kspace_geometry` run inside ``jit``.
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax.numpy as jnp
+import numpy as np
+import scipy.integrate
+
+TWO_PI = 2.0 * np.pi
+#: Reference cutoff of the seed model: |k| <= 2 pi / 10 A.
+SEED_K_CUT = TWO_PI / 10.0
+SEED_NUM_K = 6
+
+
+@flax.struct.dataclass
+class KSet:
+    """The k-vectors of a batch of ``G`` graphs, padded to ``M`` per graph.
+
+    Attributes:
+        n: (G, M, 3) int32 integer coefficients (periodic graphs; 0 elsewhere).
+        nodes: (G, M, 3) Cartesian quadrature nodes, 1/A (open graphs; 0 elsewhere).
+        node_weights: (G, M) quadrature weights, 1/A^3 (open graphs; 0 elsewhere).
+        mask: (G, M) bool, True on real k-vectors.
+        periodic: (G,) bool, True where ``n`` is used, False where ``nodes`` are used.
+        k_cut: the envelope reaches 0 here, 1/A (static).
+        envelope_width: the envelope falls from 1 to 0 over ``[k_cut (1 - width), k_cut]``.
+        smooth: False only for the seed set, whose weights carry no envelope (static).
+        has_open: True if any graph uses quadrature nodes (static), checked at trace time.
+    """
+
+    n: np.ndarray
+    nodes: np.ndarray
+    node_weights: np.ndarray
+    mask: np.ndarray
+    periodic: np.ndarray
+    k_cut: float = flax.struct.field(pytree_node=False)
+    envelope_width: float = flax.struct.field(pytree_node=False, default=0.2)
+    smooth: bool = flax.struct.field(pytree_node=False, default=True)
+    has_open: bool = flax.struct.field(pytree_node=False, default=False)
+
+    @property
+    def num_k(self) -> int:
+        """M, the static number of k slots per graph."""
+        return self.mask.shape[-1]
+
+
+# --------------------------------------------------------------------------- traced functions
+
+
+def reciprocal_vectors(cell: jnp.ndarray) -> jnp.ndarray:
+    """Reciprocal lattice vectors ``B = 2 pi inv(cell)^T`` (rows), so ``cell @ B.T = 2 pi I``.
+
+    Args:
+        cell: (..., 3, 3) lattice vectors as rows.
+    Returns:
+        (..., 3, 3) reciprocal vectors as rows, differentiable in ``cell``.
+    """
+    return TWO_PI * jnp.swapaxes(jnp.linalg.inv(cell), -1, -2)
+
+
+def smooth_envelope(k_norm: jnp.ndarray, k_cut: float, width: float = 0.2) -> jnp.ndarray:
+    """C^2 envelope in |k|: 1 below ``k_cut (1 - width)``, 0 at and beyond ``k_cut``.
+
+    Uses the quintic smoothstep ``1 - x^3 (10 - 15 x + 6 x^2)``, whose first and second
+    derivatives vanish at both ends, so a k-vector crossing ``k_cut`` under strain changes the
+    energy, its forces and its stress continuously.
+    """
+    k_on = k_cut * (1.0 - width)
+    x = jnp.clip((k_norm - k_on) / (k_cut - k_on), 0.0, 1.0)
+    return 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x * x)
+
+
+def kspace_geometry(kset: KSet, cell: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Cartesian k-vectors and their measure from a k-set and the (strained) cell.
+
+    Args:
+        kset: the batch's k-set.
+        cell: (G, 3, 3) lattice vectors as rows (zero or anything for open graphs).
+    Returns:
+        kvectors (G, M, 3) in 1/A, 0 on masked slots; measure (G, M): ``1/V`` for lattice
+        vectors, the quadrature weight for open-boundary nodes, 0 on masked slots.
+    """
+    periodic = kset.periodic[:, None, None]
+    eye = jnp.eye(3, dtype=cell.dtype)
+    # Open graphs may have a zero cell: never invert it (keeps values and gradients finite).
+    safe_cell = jnp.where(periodic, cell, eye)
+    lattice_k = jnp.einsum("gmi,gij->gmj", kset.n.astype(cell.dtype), reciprocal_vectors(safe_cell))
+    kvectors = jnp.where(periodic, lattice_k, jnp.asarray(kset.nodes, cell.dtype))
+    volume = jnp.abs(jnp.linalg.det(safe_cell))
+    measure = jnp.where(
+        kset.periodic[:, None], 1.0 / volume[:, None], jnp.asarray(kset.node_weights, cell.dtype)
+    )
+    mask = kset.mask
+    return jnp.where(mask[..., None], kvectors, 0.0), jnp.where(mask, measure, 0.0)
+
+
+# --------------------------------------------------------------------------- host: lattice sets
+
+
+def _check_cell(cell: np.ndarray, what: str) -> np.ndarray:
+    cell = np.asarray(cell, dtype=np.float64)
+    if cell.shape != (3, 3):
+        raise ValueError(f"{what}: cell must have shape (3, 3), got {cell.shape}")
+    if abs(np.linalg.det(cell)) < 1e-9:
+        raise ValueError(
+            f"{what}: the cell is singular (volume {np.linalg.det(cell):.3g} A^3); a lattice "
+            "k-set needs three lattice vectors (pad non-periodic directions with vacuum)"
+        )
+    return cell
+
+
+def integer_kset(
+    cell: np.ndarray,
+    k_cut: float,
+    margin: float = 0.1,
+    m_max: int | None = None,
+    name: str = "structure",
+) -> tuple[np.ndarray, np.ndarray]:
+    """All integer ``n != 0`` with ``|2 pi n inv(cell)^T| <= k_cut (1 + margin)``, padded.
+
+    The set is a union of complete shells and closed under ``n -> -n``. The margin keeps every
+    vector that can cross ``k_cut`` while the cell strains by up to ~``margin`` in the set, where
+    the envelope (zero at ``k_cut``) brings it in continuously; see :func:`kset_covers` to decide
+    when to rebuild. Order: by |k|, then lexicographic in ``n`` (deterministic).
+
+    Args:
+        cell: (3, 3) lattice vectors as rows.
+        k_cut: envelope cutoff in 1/A.
+        margin: relative extra radius of the selection.
+        m_max: pad to this many slots (default: exactly the count).
+        name: names the structure in error messages.
+    Returns:
+        n (M, 3) int32 (zeros on padding), mask (M,) bool.
+    """
+    cell = _check_cell(cell, name)
+    if not k_cut > 0:
+        raise ValueError(f"{name}: k_cut must be positive, got {k_cut}")
+    radius = k_cut * (1.0 + margin)
+    recip = TWO_PI * np.linalg.inv(cell).T
+    # |n_i| = |k . a_i| / (2 pi) <= |k| |a_i| / (2 pi) bounds the search box exactly.
+    bound = np.floor(radius * np.linalg.norm(cell, axis=1) / TWO_PI).astype(int)
+    axes = [np.arange(-b, b + 1) for b in bound]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    k_norm = np.linalg.norm(grid @ recip, axis=1)
+    keep = (k_norm <= radius) & np.any(grid != 0, axis=1)
+    if not keep.any():
+        shortest = np.min(np.linalg.norm(recip, axis=1))
+        raise ValueError(
+            f"{name}: k_cut={k_cut:g} 1/A (selection radius {radius:g}) selects no reciprocal "
+            f"lattice vector; the shortest reciprocal basis vector has |k|={shortest:.4g} 1/A"
+        )
+    n = grid[keep]
+    order = np.lexsort((n[:, 2], n[:, 1], n[:, 0], np.round(k_norm[keep], 12)))
+    n = n[order]
+    return _pad(n, m_max, name)
+
+
+def _pad(n: np.ndarray, m_max: int | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+    count = n.shape[0]
+    m_max = count if m_max is None else m_max
+    if count > m_max:
+        raise ValueError(f"{name}: the k-set has {count} vectors but m_max={m_max}")
+    padded = np.zeros((m_max, 3), dtype=np.int32)
+    padded[:count] = n
+    mask = np.zeros(m_max, dtype=bool)
+    mask[:count] = True
+    return padded, mask
+
+
+def kset_covers(cell: np.ndarray, n: np.ndarray, mask: np.ndarray, k_cut: float) -> bool:
+    """Whether a stored integer set still contains every vector with ``|k| <= k_cut``.
+
+    Call it when the cell changes (NPT); rebuild the set (host side, like a neighbour list) when
+    it returns False. While True, the energy is exactly that of a freshly chosen set, because the
+    extra vectors sit beyond ``k_cut`` where the envelope is zero.
+    """
+    needed, _ = integer_kset(cell, k_cut, margin=0.0)
+    have = {tuple(row) for row in np.asarray(n)[np.asarray(mask)]}
+    return all(tuple(row) in have for row in needed)
+
+
+def seed_kset(cell: np.ndarray, name: str = "structure") -> tuple[np.ndarray, np.ndarray]:
+    """The reference model's k-vectors: orthorhombic cells only, ``M = 6`` slots.
+
+    The reference enumerates ``n`` over ``[-n_i, n_i]`` per axis in C order (``n_x`` slowest,
+    ascending from negative), keeps ``0 < |k|^2 <= (2 pi / 10 A)^2`` with ``k = 2 pi n / L``, and
+    takes the first six. We reproduce that order exactly (not the six shortest vectors) because
+    seed mode exists to evaluate published weights; the resulting set is not closed under
+    ``k -> -k``, so the sine part of the kernel survives, as in the reference. ``|k|^2`` is formed
+    with the reference's float64 arithmetic so ties at the cutoff fall the same way. Fewer than six
+    admissible vectors leave masked slots.
+    """
+    cell = _check_cell(cell, name)
+    off_diagonal = cell - np.diag(np.diag(cell))
+    if np.max(np.abs(off_diagonal)) > 1e-8:
+        raise ValueError(f"{name}: the seed k-set needs an orthorhombic cell, got\n{cell}")
+    lengths = np.diag(cell)
+    bound = np.maximum((lengths / 10.0).astype(int), 1)
+    axes = [np.arange(-b, b + 1) for b in bound]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    k_sq = TWO_PI**2 * np.sum((grid / lengths) ** 2, axis=1)
+    keep = (k_sq <= (TWO_PI / 10.0) ** 2) & (k_sq > 0)
+    if not keep.any():
+        raise ValueError(
+            f"{name}: the seed k-set (|k| <= 2 pi / 10 A) is empty for box lengths {lengths} A "
+            "(every length is under 10 A); the reference model's output would be exactly zero"
+        )
+    return _pad(grid[keep][:SEED_NUM_K], SEED_NUM_K, name)
+
+
+# --------------------------------------------------------------------------- host: quadrature
+
+
+def open_quadrature(
+    k_cut: float, envelope_width: float = 0.2, num_radial: int = 16, lebedev_degree: int = 29
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for ``(2 pi)^-3 int_{|k| <= k_cut} d^3k f(k)``.
+
+    Radial: Gauss-Legendre in ``|k|`` separately on ``[0, k_on]`` and ``[k_on, k_cut]``
+    (``k_on = k_cut (1 - envelope_width)``), so the envelope's C^2 kink falls on a panel edge and
+    each panel integrates a smooth function; ``num_radial`` nodes in total, at least 6 of them on
+    the envelope panel. The
+    ``k^2`` Jacobian is in the weights (it cancels the ``1/k^2`` of the Ewald weight). Angular:
+    a Lebedev rule from ``scipy.integrate.lebedev_rule``, exact for spherical polynomials up to
+    ``lebedev_degree`` and symmetric under inversion, so the sine part of the kernel cancels.
+    For ``f = e^{i k . r}`` the angular error is governed by ``j_l(k_cut |r|)`` with
+    ``l > lebedev_degree``: negligible while ``k_cut |r|`` stays below ~``lebedev_degree / 2``.
+
+    Returns:
+        nodes (num_radial * S, 3) in 1/A, weights (num_radial * S,) in 1/A^3.
+    """
+    if not k_cut > 0:
+        raise ValueError(f"k_cut must be positive, got {k_cut}")
+    k_on = k_cut * (1.0 - envelope_width)
+    # The envelope panel holds a quintic times a smooth function: it needs >= 6 Gauss nodes.
+    n_outer = max(6, int(round(0.4 * num_radial))) if envelope_width > 0 else 0
+    n_inner = num_radial - n_outer
+    if n_inner < 2:
+        raise ValueError(f"num_radial={num_radial} is too small (need >= {n_outer + 2})")
+    radii, radial_weights = [], []
+    for lo, hi, count in ((0.0, k_on, n_inner), (k_on, k_cut, n_outer)):
+        if count == 0:
+            continue
+        x, w = np.polynomial.legendre.leggauss(count)
+        radii.append(lo + (hi - lo) * (x + 1.0) / 2.0)
+        radial_weights.append(w * (hi - lo) / 2.0)
+    radii, radial_weights = np.concatenate(radii), np.concatenate(radial_weights)
+    directions, sphere_weights = scipy.integrate.lebedev_rule(lebedev_degree)  # sum = 4 pi
+    nodes = radii[:, None, None] * directions.T[None, :, :]
+    weights = (radial_weights * radii**2)[:, None] * sphere_weights[None, :] / TWO_PI**3
+    return nodes.reshape(-1, 3), weights.reshape(-1)
+
+
+# --------------------------------------------------------------------------- host: batches
+
+
+def batched_integer_kset(
+    cells: np.ndarray,
+    k_cut: float,
+    margin: float = 0.1,
+    m_max: int | None = None,
+    active: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`integer_kset` for ``G`` cells with one common ``M`` (inactive graphs all masked).
+
+    Returns:
+        n (G, M, 3) int32, mask (G, M) bool.
+    """
+    cells = np.asarray(cells, dtype=np.float64)
+    active = np.ones(len(cells), bool) if active is None else np.asarray(active, bool)
+    sets = [
+        integer_kset(cell, k_cut, margin, name=f"graph {g}") if on else None
+        for g, (cell, on) in enumerate(zip(cells, active, strict=True))
+    ]
+    return _stack(sets, m_max)
+
+
+def _stack(sets: list, m_max: int | None) -> tuple[np.ndarray, np.ndarray]:
+    counts = [int(s[1].sum()) for s in sets if s is not None]
+    needed = max(counts, default=1)
+    m_max = needed if m_max is None else m_max
+    if needed > m_max:
+        raise ValueError(f"a graph needs {needed} k-vectors but m_max={m_max}")
+    n = np.zeros((len(sets), m_max, 3), np.int32)
+    mask = np.zeros((len(sets), m_max), bool)
+    for g, s in enumerate(sets):
+        if s is not None:
+            count = int(s[1].sum())
+            n[g, :count], mask[g, :count] = s[0][:count], True
+    return n, mask
+
+
+def build_kset(
+    graph,
+    k_cut: float,
+    *,
+    margin: float = 0.1,
+    m_max: int | None = None,
+    envelope_width: float = 0.2,
+    lattice_only: bool = False,
+    num_radial: int = 16,
+    lebedev_degree: int = 29,
+) -> KSet:
+    """Choose the k-set of every real graph of a :class:`rsajax.graph.Graph` (host side).
+
+    Periodic or mixed graphs (any ``pbc`` True) get the integer set of :func:`integer_kset`;
+    open graphs (``pbc`` all False) get :func:`open_quadrature`; padding graphs get nothing.
+
+    Args:
+        graph: the batch (numpy or jax arrays; read on the host).
+        k_cut: envelope cutoff in 1/A.
+        margin: extra selection radius for lattice sets (see :func:`kset_covers`).
+        m_max: static number of slots per graph (default: the largest need in this batch).
+        envelope_width: relative width of the envelope's fall to 0 at ``k_cut``.
+        lattice_only: set by modes that only make sense on a lattice (``ones`` weights); an open
+            graph then raises instead of silently getting a quadrature.
+        num_radial, lebedev_degree: quadrature resolution for open graphs.
+    """
+    cells, pbc = np.asarray(graph.cell, np.float64), np.asarray(graph.pbc, bool)
+    real = np.asarray(graph.graph_mask, bool) & (np.asarray(graph.n_node) > 0)
+    periodic = pbc.any(axis=1)
+    if lattice_only and np.any(real & ~periodic):
+        bad = np.flatnonzero(real & ~periodic).tolist()
+        raise ValueError(
+            f"graphs {bad} have open boundaries (pbc all False) but this mode is lattice-only; "
+            "use the 'ewald' or 'learned' weighting, which integrate over continuous k"
+        )
+    quad = open_quadrature(k_cut, envelope_width, num_radial, lebedev_degree)
+    sets: list = []
+    for g in range(len(cells)):
+        if real[g] and periodic[g]:
+            sets.append(integer_kset(cells[g], k_cut, margin, name=f"graph {g}"))
+        else:
+            sets.append(None)
+    has_open = bool(np.any(real & ~periodic))
+    need = max([int(s[1].sum()) for s in sets if s is not None] + [len(quad[1]) * has_open, 1])
+    n, mask = _stack(sets, need if m_max is None else m_max)
+    nodes = np.zeros(n.shape, np.float64)
+    node_weights = np.zeros(mask.shape, np.float64)
+    for g in np.flatnonzero(real & ~periodic):
+        count = len(quad[1])
+        if count > n.shape[1]:
+            raise ValueError(f"graph {g}: the quadrature has {count} nodes but m_max={n.shape[1]}")
+        nodes[g, :count], node_weights[g, :count], mask[g, :count] = quad[0], quad[1], True
+    return KSet(
+        n=n,
+        nodes=nodes,
+        node_weights=node_weights,
+        mask=mask,
+        periodic=periodic & real,
+        k_cut=float(k_cut),
+        envelope_width=float(envelope_width),
+        smooth=True,
+        has_open=has_open,
+    )
+
+
+def build_seed_kset(graph) -> KSet:
+    """The reference model's k-set (:func:`seed_kset`) for every real graph; unit weights.
+
+    Raises for open-boundary graphs: the reference placed molecules in a fixed box, which makes
+    the energy depend on orientation; rsajax refuses rather than reproduce that silently.
+    """
+    cells, pbc = np.asarray(graph.cell, np.float64), np.asarray(graph.pbc, bool)
+    real = np.asarray(graph.graph_mask, bool) & (np.asarray(graph.n_node) > 0)
+    sets: list = []
+    for g in range(len(cells)):
+        if real[g] and not pbc[g].all():
+            raise ValueError(
+                f"graph {g}: seed mode is lattice-only and needs a fully periodic orthorhombic "
+                f"cell, got pbc={pbc[g].tolist()}"
+            )
+        sets.append(seed_kset(cells[g], name=f"graph {g}") if real[g] else None)
+    n, mask = _stack(sets, SEED_NUM_K)
+    return KSet(
+        n=n,
+        nodes=np.zeros(n.shape),
+        node_weights=np.zeros(mask.shape),
+        mask=mask,
+        periodic=real.copy(),
+        k_cut=SEED_K_CUT,
+        smooth=False,
+    )

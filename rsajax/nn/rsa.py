@@ -1,0 +1,193 @@
+"""Reciprocal-space attention (RSA): a pure, batched kernel and a thin Flax block.
+
+The kernel implements steps 3-5 of ``shared/RSA.md``; :class:`RSABlock` adds steps 1-2
+(``W_lin``, ``W_qkv``, SiLU, ``1/sqrt(C)``) and the per-k weights. For head ``h`` (channels
+``[h D, (h+1) D)``, ``D = C / H``, complex pairs ``(2p, 2p+1)``)::
+
+    u_i = sum_m w_mh Re[ q~_im^T S_m ],   S_m = sum_{j in graph(i)} conj(k~_jm) (x) v_j,
+    q~_im = q_i exp(i k_m . r_i)
+
+The contraction is ordered so that no (atoms x k x C x C) array ever exists: the structure factor
+``S`` is one matmul over atoms of the phase matrix with ``conj(k_j) (x) v_j``, and the read-out is
+one matmul over k followed by a per-atom contraction over ``p``. Memory: ``O(G M C^2 / H)`` for
+``S``, ``O(N G M)`` phases, ``O(N C^2 / H)`` per-atom pairs. Batches of several graphs pay a factor
+``G`` in the phase matmuls (the phase matrix is block-diagonal in graphs); for many small systems,
+``jax.vmap`` over a leading axis of independent systems (one graph each) avoids it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import e3nn_jax as e3nn
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rsajax.nn.kspace import KSet, kspace_geometry, smooth_envelope
+
+Weighting = Literal["ones", "ewald", "learned"]
+WEIGHTINGS = ("ones", "ewald", "learned")
+
+
+def reciprocal_space_attention(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    positions: jnp.ndarray,
+    kvectors: jnp.ndarray,
+    kweights: jnp.ndarray,
+    kmask: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    num_graphs: int,
+    node_mask: jnp.ndarray | None = None,
+    num_heads: int = 1,
+) -> jnp.ndarray:
+    """RSA steps 3-5 on already activated queries and keys.
+
+    Args:
+        q: (N, C) queries, after ``phi`` and ``1/sqrt(C)``; channels ``0::2`` are real parts,
+            ``1::2`` imaginary parts.
+        k: (N, C) keys, after ``phi``.
+        v: (N, C) values.
+        positions: (N, 3) Cartesian positions (not wrapped; phases are periodic anyway).
+        kvectors: (G, M, 3) Cartesian k-vectors per graph.
+        kweights: (G, M) or (G, M, H) weights (measure, envelope, weighting all included).
+        kmask: (G, M) bool; masked slots contribute nothing.
+        node_graph: (N,) int graph of each node.
+        num_graphs: G (static).
+        node_mask: (N,) bool; padded nodes neither contribute nor receive (default: all real).
+        num_heads: H; ``C / H`` must be even.
+    Returns:
+        u: (N, C), zero on padded nodes.
+    """
+    num_nodes, channels = q.shape
+    if channels % (2 * num_heads):
+        raise ValueError(f"channels={channels} must be a multiple of 2 * num_heads={num_heads}")
+    width = channels // num_heads
+    if node_mask is None:
+        node_mask = jnp.ones(num_nodes, dtype=bool)
+    weights = kweights if kweights.ndim == 3 else kweights[..., None]
+    weights = jnp.where(kmask[..., None], weights, 0.0)
+    weights = jnp.broadcast_to(weights, kmask.shape + (num_heads,))
+
+    theta = jnp.einsum("nmi,ni->nm", kvectors[node_graph], positions)  # (N, M)
+    in_graph = (node_graph[:, None] == jnp.arange(num_graphs)[None, :]) & node_mask[:, None]
+    phases = jnp.where(in_graph[:, :, None], jnp.exp(1j * theta)[:, None, :], 0.0)  # (N, G, M)
+
+    def heads(x):  # (N, C) -> (N, H, D)
+        return x.reshape(num_nodes, num_heads, width)
+
+    def complex_pairs(x):  # (N, H, D) -> (N, H, D/2)
+        return x[..., 0::2] + 1j * x[..., 1::2]
+
+    qc, kc = complex_pairs(heads(q)), complex_pairs(heads(k))
+    values = heads(jnp.where(node_mask[:, None], v, 0.0))
+    pairs = jnp.conj(kc)[..., :, None] * values[..., None, :]  # (N, H, D/2, D)
+    structure = jnp.einsum("ngm,nhpd->gmhpd", jnp.conj(phases), pairs)  # (G, M, H, D/2, D)
+    structure = structure * weights[..., None, None]
+    readout = jnp.einsum("ngm,gmhpd->nhpd", phases, structure)  # (N, H, D/2, D)
+    u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
+    return jnp.where(node_mask[:, None], u, 0.0)
+
+
+def fixed_kweights(
+    kset: KSet, kvectors: jnp.ndarray, measure: jnp.ndarray, weighting: str, sigma: float = 5.0
+) -> jnp.ndarray:
+    """Per-k weights of the fixed weightings, (G, M), 0 on masked slots.
+
+    - ``ones``: 1 per lattice vector (the reference; no ``1/V``), times the envelope. Lattice-only.
+    - ``ewald``: ``4 pi exp(-k^2 sigma^2 / 2) / k^2`` times the measure (``1/V`` on a lattice, the
+      quadrature weight for open boundaries) times the envelope.
+
+    The seed k-set (``kset.smooth`` False) carries no envelope.
+    """
+    if weighting not in ("ones", "ewald"):
+        raise ValueError(f"fixed weighting must be 'ones' or 'ewald', got {weighting!r}")
+    if weighting == "ones" and kset.has_open:
+        raise ValueError(
+            "weighting 'ones' is lattice-only but the k-set holds open-boundary graphs (a "
+            "quadrature needs its measure); use 'ewald' or 'learned'"
+        )
+    k_sq = jnp.sum(kvectors * kvectors, axis=-1)
+    k_sq = jnp.where(kset.mask, k_sq, 1.0)  # masked slots sit at k = 0: keep 1/k^2 finite
+    envelope = smooth_envelope(jnp.sqrt(k_sq), kset.k_cut, kset.envelope_width)
+    envelope = envelope if kset.smooth else jnp.ones_like(envelope)
+    if weighting == "ones":
+        weights = envelope
+    else:
+        weights = 4.0 * jnp.pi * jnp.exp(-0.5 * sigma**2 * k_sq) / k_sq * measure * envelope
+    return jnp.where(kset.mask, weights, 0.0)
+
+
+class LearnedKWeights(nn.Module):
+    """Per-head positive radial function of |k|, times the envelope and the measure: (G, M, H).
+
+    ``f_h(x) = softplus(sum_b c_hb exp(-((x - mu_b) / s)^2) + b_h)`` with ``x = |k| / k_cut``,
+    initialised to ``f = 1``; Gaussians centred on ``[0, 1]``.
+    """
+
+    num_heads: int
+    num_basis: int = 8
+
+    @nn.compact
+    def __call__(self, kset: KSet, kvectors: jnp.ndarray, measure: jnp.ndarray) -> jnp.ndarray:
+        k_norm = jnp.sqrt(jnp.where(kset.mask, jnp.sum(kvectors**2, axis=-1), 1.0))
+        x = k_norm / kset.k_cut
+        centres = jnp.linspace(0.0, 1.0, self.num_basis)
+        basis = jnp.exp(-(((x[..., None] - centres) * (self.num_basis - 1)) ** 2))
+        coeffs = self.param("coeffs", nn.initializers.zeros, (self.num_basis, self.num_heads))
+        bias = self.param(
+            "bias", nn.initializers.constant(jnp.log(jnp.expm1(1.0))), (self.num_heads,)
+        )
+        radial = jax.nn.softplus(basis @ coeffs.astype(x.dtype) + bias.astype(x.dtype))
+        envelope = smooth_envelope(k_norm, kset.k_cut, kset.envelope_width)
+        envelope = envelope if kset.smooth else jnp.ones_like(envelope)
+        weights = radial * (envelope * measure)[..., None]
+        return jnp.where(kset.mask[..., None], weights, 0.0)
+
+
+class RSABlock(nn.Module):
+    """RSA of one interaction layer: input scalars (N, C_in) -> u (N, C) (RSA.md steps 1-5).
+
+    ``s = W_lin x`` (e3nn Linear to ``C x 0e``), ``q, k, v = split(W_qkv s)`` (no bias),
+    ``q <- SiLU(q) / sqrt(C)``, ``k <- SiLU(k)``, then :func:`reciprocal_space_attention` with the
+    chosen per-k weights. ``cell`` must be the cell the caller strains with the positions.
+    """
+
+    channels: int
+    num_heads: int = 1
+    weighting: Weighting = "ewald"
+    sigma: float = 5.0  # A, Gaussian width of the 'ewald' weighting
+    num_basis: int = 8  # radial basis of the 'learned' weighting
+
+    @nn.compact
+    def __call__(
+        self,
+        scalars: e3nn.IrrepsArray | jnp.ndarray,
+        positions: jnp.ndarray,
+        cell: jnp.ndarray,
+        kset: KSet,
+        node_graph: jnp.ndarray,
+        node_mask: jnp.ndarray,
+    ) -> jnp.ndarray:
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if not isinstance(scalars, e3nn.IrrepsArray):
+            scalars = e3nn.IrrepsArray(f"{scalars.shape[-1]}x0e", scalars)
+        s = e3nn.flax.Linear(f"{self.channels}x0e", name="W_lin")(scalars.filter(keep="0e")).array
+        qkv = nn.Dense(3 * self.channels, use_bias=False, name="W_qkv", param_dtype=s.dtype)(s)
+        q, k, v = jnp.split(qkv, 3, axis=-1)
+        q = jax.nn.silu(q) / jnp.sqrt(self.channels)
+        k = jax.nn.silu(k)
+        kvectors, measure = kspace_geometry(kset, cell)
+        if self.weighting == "learned":
+            weights = LearnedKWeights(self.num_heads, self.num_basis, name="k_weights")(
+                kset, kvectors, measure
+            )
+        else:
+            weights = fixed_kweights(kset, kvectors, measure, self.weighting, self.sigma)
+        return reciprocal_space_attention(
+            q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
+            node_mask=node_mask, num_heads=self.num_heads,
+        )  # fmt: skip

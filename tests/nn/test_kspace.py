@@ -1,0 +1,174 @@
+"""k-space construction: reciprocal vectors, integer sets, envelope, seed set, quadrature."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
+
+from rsajax.graph import Graph
+from rsajax.nn.kspace import (
+    SEED_K_CUT,
+    batched_integer_kset,
+    build_kset,
+    build_seed_kset,
+    integer_kset,
+    kset_covers,
+    kspace_geometry,
+    open_quadrature,
+    reciprocal_vectors,
+    seed_kset,
+    smooth_envelope,
+)
+
+TRICLINIC = np.array([[9.0, 0.0, 0.0], [2.5, 10.0, 0.0], [-1.5, 1.8, 11.0]])
+
+
+def make_graph(structures, pad_graph=True):
+    """A node-only Graph (no edges needed here) from [(positions, cell, pbc), ...]."""
+    pos, node_graph, cells, pbcs = [], [], [], []
+    for g, (p, cell, pbc) in enumerate(structures):
+        pos.append(np.asarray(p, float))
+        node_graph += [g] * len(p)
+        cells.append(np.asarray(cell, float))
+        pbcs.append(pbc)
+    n_node = [len(p) for p in pos]
+    if pad_graph:  # the data layer's padding graph: one node, a huge cell, no edges
+        pos.append(np.zeros((1, 3)))
+        node_graph.append(len(structures))
+        cells.append(np.eye(3) * 1000.0)
+        pbcs.append([False] * 3)
+        n_node.append(1)
+    num_graphs = len(cells)
+    node_mask = np.arange(len(node_graph)) < sum(len(p) for p, _, _ in structures)
+    return Graph(
+        species=np.where(node_mask, 8, 0).astype(np.int32),
+        positions=np.concatenate(pos),
+        cell=np.stack(cells),
+        pbc=np.asarray(pbcs, bool),
+        senders=np.zeros(0, np.int32),
+        receivers=np.zeros(0, np.int32),
+        cell_offsets=np.zeros((0, 3), np.int32),
+        node_graph=np.asarray(node_graph, np.int32),
+        node_mask=node_mask,
+        edge_mask=np.zeros(0, bool),
+        graph_mask=np.arange(num_graphs) < len(structures),
+        n_node=np.asarray(n_node, np.int32),
+        n_edge=np.zeros(num_graphs, np.int32),
+        weight=np.ones(num_graphs),
+    )
+
+
+def test_reciprocal_vectors_are_dual_to_the_cell():
+    recip = reciprocal_vectors(jnp.asarray(TRICLINIC))
+    np.testing.assert_allclose(TRICLINIC @ np.asarray(recip).T, 2 * np.pi * np.eye(3), atol=1e-12)
+
+
+def test_integer_kset_is_complete_closed_and_sorted():
+    k_cut, margin = 1.3, 0.1
+    n, mask = integer_kset(TRICLINIC, k_cut, margin, m_max=400)
+    chosen = n[mask]
+    recip = 2 * np.pi * np.linalg.inv(TRICLINIC).T
+    # brute force over a box much larger than the exact bound
+    brute = np.array(list(itertools.product(range(-8, 9), repeat=3)))
+    norms = np.linalg.norm(brute @ recip, axis=1)
+    expected = {tuple(x) for x in brute[(norms <= k_cut * (1 + margin)) & (norms > 0)]}
+    assert {tuple(x) for x in chosen} == expected
+    assert {tuple(-x) for x in chosen} == expected  # closed under n -> -n
+    k_norm = np.linalg.norm(chosen @ recip, axis=1)
+    assert np.all(np.diff(k_norm) >= -1e-12)
+    assert not mask[len(chosen) :].any() and np.all(n[len(chosen) :] == 0)
+
+
+def test_integer_kset_errors_are_clear():
+    with pytest.raises(ValueError, match="selects no reciprocal"):
+        integer_kset(np.eye(3) * 5.0, k_cut=0.5, margin=0.0, name="tiny box")
+    with pytest.raises(ValueError, match="m_max=3"):
+        integer_kset(np.eye(3) * 20.0, k_cut=1.0, m_max=3)
+    with pytest.raises(ValueError, match="singular"):
+        integer_kset(np.diag([10.0, 10.0, 0.0]), k_cut=1.0)
+
+
+def test_batched_kset_masks_inactive_graphs():
+    cells = np.stack([np.eye(3) * 12.0, TRICLINIC, np.eye(3) * 1000.0])
+    n, mask = batched_integer_kset(cells, 1.0, 0.1, active=[True, True, False])
+    single, single_mask = integer_kset(TRICLINIC, 1.0, 0.1)
+    assert n.shape[1] == max(integer_kset(cells[0], 1.0, 0.1)[1].sum(), single_mask.sum())
+    np.testing.assert_array_equal(n[1, : single_mask.sum()], single)
+    assert not mask[2].any()
+
+
+def test_envelope_is_c2_and_reaches_zero():
+    k_cut, width = 1.0, 0.2
+    env = lambda k: smooth_envelope(k, k_cut, width)  # noqa: E731
+    d1, d2 = jax.grad(env), jax.grad(jax.grad(env))
+    for edge in (k_cut * (1 - width), k_cut):
+        for side in (-1e-9, 1e-9):  # C^2: both derivatives vanish linearly at the edges
+            assert abs(d1(edge + side)) < 1e-5 and abs(d2(edge + side)) < 1e-4
+    assert env(0.5) == 1.0 and env(k_cut) == 0.0 and env(1.5) == 0.0
+    assert 0.0 < env(0.9) < 1.0
+
+
+def test_kset_covers_tracks_strain():
+    cell = np.eye(3) * 15.0
+    n, mask = integer_kset(cell, 1.0, margin=0.05)
+    assert kset_covers(cell * 1.03, n, mask, 1.0)  # a larger box brings vectors inward
+    assert not kset_covers(cell * 1.2, n, mask, 1.0)  # beyond the margin: rebuild
+
+
+def test_seed_kset_reproduces_the_reference_order():
+    n, mask = seed_kset(np.eye(3) * 20.0)
+    # C-order enumeration from n_x = -2; (-2,0,0) sits exactly on |k| = 2 pi/10 and the
+    # reference's float64 |k|^2 lands just above the cutoff, so it is excluded.
+    expected = [(-1, -1, -1), (-1, -1, 0), (-1, -1, 1), (-1, 0, -1), (-1, 0, 0), (-1, 0, 1)]
+    assert [tuple(x) for x in n] == expected and mask.all()
+    n, mask = seed_kset(np.diag([15.0, 8.0, 8.0]))  # only n = (+-1, 0, 0) are admissible
+    assert [tuple(x) for x in n[mask]] == [(-1, 0, 0), (1, 0, 0)] and mask.sum() == 2
+    with pytest.raises(ValueError, match="orthorhombic"):
+        seed_kset(TRICLINIC)
+    with pytest.raises(ValueError, match="empty"):
+        seed_kset(np.eye(3) * 9.0)
+
+
+def test_build_kset_for_a_graph_mixes_periodic_and_open():
+    rng = np.random.default_rng(0)
+    graph = make_graph(
+        [
+            (rng.uniform(0, 12, (5, 3)), np.eye(3) * 12.0, [True] * 3),
+            (rng.uniform(0, 5, (4, 3)), np.zeros((3, 3)), [False] * 3),
+        ]
+    )
+    kset = build_kset(graph, k_cut=1.0, num_radial=8, lebedev_degree=11)
+    assert kset.has_open and kset.periodic.tolist() == [True, False, False]
+    assert not kset.mask[2].any()
+    kvectors, measure = kspace_geometry(kset, jnp.asarray(graph.cell))
+    assert np.all(np.isfinite(kvectors)) and np.all(np.isfinite(measure))
+    np.testing.assert_allclose(measure[0][kset.mask[0]], 1 / 12.0**3)
+    with pytest.raises(ValueError, match="lattice-only"):
+        build_kset(graph, k_cut=1.0, lattice_only=True)
+    with pytest.raises(ValueError, match="lattice-only"):
+        build_seed_kset(graph)
+    seed = build_seed_kset(make_graph([(rng.uniform(0, 20, (3, 3)), np.eye(3) * 20.0, [True] * 3)]))
+    assert seed.num_k == 6 and not seed.smooth and seed.k_cut == SEED_K_CUT
+
+
+@pytest.mark.parametrize("distance", [0.0, 3.0, 8.0, 15.0])
+def test_open_quadrature_integrates_the_fourier_kernel(distance):
+    """sum_m w_m 4pi/k^2 e^{-k^2 s^2/2} e^{i k.r} against the radial integral of its average."""
+    k_cut, sigma = 1.2, 1.5
+    nodes, weights = open_quadrature(k_cut, envelope_width=0.2, num_radial=16, lebedev_degree=29)
+    r = distance * np.array([0.48, -0.6, 0.64])
+    k = np.linalg.norm(nodes, axis=1)
+    env = np.asarray(smooth_envelope(jnp.asarray(k), k_cut, 0.2))
+    f = 4 * np.pi / k**2 * np.exp(-0.5 * sigma**2 * k**2) * env
+    approx = np.sum(weights * f * np.cos(nodes @ r))
+
+    def radial(kk):
+        e = float(smooth_envelope(kk, k_cut, 0.2))
+        return 4 * np.pi * np.exp(-0.5 * sigma**2 * kk**2) * e * np.sinc(kk * distance / np.pi)
+
+    exact = scipy.integrate.quad(radial, 0, k_cut, points=[k_cut * 0.8], epsabs=1e-14)[0]
+    exact *= 4 * np.pi / (2 * np.pi) ** 3
+    assert abs(approx - exact) < 1e-7 * abs(exact)
