@@ -2,10 +2,10 @@
 
 Two kinds of structure share one representation, the :class:`KSet`:
 
-- **Periodic** (and mixed/slab) graphs carry *integer* coefficients ``n`` chosen on the host. The
-  Cartesian vectors ``k = 2 pi n inv(cell)^T`` are computed from the (possibly strained) cell inside
-  the differentiated function (:func:`kspace_geometry`), so phases ``k . r = 2 pi n . s`` are exactly
-  periodic and the stress is right. Each vector carries the lattice-sum measure ``1/V``.
+- **Periodic** (and mixed/slab) graphs carry *integer* coefficients ``n`` chosen on the host.
+  The Cartesian vectors ``k = 2 pi n inv(cell)^T`` are computed from the (possibly strained) cell
+  inside the differentiated function (:func:`kspace_geometry`), so phases ``k . r = 2 pi n . s``
+  are exactly periodic and the stress is right. Each vector carries the lattice-sum measure ``1/V``.
 - **Open-boundary** graphs (``pbc`` all False) carry Cartesian quadrature nodes and weights of the
   continuous Fourier integral (:func:`open_quadrature`); ``sum_m w_m f(k_m)`` approximates
   ``(2 pi)^-3 int_{|k| <= k_cut} d^3k f(k)``, the same object the lattice sum ``(1/V) sum_n``
