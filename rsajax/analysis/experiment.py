@@ -56,7 +56,9 @@ def read_nimrod_mint01(
     q, f, err = np.asarray(rows).T
     keep = (q > 0) & (err > 0)
     return ExperimentalCurve(
-        q=q[keep], s=1.0 + f[keep] / mean_b_squared, error=err[keep] / mean_b_squared,
+        q=q[keep],
+        s=1.0 + f[keep] / mean_b_squared,
+        error=err[keep] / mean_b_squared,
         source=str(path),
     )
 

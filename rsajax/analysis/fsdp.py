@@ -67,7 +67,10 @@ def fit_fsdp(
     qw, sw = q[window], s[window]
     base = min(sw[0], sw[-1])
     p0 = [s[top] - base, q[top], half_window / 2.0, base, 0.0]
-    bounds = ([0.0, qw[0], 0.02, -np.inf, -np.inf], [np.inf, qw[-1], 2.0 * half_window, np.inf, np.inf])
+    bounds = (
+        [0.0, qw[0], 0.02, -np.inf, -np.inf],
+        [np.inf, qw[-1], 2.0 * half_window, np.inf, np.inf],
+    )
     popt, _ = curve_fit(_model, qw, sw, p0=p0, bounds=bounds, maxfev=20000)
     h, q0, sig, a, _ = popt
     return PeakFit(

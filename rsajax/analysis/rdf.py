@@ -64,7 +64,9 @@ class RDF:
         """(B,) mean number of b neighbours of an a atom within the upper edge of each bin."""
         dr = self.r[1] - self.r[0]
         cb = self.concentrations[np.flatnonzero(self.species == zb)[0]]
-        shell = 4.0 * np.pi * self.r**2 * dr * self.density * cb * self.pair(za, zb)
+        # exact shell volumes, the inverse of the histogram normalisation
+        vol = 4.0 / 3.0 * np.pi * ((self.r + dr / 2) ** 3 - (self.r - dr / 2) ** 3)
+        shell = vol * self.density * cb * self.pair(za, zb)
         return np.cumsum(shell)
 
     def first_minimum(self, za: int, zb: int, search: float = 1.2) -> float:
@@ -115,8 +117,13 @@ def partial_rdf(
         hist = np.bincount(key.astype(np.int64), minlength=n_s * n_s * n_bins)
         g += hist.reshape(n_s, n_s, n_bins) * vol / np.outer(n_a, n_a)[..., None] / shell_vol
         dens.append(len(pos) / vol)
-    return RDF(r=r, g=g / len(positions), species=kinds, density=float(np.mean(dens)),
-               concentrations=n_a / n_a.sum())
+    return RDF(
+        r=r,
+        g=g / len(positions),
+        species=kinds,
+        density=float(np.mean(dens)),
+        concentrations=n_a / n_a.sum(),
+    )
 
 
 def smooth_partial_rdf(

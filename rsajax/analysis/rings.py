@@ -25,8 +25,12 @@ Vertex = tuple[int, int, int, int]  # (atom, image_a, image_b, image_c)
 
 
 def silica_bonds(
-    positions: np.ndarray, cell: np.ndarray, species: np.ndarray, cutoff: float = 2.1,
-    a: int = 14, b: int = 8,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    species: np.ndarray,
+    cutoff: float = 2.1,
+    a: int = 14,
+    b: int = 8,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Directed a-b and b-a bonds within ``cutoff``: (i, j, shifts) with both directions."""
     species = np.asarray(species)

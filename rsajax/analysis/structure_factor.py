@@ -119,8 +119,11 @@ def shell_sums(
     # padded vectors go to an extra shell that is dropped
     sh = jnp.concatenate([jnp.asarray(shell), jnp.full((pad,), n_shells, jnp.asarray(shell).dtype)])
     return _shell_sums(
-        jnp.asarray(positions), jnp.asarray(onehot), q.reshape(n_chunks, chunk, 3),
-        sh.reshape(n_chunks, chunk), n_shells,
+        jnp.asarray(positions),
+        jnp.asarray(onehot),
+        q.reshape(n_chunks, chunk, 3),
+        sh.reshape(n_chunks, chunk),
+        n_shells,
     )
 
 
@@ -220,8 +223,12 @@ def structure_factor(
     grid = reciprocal_grid(cell, q_max, shell_width, max_per_shell, seed)
     kinds, onehot = species_onehot(species)
     sums = shell_sums(
-        jnp.asarray(positions), jnp.asarray(onehot), jnp.asarray(grid.vectors),
-        jnp.asarray(grid.shell), grid.n_shells, chunk,
+        jnp.asarray(positions),
+        jnp.asarray(onehot),
+        jnp.asarray(grid.vectors),
+        jnp.asarray(grid.shell),
+        grid.n_shells,
+        chunk,
     )
     return finish(np.asarray(sums), grid, onehot, n_frames=positions.shape[0], kinds=kinds)
 
@@ -231,8 +238,9 @@ def finish(
 ) -> StructureFactor:
     """Turn :func:`shell_sums` output into shell-averaged Faber-Ziman partials."""
     counts = np.bincount(grid.shell, minlength=grid.n_shells)
-    qsum = np.bincount(grid.shell, weights=np.linalg.norm(grid.vectors, axis=1),
-                       minlength=grid.n_shells)
+    qsum = np.bincount(
+        grid.shell, weights=np.linalg.norm(grid.vectors, axis=1), minlength=grid.n_shells
+    )
     filled = counts > 0
     n_a = onehot.sum(axis=0)
     conc = n_a / n_a.sum()
