@@ -1,0 +1,195 @@
+"""Structures -> padded :class:`~rsajax.graph.Graph` batches (host side, numpy)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from rsajax.data.labels import get_labels
+from rsajax.data.neighbors import neighbor_list
+from rsajax.graph import PADDING_LENGTH, Graph
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphRecord:
+    """One structure with its neighbour list, ready to batch. Arrays are numpy.
+
+    Shapes: numbers (n,), positions (n, 3), cell (3, 3), pbc (3,), senders/receivers (e,),
+    cell_offsets (e, 3); labels as in :func:`rsajax.data.labels.get_labels` or None.
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    senders: np.ndarray
+    receivers: np.ndarray
+    cell_offsets: np.ndarray
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    dipole: np.ndarray | None = None
+    weight: float = 1.0
+    source: str = ""
+
+    @property
+    def n_node(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def n_edge(self) -> int:
+        return len(self.senders)
+
+
+@dataclasses.dataclass(frozen=True)
+class Caps:
+    """Static padded sizes of a batch: node, edge and graph slots (padding included)."""
+
+    n_node: int
+    n_edge: int
+    n_graph: int
+
+    def fits(self, n_node: int, n_edge: int, n_graph: int) -> bool:
+        """Whether real counts fit, keeping one padding node and one padding graph."""
+        return n_node < self.n_node and n_edge <= self.n_edge and n_graph < self.n_graph
+
+
+def atoms_to_record(atoms: Atoms, cutoff: float) -> GraphRecord:
+    """Neighbour list and labels of one structure."""
+    senders, receivers, offsets = neighbor_list(atoms, cutoff)
+    labels = get_labels(atoms)
+    cell = np.asarray(atoms.cell.array, dtype=np.float64)
+    return GraphRecord(
+        numbers=np.asarray(atoms.numbers, dtype=np.int32),
+        positions=np.asarray(atoms.positions, dtype=np.float64),
+        cell=cell,
+        pbc=np.asarray(atoms.pbc, dtype=bool),
+        senders=senders,
+        receivers=receivers,
+        cell_offsets=offsets,
+        energy=None if labels["energy"] is None else float(labels["energy"]),
+        forces=labels["forces"],
+        stress=labels["stress"],
+        dipole=labels["dipole"],
+        weight=float(atoms.info.get("config_weight", 1.0)),
+        source=str(atoms.info.get("rsajax_source", "")),
+    )
+
+
+def collate(
+    records: Sequence[GraphRecord], caps: Caps | None = None, dtype=np.float64
+) -> Graph:
+    """Concatenate records into one padded Graph.
+
+    With ``caps=None`` the batch is padded minimally (one padding node, one padding edge, one
+    padding graph). Padding follows the contract in :mod:`rsajax.graph`.
+    """
+    if not records:
+        raise ValueError("cannot collate an empty list of structures")
+    n_node = sum(r.n_node for r in records)
+    n_edge = sum(r.n_edge for r in records)
+    n_graph = len(records)
+    if caps is None:
+        caps = Caps(n_node + 1, n_edge + 1, n_graph + 1)
+    if not caps.fits(n_node, n_edge, n_graph):
+        raise ValueError(
+            f"batch of {n_graph} graphs, {n_node} nodes, {n_edge} edges does not fit {caps} "
+            "(one padding node and one padding graph are always kept)"
+        )
+    N, E, G = caps.n_node, caps.n_edge, caps.n_graph
+    pad_node, pad_graph = n_node, G - 1
+
+    species = np.zeros(N, np.int32)
+    positions = np.zeros((N, 3), dtype)
+    node_graph = np.full(N, pad_graph, np.int32)
+    cell = np.zeros((G, 3, 3), dtype)
+    cell[pad_graph] = np.eye(3) * PADDING_LENGTH
+    pbc = np.zeros((G, 3), bool)
+    senders = np.full(E, pad_node, np.int32)
+    receivers = np.full(E, pad_node, np.int32)
+    offsets = np.zeros((E, 3), np.int32)
+    offsets[n_edge:, 0] = 1  # padded edges: a padding-cell lattice vector, never zero length
+    counts_node = np.zeros(G, np.int32)
+    counts_edge = np.zeros(G, np.int32)
+    weight = np.zeros(G, dtype)
+    energy = np.zeros(G, dtype)
+    forces = np.zeros((N, 3), dtype)
+    stress = np.zeros((G, 3, 3), dtype)
+    dipole = np.zeros((G, 3), dtype)
+    has = {name: np.zeros(G, bool) for name in ("energy", "forces", "stress", "dipole")}
+
+    node_start = edge_start = 0
+    for g, r in enumerate(records):
+        nodes = slice(node_start, node_start + r.n_node)
+        edges = slice(edge_start, edge_start + r.n_edge)
+        species[nodes] = r.numbers
+        positions[nodes] = r.positions
+        node_graph[nodes] = g
+        cell[g] = r.cell
+        pbc[g] = r.pbc
+        senders[edges] = r.senders + node_start
+        receivers[edges] = r.receivers + node_start
+        offsets[edges] = r.cell_offsets
+        counts_node[g], counts_edge[g] = r.n_node, r.n_edge
+        weight[g] = r.weight
+        if r.energy is not None:
+            energy[g], has["energy"][g] = r.energy, True
+        if r.forces is not None:
+            forces[nodes], has["forces"][g] = r.forces, True
+        if r.stress is not None:
+            stress[g], has["stress"][g] = r.stress, True
+        if r.dipole is not None:
+            dipole[g], has["dipole"][g] = r.dipole, True
+        node_start += r.n_node
+        edge_start += r.n_edge
+
+    return Graph(
+        species=species,
+        positions=positions,
+        cell=cell,
+        pbc=pbc,
+        senders=senders,
+        receivers=receivers,
+        cell_offsets=offsets,
+        node_graph=node_graph,
+        node_mask=np.arange(N) < n_node,
+        edge_mask=np.arange(E) < n_edge,
+        graph_mask=np.arange(G) < n_graph,
+        n_node=counts_node,
+        n_edge=counts_edge,
+        weight=weight,
+        energy=energy,
+        forces=forces,
+        stress=stress,
+        dipole=dipole,
+        has_energy=has["energy"],
+        has_forces=has["forces"],
+        has_stress=has["stress"],
+        has_dipole=has["dipole"],
+    )
+
+
+def atoms_to_graph(
+    atoms: Atoms | Sequence[Atoms],
+    cutoff: float,
+    caps: Caps | None = None,
+    dtype=np.float64,
+) -> Graph:
+    """One padded Graph from one structure or a list of them (see :func:`collate`)."""
+    structures = [atoms] if isinstance(atoms, Atoms) else list(atoms)
+    return collate([atoms_to_record(a, cutoff) for a in structures], caps=caps, dtype=dtype)
+
+
+def graph_to_atoms(graph: Graph, index: int = 0) -> Atoms:
+    """The real structure in graph slot ``index`` as ASE Atoms (positions, cell, pbc only)."""
+    node_graph = np.asarray(graph.node_graph)
+    nodes = (node_graph == index) & np.asarray(graph.node_mask)
+    return Atoms(
+        numbers=np.asarray(graph.species)[nodes],
+        positions=np.asarray(graph.positions)[nodes],
+        cell=np.asarray(graph.cell)[index],
+        pbc=np.asarray(graph.pbc)[index],
+    )
