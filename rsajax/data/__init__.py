@@ -39,3 +39,7 @@ __all__ = [
     "validate_atoms",
     "validate_structures",
 ]
+
+from rsajax.data.synthetic import random_silica_box, silica_box_length  # noqa: E402
+
+__all__ += ["random_silica_box", "silica_box_length"]

@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh clone:
+#   make demo   -- virtual environment, install, run the pipeline on the embedded silica data
+#   make test   -- virtual environment, install with test and parity extras, lint, run the tests
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: demo test test-slow lint bench clean
+
+$(VENV)/.created:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rsajax needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.base: $(VENV)/.created pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# torch==2.13.0 (CPU) is pinned in the [torch] extra: parity tests against mace-torch run too.
+$(VENV)/.test: $(VENV)/.base
+	$(PY) -m pip install --quiet -e ".[test,torch]"
+	touch $@
+
+demo: $(VENV)/.base
+	$(VENV)/bin/rsajax demo
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check rsajax tests benchmarks
+
+test: lint
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.test
+	$(PY) -m pytest -n 2 --dist loadfile -m slow
+
+bench: $(VENV)/.base
+	for script in benchmarks/*.py; do $(PY) $$script --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,56 @@
+"""The ``rsajax`` command line: one subcommand per job, each in its own module.
+
+A subcommand module provides ``add_parser(subparsers)`` and ``run(args) -> int``. Modules are
+imported only when present, so ``rsajax --help`` stays fast and lists what this install has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: (subcommand, module) in the order ``--help`` lists them.
+SUBCOMMANDS = (
+    ("demo", "rsajax.demo"),
+    ("info", "rsajax.data.summary"),
+    ("teach", "rsajax.teachers.cli"),
+    ("train", "rsajax.train.cli"),
+    ("md", "rsajax.md.cli"),
+    ("analyze", "rsajax.analysis.cli"),
+    ("convert", "rsajax.convert.cli"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rsajax",
+        description="Reciprocal-space attention and MACE interatomic potentials in JAX.",
+    )
+    from rsajax import __version__
+
+    parser.add_argument("--version", action="version", version=f"rsajax {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                continue  # this part of rsajax is not built yet
+            raise
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 1
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
