@@ -1,0 +1,1 @@
+"""Checkpoint conversion: mace-torch -> rsajax (needs the [torch] extra; torch imported lazily)."""

@@ -1,0 +1,5 @@
+"""Pure model code (no I/O): radial basis, MACE blocks, assembled models."""
+
+from rsajax.nn.model import MACE, MACEConfig, init_model, load_model, save_model
+
+__all__ = ["MACE", "MACEConfig", "init_model", "load_model", "save_model"]

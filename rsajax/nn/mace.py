@@ -1,0 +1,354 @@
+"""MACE building blocks on per-degree feature blocks.
+
+Equivariant features are stored as ``{l: (N, C, 2l+1)}`` dictionaries (one block per degree,
+natural parity only: 0e, 1o, 2e, 3o, ...). This layout makes every linear a plain matmul and the
+tensor products small dense contractions, and it matches mace-torch's ``reshape_irreps`` layout
+(channel-major, then m) so weights copy over without permutation.
+
+Normalisations follow e3nn (torch) defaults used by mace-torch: linears divide by sqrt(fan_in),
+species-indexed linears (``FullyConnectedTensorProduct(x, one_hot(z))``) by sqrt(fan_in *
+num_elements), tensor-product paths carry sqrt(2 l_out + 1) with unit-Frobenius Wigner 3j symbols.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+
+import e3nn_jax as e3nn
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rsajax.nn.radial import RadialMLP, normalized_silu
+
+Features = dict[int, jax.Array]
+
+
+def parse_hidden_irreps(hidden_irreps: str) -> tuple[int, tuple[int, ...]]:
+    """``"8x0e+8x1o"`` -> (8, (0, 1)); requires natural parity and one channel count."""
+    irreps = e3nn.Irreps(hidden_irreps).simplify()
+    channels = {mul for mul, _ in irreps}
+    ls = tuple(ir.l for _, ir in irreps)
+    if len(channels) != 1 or len(set(ls)) != len(ls):
+        raise ValueError(f"hidden_irreps {hidden_irreps!r}: need one multiplicity per degree")
+    if ls != tuple(range(len(ls))):
+        raise ValueError(f"hidden_irreps {hidden_irreps!r}: degrees must be 0, 1, ... without gaps")
+    for _, ir in irreps:
+        if ir.p != (-1) ** ir.l:
+            raise ValueError(f"hidden_irreps {hidden_irreps!r}: only natural parity is supported")
+    return channels.pop(), ls
+
+
+@functools.lru_cache(maxsize=None)
+def wigner_3j(l1: int, l2: int, l3: int) -> np.ndarray:
+    """(2l1+1, 2l2+1, 2l3+1) unit-Frobenius coupling; equals e3nn (torch) for even l1+l2+l3."""
+    return np.asarray(e3nn.clebsch_gordan(l1, l2, l3))
+
+
+def conv_paths(ls_in: Sequence[int], max_ell: int) -> tuple[tuple[int, int, int], ...]:
+    """Tensor-product paths (l_node, l_sh, l_out) in mace-torch's order.
+
+    mace-torch enumerates node irreps, then spherical-harmonic degrees, then output degrees, keeps
+    natural-parity outputs up to ``max_ell`` and stable-sorts by output degree.
+    """
+    paths = []
+    for l1 in ls_in:
+        for l2 in range(max_ell + 1):
+            for l3 in range(abs(l1 - l2), min(l1 + l2, max_ell) + 1):
+                if (l1 + l2 + l3) % 2 == 0:
+                    paths.append((l1, l2, l3))
+    return tuple(sorted(paths, key=lambda p: p[2]))
+
+
+def spherical_harmonics(vectors: jax.Array, max_ell: int) -> Features:
+    """Component-normalised real spherical harmonics of unit(vectors): {l: (E, 2l+1)}."""
+    irreps = e3nn.Irreps.spherical_harmonics(max_ell)
+    sh = e3nn.spherical_harmonics(irreps, vectors, normalize=True, normalization="component")
+    return {l: sh.array[:, l * l : (l + 1) * (l + 1)] for l in range(max_ell + 1)}
+
+
+class IrrepsLinear(nn.Module):
+    """e3nn ``o3.Linear`` between per-degree blocks: ``x_l @ W_l / sqrt(C_in)`` per degree."""
+
+    ls: Sequence[int]
+    features: int
+    param_dtype: jnp.dtype = jnp.float64
+
+    @nn.compact
+    def __call__(self, x: Features) -> Features:
+        """{l: (N, C_in, 2l+1)} -> {l: (N, features, 2l+1)} for l in ``ls``."""
+        out = {}
+        for l in self.ls:
+            c_in = x[l].shape[1]
+            w = self.param(f"w{l}", nn.initializers.normal(1.0), (c_in, self.features),
+                           self.param_dtype).astype(x[l].dtype)
+            out[l] = jnp.einsum("ncm,cd->ndm", x[l], w) / np.sqrt(c_in)
+        return out
+
+
+class SpeciesLinear(nn.Module):
+    """Linear whose weights depend on the element: mace's skip ``FullyConnectedTensorProduct``
+    with the one-hot species, ``x_l @ W_l[z] / sqrt(C_in * num_elements)``."""
+
+    ls: Sequence[int]
+    features: int
+    num_elements: int
+    param_dtype: jnp.dtype = jnp.float64
+
+    @nn.compact
+    def __call__(self, x: Features, one_hot: jax.Array) -> Features:
+        """{l: (N, C_in, 2l+1)}, (N, num_elements) -> {l: (N, features, 2l+1)}."""
+        out = {}
+        for l in self.ls:
+            n, c_in, m = x[l].shape
+            w = self.param(f"w{l}", nn.initializers.normal(1.0),
+                           (c_in, self.num_elements, self.features), self.param_dtype)
+            # (N, m, E*C_in) @ (E*C_in, D): one dense matmul instead of a per-node weight gather.
+            xz = jnp.einsum("ncm,ne->nmec", x[l], one_hot).reshape(n, m, -1)
+            wz = jnp.transpose(w, (1, 0, 2)).reshape(-1, self.features).astype(x[l].dtype)
+            y = (xz @ wz) / np.sqrt(c_in * self.num_elements)
+            out[l] = jnp.transpose(y, (0, 2, 1))
+        return out
+
+
+class Interaction(nn.Module):
+    """mace-torch ``RealAgnostic[Residual]InteractionBlock``.
+
+    Attributes:
+        ls_in: degrees of the incoming node features.
+        ls_skip: degrees the residual skip produces (the product's output degrees).
+        channels: C.
+        max_ell: spherical-harmonic degree, also the message's highest degree.
+        residual: residual block (skip from the input) or non-residual (species-mixed message).
+    """
+
+    ls_in: Sequence[int]
+    ls_skip: Sequence[int]
+    channels: int
+    max_ell: int
+    num_elements: int
+    radial_mlp: Sequence[int]
+    avg_num_neighbors: float
+    residual: bool
+    silu_norm: float
+    apply_cutoff: bool = True
+    param_dtype: jnp.dtype = jnp.float64
+
+    @nn.compact
+    def __call__(self, h: Features, one_hot: jax.Array, sh: Features, edge_feats: jax.Array,
+                 cutoff: jax.Array, senders: jax.Array,
+                 receivers: jax.Array) -> tuple[Features, Features | None]:
+        """Message to every node and the residual skip.
+
+        Args:
+            h: {l: (N, C, 2l+1)} node features. one_hot: (N, num_elements).
+            sh: {l: (E, 2l+1)}. edge_feats: (E, num_bessel), zero on padded edges.
+            cutoff: (E,) envelope, zero on padded edges.
+        Returns:
+            ({l: (N, C, 2l+1)} for l <= max_ell, skip {l: (N, C, 2l+1)} or None).
+        """
+        dt = self.param_dtype
+        sc = None
+        if self.residual:
+            ls = [l for l in self.ls_skip if l in self.ls_in]
+            sc = SpeciesLinear(ls, self.channels, self.num_elements, dt, name="skip_tp")(h, one_hot)
+            num_nodes, dtype = one_hot.shape[0], h[0].dtype
+            # Degrees absent from the input have no path in mace's skip product: zero skip.
+            sc = {l: sc.get(l, jnp.zeros((num_nodes, self.channels, 2 * l + 1), dtype))
+                  for l in self.ls_skip}
+        h = IrrepsLinear(self.ls_in, self.channels, dt, name="linear_up")(h)
+        paths = conv_paths(self.ls_in, self.max_ell)
+        weights = RadialMLP((*self.radial_mlp, len(paths) * self.channels), self.silu_norm, dt,
+                            name="conv_tp_weights")(edge_feats)
+        if not self.apply_cutoff:
+            weights = weights * cutoff[:, None]
+        weights = weights.reshape(weights.shape[0], len(paths), self.channels)
+        h_src = {l: h[l][senders] for l in self.ls_in}
+        num_nodes = one_hot.shape[0]
+        per_degree: dict[int, list[jax.Array]] = {l: [] for l in range(self.max_ell + 1)}
+        for p, (l1, l2, l3) in enumerate(paths):
+            cg = jnp.asarray(wigner_3j(l1, l2, l3) * np.sqrt(2 * l3 + 1), h_src[l1].dtype)
+            coupling = jnp.einsum("ek,mkn->emn", sh[l2], cg)  # (E, 2l1+1, 2l3+1)
+            mji = jnp.einsum("ecm,emn->ecn", h_src[l1] * weights[:, p, :, None], coupling)
+            per_degree[l3].append(jax.ops.segment_sum(mji, receivers, num_segments=num_nodes))
+        message = {l: jnp.concatenate(blocks, axis=1) for l, blocks in per_degree.items()}
+        ls_out = tuple(range(self.max_ell + 1))
+        message = IrrepsLinear(ls_out, self.channels, dt, name="linear")(message)
+        message = {l: m / self.avg_num_neighbors for l, m in message.items()}
+        if not self.residual:
+            message = SpeciesLinear(ls_out, self.channels, self.num_elements, dt,
+                                    name="skip_tp")(message, one_hot)
+        return message, sc
+
+
+def symmetric_monomials(d: int, degree: int) -> np.ndarray:
+    """(J, degree) sorted index tuples i1 <= ... <= i_degree over range(d)."""
+    return np.array(list(itertools.combinations_with_replacement(range(d), degree)), dtype=np.int32)
+
+
+@functools.lru_cache(maxsize=None)
+def _monomial_of_tuple(d: int, degree: int) -> np.ndarray:
+    """(d**degree,) index of the sorted monomial for every ordered index tuple."""
+    lookup = {tuple(t): j for j, t in enumerate(symmetric_monomials(d, degree))}
+    return np.array([lookup[tuple(sorted(t))] for t in itertools.product(range(d),
+                                                                        repeat=degree)])
+
+
+def symmetrize_basis(u: jax.Array, degree: int) -> jax.Array:
+    """Fold a coupling tensor over its symmetric index classes.
+
+    Args:
+        u: (M, d, ..., d, K) with ``degree`` d-axes.
+    Returns:
+        (J, M, K) such that ``sum_{i...} u[m, i..., k] x_i... = sum_j out[j, m, k] monomial_j(x)``.
+    """
+    m, d, k = u.shape[0], u.shape[1], u.shape[-1]
+    flat = jnp.moveaxis(u.reshape(m, d**degree, k), 1, 0)
+    idx = _monomial_of_tuple(d, degree)
+    return jax.ops.segment_sum(flat, jnp.asarray(idx), num_segments=int(idx.max()) + 1)
+
+
+def monomials(x: jax.Array, degree: int) -> jax.Array:
+    """(N, C, d) -> (N, C, J) products x_i1 ... x_i_degree over sorted index tuples."""
+    idx = symmetric_monomials(x.shape[-1], degree)
+    out = x[..., idx[:, 0]]
+    for t in range(1, degree):
+        out = out * x[..., idx[:, t]]
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def fresh_coupling_basis(ls_in: Sequence[int], l_out: int, degree: int) -> np.ndarray:
+    """(2L+1, d, ..., d, K) symmetric coupling basis from e3nn-jax, for models not from torch."""
+    irreps = e3nn.Irreps("+".join(f"{l}{'e' if l % 2 == 0 else 'o'}" for l in ls_in))
+    ir = e3nn.Irrep(l_out, (-1) ** l_out)
+    basis = e3nn.reduced_symmetric_tensor_product_basis(irreps, degree, keep_ir=[ir])
+    arr = np.asarray(basis.array)
+    k = arr.shape[-1] // ir.dim
+    arr = arr.reshape(arr.shape[:-1] + (k, ir.dim))
+    return np.moveaxis(arr, -1, 0)
+
+
+class SymmetricContraction(nn.Module):
+    """mace-torch ``SymmetricContraction``: per output degree L,
+    ``B[n, c, m] = sum_nu sum_k W_nu[z_n, k, c] sum_{i...} U_nu[m, i1..i_nu, k] x[n, c, i1]..x[n, c, i_nu]``.
+
+    U_nu live in the ``constants`` collection (copied from torch or built by e3nn-jax at init).
+    Evaluation folds U_nu onto symmetric monomials and the weights of each element into it, so the
+    per-node work is one (J x M) matmul per channel; this is exact and avoids mace-torch's
+    (N, C, d, ..., d) intermediates.
+    """
+
+    ls_in: Sequence[int]
+    ls_out: Sequence[int]
+    correlation: int
+    num_elements: int
+    param_dtype: jnp.dtype = jnp.float64
+
+    def _coupling(self, l_out: int, nu: int) -> jax.Array:
+        """U_nu for output degree l_out, (2L+1, d, ..., d, K)."""
+        ls_in = tuple(self.ls_in)
+        var = self.variable("constants", f"U_{l_out}_{nu}",
+                            lambda: jnp.asarray(fresh_coupling_basis(ls_in, l_out, nu),
+                                                self.param_dtype))
+        return var.value
+
+    def _weights(self, l_out: int, nu: int, k: int, channels: int) -> jax.Array:
+        """(num_elements, K, C) weights of order nu (mace: ``weights_max`` / ``weights.i``)."""
+        return self.param(f"W_{l_out}_{nu}", nn.initializers.normal(1.0 / max(k, 1)),
+                          (self.num_elements, k, channels), self.param_dtype)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, one_hot: jax.Array) -> Features:
+        """(N, C, d), (N, E) -> {L: (N, C, 2L+1)}."""
+        channels = x.shape[1]
+        monos = [monomials(x, nu) for nu in range(1, self.correlation + 1)]
+        out = {}
+        for l_out in self.ls_out:
+            folded = []  # per nu: (E, J_nu, M, C)
+            for nu in range(1, self.correlation + 1):
+                u = self._coupling(l_out, nu).astype(x.dtype)
+                w = self._weights(l_out, nu, u.shape[-1], channels).astype(x.dtype)
+                if u.shape[-1] == 0:
+                    folded.append(None)
+                    continue
+                folded.append(jnp.einsum("jmk,ekc->ejmc", symmetrize_basis(u, nu), w))
+            terms = [(mono, f) for mono, f in zip(monos, folded, strict=True) if f is not None]
+            mono_all = jnp.concatenate([t[0] for t in terms], axis=-1)  # (N, C, J)
+            basis_all = jnp.concatenate([t[1] for t in terms], axis=1)  # (E, J, M, C)
+            res = 0.0
+            for e in range(self.num_elements):
+                res = res + one_hot[:, e, None, None] * jnp.einsum(
+                    "ncj,jmc->ncm", mono_all, basis_all[e])
+            out[l_out] = res
+        return out
+
+
+def contraction_reference(x: jax.Array, one_hot: jax.Array, us: Sequence[jax.Array],
+                          ws: Sequence[jax.Array]) -> jax.Array:
+    """mace-torch's Horner-style einsum recursion, kept as a check of :class:`SymmetricContraction`.
+
+    Args:
+        x: (N, C, d). one_hot: (N, E). us[nu-1]: (M, d, ..., d, K_nu). ws[nu-1]: (E, K_nu, C).
+    Returns:
+        (N, C, M).
+    """
+    out = None
+    for nu in range(len(us), 0, -1):
+        wn = jnp.einsum("ne,ekc->nkc", one_hot, ws[nu - 1])
+        c = jnp.einsum("m...k,nkc->ncm...", us[nu - 1], wn)
+        if out is not None:
+            c = c + out
+        out = jnp.einsum("ncm...i,nci->ncm...", c, x)
+    return out
+
+
+class ProductBasis(nn.Module):
+    """mace-torch ``EquivariantProductBasisBlock``: contraction, linear, plus the skip."""
+
+    ls_in: Sequence[int]
+    ls_out: Sequence[int]
+    channels: int
+    correlation: int
+    num_elements: int
+    param_dtype: jnp.dtype = jnp.float64
+
+    @nn.compact
+    def __call__(self, message: Features, one_hot: jax.Array, sc: Features | None) -> Features:
+        """{l: (N, C, 2l+1)} message -> {L: (N, C, 2L+1)} features of the next layer."""
+        x = jnp.concatenate([message[l] for l in self.ls_in], axis=-1)
+        h = SymmetricContraction(self.ls_in, self.ls_out, self.correlation, self.num_elements,
+                                 self.param_dtype, name="symmetric_contractions")(x, one_hot)
+        h = IrrepsLinear(self.ls_out, self.channels, self.param_dtype, name="linear")(h)
+        if sc is not None:
+            h = {l: h[l] + sc[l] for l in self.ls_out}
+        return h
+
+
+class LinearReadout(nn.Module):
+    """Scalar channels -> one energy per node, ``h0 @ w / sqrt(C)``."""
+
+    param_dtype: jnp.dtype = jnp.float64
+
+    @nn.compact
+    def __call__(self, h: Features) -> jax.Array:
+        """{0: (N, C, 1), ...} -> (N,)."""
+        return IrrepsLinear((0,), 1, self.param_dtype, name="linear")(h)[0][:, 0, 0]
+
+
+class NonLinearReadout(nn.Module):
+    """Scalars -> MLP hidden (normalised SiLU) -> one energy per node."""
+
+    mlp_features: int
+    silu_norm: float
+    param_dtype: jnp.dtype = jnp.float64
+
+    @nn.compact
+    def __call__(self, h: Features) -> jax.Array:
+        """{0: (N, C, 1), ...} -> (N,)."""
+        x = IrrepsLinear((0,), self.mlp_features, self.param_dtype, name="linear_1")(h)
+        x = {0: normalized_silu(x[0], self.silu_norm)}
+        return IrrepsLinear((0,), 1, self.param_dtype, name="linear_2")(x)[0][:, 0, 0]

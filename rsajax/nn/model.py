@@ -1,0 +1,274 @@
+"""MACE and ScaleShiftMACE assembled, with mace-torch hyperparameter names.
+
+``MACE(config).apply(variables, graph) -> (G,) energies``. ``variables`` holds two collections:
+``params`` (trainable) and ``constants`` (symmetric-contraction coupling tensors, never trained).
+Edge vectors are computed inside from ``graph.positions`` and ``graph.cell`` so autodiff gives
+forces and stress (see :mod:`rsajax.potential`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rsajax.graph import Graph, edge_vectors, safe_norm
+from rsajax.nn import mace
+from rsajax.nn.radial import bessel_basis, polynomial_cutoff, silu_constant
+
+CONFIG_FILE = "config.json"
+PARAMS_FILE = "params.msgpack"
+FORMAT_NAME = "rsajax-mace"
+FORMAT_VERSION = 1
+INTERACTIONS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock")
+
+
+@dataclasses.dataclass(frozen=True)
+class MACEConfig:
+    """Hyperparameters, named as in mace-torch. Give ``hidden_irreps`` or ``num_channels`` +
+    ``max_L``. ``model_type`` "ScaleShiftMACE" applies ``scale * E_node + shift`` to the summed
+    readouts before adding E0s; "MACE" adds readouts to E0s as they are.
+
+    ``silu_normalization`` records which SiLU constant the model was built with ("torch":
+    1.6791767923989418 as in e3nn/mace-torch; "e3nn-jax": 1.6765620560798837).
+    ``long_range`` is reserved for the RSA combination (None: short-range MACE).
+    """
+
+    r_max: float = 5.0
+    num_bessel: int = 8
+    num_polynomial_cutoff: int = 5
+    max_ell: int = 3
+    hidden_irreps: str | None = None
+    num_channels: int | None = None
+    max_L: int | None = None
+    correlation: int | tuple[int, ...] = 3
+    num_interactions: int = 2
+    MLP_irreps: str = "16x0e"
+    radial_MLP: tuple[int, ...] = (64, 64, 64)
+    avg_num_neighbors: float = 1.0
+    atomic_numbers: tuple[int, ...] = (1,)
+    atomic_energies: tuple[float, ...] = (0.0,)
+    scale: float = 1.0
+    shift: float = 0.0
+    model_type: str = "ScaleShiftMACE"
+    interaction_first: str = "RealAgnosticResidualInteractionBlock"
+    interaction: str = "RealAgnosticResidualInteractionBlock"
+    apply_cutoff: bool = True
+    silu_normalization: str = "torch"
+    dtype: str = "float64"
+    long_range: Any = None
+
+    def __post_init__(self):
+        if self.hidden_irreps is None:
+            if self.num_channels is None or self.max_L is None:
+                raise ValueError("MACEConfig needs hidden_irreps or num_channels and max_L")
+            irreps = "+".join(f"{self.num_channels}x{l}{'e' if l % 2 == 0 else 'o'}"
+                              for l in range(self.max_L + 1))
+            object.__setattr__(self, "hidden_irreps", irreps)
+        channels, ls = mace.parse_hidden_irreps(self.hidden_irreps)
+        object.__setattr__(self, "num_channels", channels)
+        object.__setattr__(self, "max_L", max(ls))
+        for name in ("correlation", "radial_MLP", "atomic_numbers", "atomic_energies"):
+            value = getattr(self, name)
+            if isinstance(value, list | np.ndarray):
+                object.__setattr__(self, name, tuple(np.asarray(value).tolist()))
+        if isinstance(self.correlation, tuple) and len(self.correlation) != self.num_interactions:
+            raise ValueError("correlation: one value per interaction expected")
+        if len(self.atomic_numbers) != len(self.atomic_energies):
+            raise ValueError("atomic_numbers and atomic_energies must have the same length")
+        if self.model_type not in ("MACE", "ScaleShiftMACE"):
+            raise ValueError(f"model_type must be MACE or ScaleShiftMACE, got {self.model_type!r}")
+        for name in (self.interaction_first, self.interaction):
+            if name not in INTERACTIONS:
+                raise ValueError(f"interaction {name!r} not supported; choose from {INTERACTIONS}")
+        if self.max_L > self.max_ell:
+            raise ValueError("hidden_irreps degree exceeds max_ell")
+        silu_constant(self.silu_normalization)
+        if self.num_interactions < 1:
+            raise ValueError("num_interactions must be >= 1")
+
+    def correlation_of(self, layer: int) -> int:
+        c = self.correlation
+        return c[layer] if isinstance(c, tuple) else c
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MACEConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown MACEConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+def species_index_table(atomic_numbers: tuple[int, ...]) -> np.ndarray:
+    """(119,) map atomic number -> element index, -1 where the model has no such element."""
+    table = np.full(119, -1, dtype=np.int32)
+    table[np.asarray(atomic_numbers, dtype=np.int64)] = np.arange(len(atomic_numbers))
+    return table
+
+
+def check_species(config: MACEConfig, species: np.ndarray) -> None:
+    """Raise ValueError naming any element (Z > 0) missing from the model's element table."""
+    from ase.data import chemical_symbols
+
+    present = set(np.unique(np.asarray(species)).tolist()) - {0}
+    missing = sorted(present - set(config.atomic_numbers))
+    if missing:
+        names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in missing)
+        known = ", ".join(chemical_symbols[z] for z in config.atomic_numbers)
+        raise ValueError(f"element(s) {names} not in the model's element table [{known}]")
+
+
+class MACE(nn.Module):
+    """MACE / ScaleShiftMACE energy model on a padded :class:`rsajax.graph.Graph`."""
+
+    config: MACEConfig
+
+    def combine(self, layer: int, h_in: mace.Features, h_out: mace.Features, graph: Graph,
+                positions: jax.Array) -> mace.Features:
+        """Hook for long-range models: may replace layer ``layer``'s output ``h_out``; it sees the
+        layer's input ``h_in`` (scalars in ``h_in[0]``, (N, C, 1)). Identity for plain MACE."""
+        if self.config.long_range is not None:
+            raise NotImplementedError("long_range combinations are provided by the RSA model")
+        return h_out
+
+    def __call__(self, graph: Graph) -> jax.Array:
+        """Per-graph energies (G,); padded nodes and the padding graph contribute zero."""
+        return jax.ops.segment_sum(self.node_energies(graph), graph.node_graph,
+                                   num_segments=graph.num_graphs)
+
+    @nn.compact
+    def node_energies(self, graph: Graph) -> jax.Array:
+        """(N,) per-atom energies including E0, zero on padded nodes."""
+        cfg = self.config
+        dt = jnp.dtype(cfg.dtype)
+        num_elements = len(cfg.atomic_numbers)
+        silu_norm = silu_constant(cfg.silu_normalization)
+        _, ls_hidden = mace.parse_hidden_irreps(cfg.hidden_irreps)
+        channels = cfg.num_channels
+
+        positions = graph.positions.astype(dt)
+        graph = graph.replace(cell=graph.cell.astype(dt))
+        index = jnp.asarray(species_index_table(cfg.atomic_numbers))[graph.species]
+        node_mask = graph.node_mask & (index >= 0)
+        one_hot = jax.nn.one_hot(jnp.where(node_mask, index, 0), num_elements, dtype=dt)
+        one_hot = one_hot * node_mask[:, None].astype(dt)
+
+        edge_mask = graph.edge_mask
+        vectors = edge_vectors(positions, graph)
+        lengths = safe_norm(vectors, edge_mask)
+        unit_fill = jnp.array([0.0, 0.0, 1.0], dt)
+        vectors = jnp.where(edge_mask[:, None], vectors, unit_fill)
+        sh = mace.spherical_harmonics(vectors, cfg.max_ell)
+        cutoff = polynomial_cutoff(lengths, cfg.r_max, cfg.num_polynomial_cutoff)
+        cutoff = jnp.where(edge_mask, cutoff, 0.0)
+        edge_feats = bessel_basis(lengths, cfg.r_max, cfg.num_bessel)
+        if cfg.apply_cutoff:
+            edge_feats = edge_feats * cutoff[:, None]
+        edge_feats = jnp.where(edge_mask[:, None], edge_feats, 0.0)
+
+        embedding = self.param("node_embedding", nn.initializers.normal(1.0),
+                               (num_elements, channels), dt)
+        h = {0: (one_hot @ embedding / np.sqrt(num_elements))[:, :, None]}
+
+        readout_energies = []
+        for t in range(cfg.num_interactions):
+            last = t == cfg.num_interactions - 1
+            ls_in = (0,) if t == 0 else ls_hidden
+            ls_out = (0,) if last else ls_hidden
+            block = cfg.interaction_first if t == 0 else cfg.interaction
+            message, sc = mace.Interaction(
+                ls_in, ls_out, channels, cfg.max_ell, num_elements, cfg.radial_MLP,
+                cfg.avg_num_neighbors, "Residual" in block, silu_norm, cfg.apply_cutoff, dt,
+                name=f"interactions_{t}",
+            )(h, one_hot, sh, edge_feats, cutoff, graph.senders, graph.receivers)
+            h_out = mace.ProductBasis(
+                tuple(range(cfg.max_ell + 1)), ls_out, channels, cfg.correlation_of(t),
+                num_elements, dt, name=f"products_{t}",
+            )(message, one_hot, sc)
+            h = self.combine(t, h, h_out, graph, positions)
+            if last and cfg.num_interactions > 1:
+                mlp = int(mace.e3nn.Irreps(cfg.MLP_irreps).simplify()[0].mul)
+                readout = mace.NonLinearReadout(mlp, silu_norm, dt, name=f"readouts_{t}")
+            else:
+                readout = mace.LinearReadout(dt, name=f"readouts_{t}")
+            readout_energies.append(readout(h))
+
+        node_inter = sum(readout_energies)
+        if cfg.model_type == "ScaleShiftMACE":
+            node_inter = cfg.scale * node_inter + cfg.shift
+        e0 = one_hot @ jnp.asarray(cfg.atomic_energies, dt)
+        return jnp.where(node_mask, e0 + node_inter, 0.0)
+
+
+def dummy_graph(config: MACEConfig) -> Graph:
+    """A two-atom open-boundary graph (plus padding) used to initialise parameters."""
+    z = config.atomic_numbers[0]
+    dt = jnp.dtype(config.dtype)
+    return Graph(
+        species=jnp.array([z, z, 0], jnp.int32),
+        positions=jnp.array([[0.0, 0.0, 0.0], [1.0, 0.5, 0.2], [0.0, 0.0, 0.0]], dt),
+        cell=jnp.stack([jnp.zeros((3, 3), dt), jnp.eye(3, dtype=dt) * 1000.0]),
+        pbc=jnp.array([[False] * 3, [True] * 3]),
+        senders=jnp.array([0, 1, 2], jnp.int32),
+        receivers=jnp.array([1, 0, 2], jnp.int32),
+        cell_offsets=jnp.array([[0, 0, 0], [0, 0, 0], [1, 0, 0]], jnp.int32),
+        node_graph=jnp.array([0, 0, 1], jnp.int32),
+        node_mask=jnp.array([True, True, False]),
+        edge_mask=jnp.array([True, True, False]),
+        graph_mask=jnp.array([True, False]),
+        n_node=jnp.array([2, 1], jnp.int32),
+        n_edge=jnp.array([2, 1], jnp.int32),
+        weight=jnp.array([1.0, 0.0], dt),
+    )
+
+
+def init_model(config: MACEConfig, seed: int = 0) -> tuple[MACE, dict]:
+    """A fresh model and its variables ``{"params", "constants"}``."""
+    model = MACE(config)
+    variables = jax.jit(model.init)(jax.random.PRNGKey(seed), dummy_graph(config))
+    return model, jax.tree_util.tree_map(np.asarray, dict(variables))
+
+
+def save_model(directory: str | Path, config: MACEConfig, variables: dict) -> Path:
+    """Write ``config.json`` and ``params.msgpack`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config.to_dict()}
+    (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    state = jax.tree_util.tree_map(np.asarray, dict(variables))
+    (directory / PARAMS_FILE).write_bytes(flax.serialization.msgpack_serialize(state))
+    return directory
+
+
+def load_model(directory: str | Path) -> tuple[MACE, dict]:
+    """Load a directory written by :func:`save_model` (or ``rsajax convert``)."""
+    directory = Path(directory)
+    config_path, params_path = directory / CONFIG_FILE, directory / PARAMS_FILE
+    if not directory.is_dir() or not config_path.is_file() or not params_path.is_file():
+        raise FileNotFoundError(f"{directory}: not an rsajax model directory (needs "
+                                f"{CONFIG_FILE} and {PARAMS_FILE}); convert mace-torch files "
+                                "with `rsajax convert model.pt OUT`")
+    try:
+        meta = json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ValueError(f"{config_path}: not an rsajax MACE config (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    if meta.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{config_path}: format version {meta.get('version')} is not supported "
+                         f"(this rsajax reads version {FORMAT_VERSION})")
+    config = MACEConfig.from_dict(meta["config"])
+    state = flax.serialization.msgpack_restore(params_path.read_bytes())
+    return MACE(config), {k: dict(v) for k, v in state.items()}

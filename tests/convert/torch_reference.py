@@ -1,0 +1,69 @@
+"""Build random mace-torch models and evaluate them on ASE structures (parity fixtures)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rsajax.convert.mace_torch import import_torch
+from rsajax.data import neighbor_list
+
+
+def make_torch_model(max_ell=2, hidden="4x0e+4x1o", correlation=2, num_interactions=2,
+                     first="RealAgnosticResidualInteractionBlock", scale_shift=True, seed=0,
+                     r_max=4.0, atomic_numbers=(8, 14)):
+    """A small random-initialised float64 mace-torch model."""
+    torch = import_torch()
+    torch.set_default_dtype(torch.float64)
+    from e3nn import o3
+    from mace import modules
+
+    torch.manual_seed(seed)
+    cfg = dict(
+        r_max=r_max, num_bessel=5, num_polynomial_cutoff=5, max_ell=max_ell,
+        interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        interaction_cls_first=modules.interaction_classes[first],
+        num_interactions=num_interactions, num_elements=len(atomic_numbers),
+        hidden_irreps=o3.Irreps(hidden), MLP_irreps=o3.Irreps("3x0e"),
+        gate=torch.nn.functional.silu, atomic_energies=np.linspace(-1.0, -2.5, len(atomic_numbers)),
+        avg_num_neighbors=7.0, atomic_numbers=list(atomic_numbers), correlation=correlation,
+        radial_MLP=[6, 6],
+    )
+    if scale_shift:
+        model = modules.ScaleShiftMACE(atomic_inter_scale=1.3, atomic_inter_shift=0.2, **cfg)
+    else:
+        model = modules.MACE(**cfg)
+    # Random weights everywhere, also where mace initialises to zero, so no path goes untested.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.numel() and p.requires_grad:
+                p.normal_(0.0, 0.5)
+    return model.double()
+
+
+def torch_outputs(model, atoms, r_max: float) -> dict[str, np.ndarray]:
+    """Energy, forces and stress (ASE sign, eV/A^3) of one structure from mace-torch."""
+    torch = import_torch()
+    senders, receivers, offsets = neighbor_list(atoms, r_max)
+    table = [int(z) for z in model.atomic_numbers]
+    index = np.array([table.index(z) for z in atoms.numbers])
+    cell = np.asarray(atoms.cell.array, dtype=np.float64)
+    offsets = np.asarray(offsets, dtype=np.float64)
+    data = {
+        "positions": torch.tensor(atoms.positions, dtype=torch.float64),
+        "edge_index": torch.tensor(np.stack([senders, receivers]), dtype=torch.int64),
+        "shifts": torch.tensor(offsets @ cell, dtype=torch.float64),
+        "unit_shifts": torch.tensor(offsets, dtype=torch.float64),
+        "cell": torch.tensor(cell, dtype=torch.float64),
+        "node_attrs": torch.nn.functional.one_hot(torch.tensor(index), len(table)).double(),
+        "batch": torch.zeros(len(atoms), dtype=torch.int64),
+        "ptr": torch.tensor([0, len(atoms)], dtype=torch.int64),
+        "head": torch.zeros(1, dtype=torch.int64),
+    }
+    periodic = bool(np.all(atoms.pbc)) and abs(np.linalg.det(cell)) > 0
+    out = model(data, compute_force=True, compute_stress=periodic)
+    stress = out["stress"][0].detach().numpy() if periodic else np.zeros((3, 3))
+    return {
+        "energy": float(out["energy"][0]),
+        "forces": out["forces"].detach().numpy(),
+        "stress": stress,
+    }
