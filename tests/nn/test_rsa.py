@@ -1,0 +1,317 @@
+"""Reciprocal-space attention: oracle, symmetries, smoothness, gradients, batching, physics."""
+
+import e3nn_jax as e3nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from pymatgen.analysis.ewald import EwaldSummation
+from pymatgen.core import Lattice, Structure
+from scipy.spatial.transform import Rotation
+
+from rsajax.graph import Graph
+from rsajax.nn.kspace import KSet, build_kset, build_seed_kset, integer_kset, kspace_geometry
+from rsajax.nn.rsa import RSABlock, fixed_kweights, reciprocal_space_attention
+from rsajax.nn.rsa_combine import make_combination
+
+TRICLINIC = np.array([[9.0, 0.0, 0.0], [2.5, 10.0, 0.0], [-1.5, 1.8, 11.0]])
+C_IN, C = 6, 8
+
+
+def make_graph(positions, cell, pbc=(True, True, True)):
+    """One structure plus the data layer's padding graph (one padded node, huge cell)."""
+    n = len(positions)
+    return Graph(
+        species=np.array([8] * n + [0], np.int32),
+        positions=np.concatenate([np.asarray(positions, float), np.zeros((1, 3))]),
+        cell=np.stack([np.asarray(cell, float), np.eye(3) * 1000.0]),
+        pbc=np.array([pbc, [False] * 3], bool),
+        senders=np.zeros(0, np.int32),
+        receivers=np.zeros(0, np.int32),
+        cell_offsets=np.zeros((0, 3), np.int32),
+        node_graph=np.array([0] * n + [1], np.int32),
+        node_mask=np.arange(n + 1) < n,
+        edge_mask=np.zeros(0, bool),
+        graph_mask=np.array([True, False]),
+        n_node=np.array([n, 1], np.int32),
+        n_edge=np.zeros(2, np.int32),
+        weight=np.ones(2),
+    )
+
+
+def closed_form(q, k, v, positions, kvectors, weights, num_heads):
+    """RSA.md's O(N^2 M) oracle: cos and sin (omega) terms, self term included."""
+    n, c = q.shape
+    width = c // num_heads
+    u = np.zeros((n, c))
+    r_ij = positions[:, None, :] - positions[None, :, :]
+    theta = np.einsum("ijx,mx->ijm", r_ij, kvectors)
+    for h in range(num_heads):
+        sl = slice(h * width, (h + 1) * width)
+        qh, kh = q[:, sl], k[:, sl]
+        dot = qh @ kh.T
+        omega = qh[:, 0::2] @ kh[:, 1::2].T - qh[:, 1::2] @ kh[:, 0::2].T
+        kernel = np.einsum("m,ijm->ij", weights[:, h], np.cos(theta)) * dot
+        kernel += np.einsum("m,ijm->ij", weights[:, h], np.sin(theta)) * omega
+        u[:, sl] = kernel @ v[:, sl]
+    return u
+
+
+class Setup:
+    """A small periodic system, an RSA block with fixed random parameters and a test energy."""
+
+    def __init__(self, weighting="ewald", num_heads=2, cell=TRICLINIC, n_atoms=10, k_cut=1.0):
+        rng = np.random.default_rng(7)
+        self.cell = np.asarray(cell, float)
+        self.positions = rng.uniform(0, 1, (n_atoms, 3)) @ self.cell
+        self.scalars = rng.normal(size=(n_atoms + 1, C_IN))
+        self.k_cut = k_cut
+        self.block = RSABlock(C, num_heads=num_heads, weighting=weighting, sigma=2.0)
+        self.graph = make_graph(self.positions, self.cell)
+        self.kset = build_kset(self.graph, k_cut)
+        self.params = self.block.init(jax.random.PRNGKey(0), *self.args(self.positions, self.cell))
+        if weighting == "learned":  # move off the flat initial f = 1
+            leaves = self.params["params"]["k_weights"]
+            leaves["coeffs"] = jnp.asarray(rng.normal(size=leaves["coeffs"].shape))
+        self.probe = rng.normal(size=(n_atoms + 1, C))
+
+    def args(self, positions, cell, kset=None, scalars=None):
+        scalars = self.scalars if scalars is None else scalars
+        pos = jnp.concatenate([jnp.asarray(positions), jnp.zeros((1, 3))])
+        cells = jnp.stack([jnp.asarray(cell), jnp.eye(3) * 1000.0])
+        kset = self.kset if kset is None else kset
+        return scalars, pos, cells, kset, self.graph.node_graph, self.graph.node_mask
+
+    def u(self, positions, cell, kset=None, scalars=None):
+        return self.block.apply(self.params, *self.args(positions, cell, kset, scalars))[:-1]
+
+    def energy(self, positions, cell, kset=None):
+        return jnp.sum(self.u(positions, cell, kset) * self.probe[:-1])
+
+
+def test_seed_mode_matches_the_closed_form_on_a_cubic_box():
+    rng = np.random.default_rng(1)
+    positions = rng.uniform(0, 20.0, (9, 3))
+    graph = make_graph(positions, np.eye(3) * 20.0)
+    kset = build_seed_kset(graph)
+    kvectors, measure = kspace_geometry(kset, jnp.asarray(graph.cell))
+    weights = fixed_kweights(kset, kvectors, measure, "ones")
+    np.testing.assert_array_equal(weights[0], np.ones(6))  # unit weights, no envelope, no 1/V
+    q, k, v = rng.normal(size=(3, 10, C))
+    args = (jnp.asarray(graph.positions), kvectors, weights, kset.mask, graph.node_graph, 2)
+    u = reciprocal_space_attention(q, k, v, *args, node_mask=graph.node_mask)
+    expected = closed_form(q[:9], k[:9], v[:9], positions, kvectors[0], np.ones((6, 1)), 1)
+    np.testing.assert_allclose(u[:9], expected, rtol=0, atol=1e-10)
+    assert np.abs(expected).max() > 1.0 and np.all(u[9] == 0)
+
+
+def test_multihead_ewald_matches_the_closed_form_on_a_triclinic_box():
+    s = Setup("learned", num_heads=2)
+    kvectors, measure = kspace_geometry(s.kset, jnp.asarray(s.graph.cell))
+    rng = np.random.default_rng(2)
+    q, k, v = rng.normal(size=(3, 11, C))
+    weights = rng.uniform(0.1, 1.0, s.kset.mask.shape + (2,)) * s.kset.mask[..., None]
+    args = (jnp.asarray(s.graph.positions), kvectors, weights, s.kset.mask, s.graph.node_graph, 2)
+    u = reciprocal_space_attention(q, k, v, *args, node_mask=s.graph.node_mask, num_heads=2)
+    m = s.kset.mask[0]
+    expected = closed_form(q[:10], k[:10], v[:10], s.positions, kvectors[0][m], weights[0][m], 2)
+    np.testing.assert_allclose(u[:10], expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("weighting", ["ones", "ewald", "learned"])
+def test_invariances(weighting):
+    s = Setup(weighting)
+    u0 = s.u(s.positions, s.cell)
+    assert np.abs(u0).max() > 1e-3
+    tol = dict(rtol=0, atol=1e-10 * np.abs(u0).max())
+    # translation
+    np.testing.assert_allclose(s.u(s.positions + np.array([0.3, -1.7, 2.2]), s.cell), u0, **tol)
+    # joint rotation of atoms and cell (the integer k-set is unchanged)
+    rot = Rotation.random(random_state=3).as_matrix()
+    np.testing.assert_allclose(s.u(s.positions @ rot.T, s.cell @ rot.T), u0, **tol)
+    # wrapping atoms by lattice vectors
+    shifts = np.random.default_rng(4).integers(-2, 3, (len(s.positions), 3))
+    np.testing.assert_allclose(s.u(s.positions + shifts @ s.cell, s.cell), u0, **tol)
+    # an equivalent cell: a unimodular change of basis, k-set chosen afresh on the host
+    unimodular = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]])
+    other_cell = unimodular @ s.cell
+    other = build_kset(make_graph(s.positions, other_cell), s.k_cut)
+    np.testing.assert_allclose(s.u(s.positions, other_cell, other), u0, **tol)
+    # permutation: the outputs follow the atoms
+    perm = np.random.default_rng(5).permutation(len(s.positions))
+    scalars = np.concatenate([s.scalars[:-1][perm], s.scalars[-1:]])
+    np.testing.assert_allclose(s.u(s.positions[perm], s.cell, scalars=scalars), u0[perm], **tol)
+
+
+def test_forces_and_stress_match_finite_differences():
+    s = Setup("learned")
+
+    def strained_energy(positions, strain):
+        deform = jnp.eye(3) + strain
+        return s.energy(positions @ deform.T, s.cell @ deform.T)
+
+    zero = jnp.zeros((3, 3))
+    grad_pos, grad_strain = jax.grad(strained_energy, argnums=(0, 1))(s.positions, zero)
+    h = 1e-5
+    for atom, axis in [(0, 0), (3, 1), (7, 2)]:
+        step = np.zeros_like(s.positions)
+        step[atom, axis] = h
+        fd = (strained_energy(s.positions + step, zero) - strained_energy(s.positions - step, zero))
+        np.testing.assert_allclose(grad_pos[atom, axis], fd / (2 * h), rtol=1e-6, atol=1e-9)
+    for a in range(3):
+        for b in range(3):
+            step = np.zeros((3, 3))
+            step[a, b] = h
+            fd = strained_energy(s.positions, step) - strained_energy(s.positions, -step)
+            np.testing.assert_allclose(grad_strain[a, b], fd / (2 * h), rtol=1e-6, atol=1e-9)
+    assert np.abs(grad_strain).max() > 1e-4  # the cell dependence is really exercised
+
+
+def scan_energy(s, strains, smooth):
+    """Energy along an isotropic strain; smooth: envelope + margin set chosen once at zero
+    strain; hard: unit weights on a set re-selected with |k| <= k_cut at every strain."""
+    energies = []
+    for eps in strains:
+        cell = s.cell * (1 + eps)
+        positions = s.positions * (1 + eps)
+        if smooth:
+            energies.append(float(s.energy(positions, cell)))
+            continue
+        n, mask = integer_kset(cell, s.k_cut, margin=0.0, m_max=s.kset.num_k)
+        pad = KSet(
+            n=np.stack([n, np.zeros_like(n)]),
+            nodes=np.zeros((2,) + n.shape),
+            node_weights=np.zeros((2, len(mask))),
+            mask=np.stack([mask, np.zeros_like(mask)]),
+            periodic=np.array([True, False]),
+            k_cut=s.k_cut,
+            smooth=False,
+        )
+        energies.append(float(s.energy(positions, cell, pad)))
+    return np.array(energies)
+
+
+def test_energy_is_continuous_through_a_k_shell_crossing():
+    cell = np.eye(3) * 12.0
+    k_cut = 2 * np.pi * np.sqrt(5) / 12.0  # the n = (1, 2, 0) shell sits on k_cut at zero strain
+    s = Setup("ones", cell=cell, k_cut=k_cut)
+    strains = np.linspace(-0.02, 0.02, 401)
+    smooth = scan_energy(s, strains, smooth=True)
+    hard = scan_energy(s, strains, smooth=False)
+    smooth_jump, hard_jump = np.abs(np.diff(smooth)).max(), np.abs(np.diff(hard)).max()
+    # continuity bound: a step can change E by at most max|dE/d eps| * d eps
+    slope = jax.grad(lambda e: s.energy(s.positions * (1 + e), cell * (1 + e)))
+    bound = max(abs(float(slope(e))) for e in strains[::20]) * (strains[1] - strains[0])
+    assert smooth_jump < 1.5 * bound
+    assert hard_jump > 100 * smooth_jump  # the hard set jumps when the shell leaves it
+    # re-choosing the margin set at every strain changes nothing: vectors enter beyond k_cut
+    for eps in (-0.02, 0.015):
+        fresh = build_kset(make_graph(s.positions * (1 + eps), cell * (1 + eps)), k_cut)
+        e_fresh = s.energy(s.positions * (1 + eps), cell * (1 + eps), fresh)
+        assert abs(float(e_fresh) - smooth[np.argmin(np.abs(strains - eps))]) < 1e-10
+
+
+def test_open_boundary_energy_is_rotation_invariant_to_quadrature_accuracy():
+    rng = np.random.default_rng(8)
+    s = Setup("ewald", n_atoms=12)
+    molecule = rng.uniform(-3.0, 3.0, (12, 3))
+    s.graph = make_graph(molecule, np.zeros((3, 3)), pbc=(False, False, False))
+    s.kset = build_kset(s.graph, k_cut=1.2)
+    u0 = s.u(molecule, np.zeros((3, 3)))
+    rot = Rotation.random(random_state=9).as_matrix()
+    u_rot = s.u(molecule @ rot.T, np.zeros((3, 3)))
+    error = np.abs(u_rot - u0).max() / np.abs(u0).max()
+    assert error < 1e-7  # measured ~1e-9 (Lebedev degree 29, 16 radial nodes, |r| <= 10 A)
+    u_shift = s.u(molecule + 5.0, np.zeros((3, 3)))
+    np.testing.assert_allclose(u_shift, u0, rtol=0, atol=1e-12 * np.abs(u0).max())
+
+
+def test_vmap_over_systems_equals_a_loop():
+    systems = [Setup("learned", cell=TRICLINIC * f) for f in (1.0, 1.05, 0.97)]
+    rng = np.random.default_rng(10)
+    for s in systems:
+        s.positions = rng.uniform(0, 1, s.positions.shape) @ s.cell
+    s0 = systems[0]
+    m_max = max(s.kset.num_k for s in systems)
+    ksets = [build_kset(make_graph(s.positions, s.cell), s.k_cut, m_max=m_max) for s in systems]
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *ksets)
+    positions = jnp.stack([jnp.asarray(s.positions) for s in systems])
+    cells = jnp.stack([jnp.asarray(s.cell) for s in systems])
+    batched = jax.vmap(lambda p, c, k: s0.u(p, c, k))(positions, cells, stacked)
+    for b, s in enumerate(systems):
+        np.testing.assert_allclose(batched[b], s0.u(s.positions, s.cell, ksets[b]), atol=1e-12)
+
+
+def test_reproduces_the_reciprocal_part_of_an_ewald_sum():
+    """q = k = (charge, 0) (phi = identity, one complex channel), v = 1, Ewald weights."""
+    rng = np.random.default_rng(11)
+    lattice = TRICLINIC * 0.9
+    frac = rng.uniform(0, 1, (8, 3))
+    charges = np.array([1.0, -1.0] * 4)
+    structure = Structure(Lattice(lattice), ["Na+", "Cl-"] * 4, frac)
+    eta = 0.3  # pymatgen's exp(-G^2 / (4 eta)) is exp(-k^2 sigma^2 / 2) with sigma^2 = 1/(2 eta)
+    ewald = EwaldSummation(structure, real_space_cut=10.0, recip_space_cut=7.0, eta=eta)
+    graph = make_graph(frac @ lattice, lattice)
+    kset = build_kset(graph, k_cut=7.0, margin=0.0)
+    kvectors, measure = kspace_geometry(kset, jnp.asarray(graph.cell))
+    weights = fixed_kweights(kset, kvectors, measure, "ewald", sigma=np.sqrt(1 / (2 * eta)))
+    qk = np.stack([np.append(charges, 0.0), np.zeros(9)], axis=1)
+    args = (jnp.asarray(graph.positions), kvectors, weights, kset.mask, graph.node_graph, 2)
+    u = reciprocal_space_attention(qk, qk, np.ones((9, 2)), *args, node_mask=graph.node_mask)
+    energy = 0.5 * EwaldSummation.CONV_FACT * float(jnp.sum(u[:, 0]))
+    # truncation: exp(-k_on^2 / (4 eta)) with k_on = 5.6 1/A is ~4e-12 relative
+    np.testing.assert_allclose(energy, ewald.reciprocal_space_energy, rtol=1e-9)
+
+
+def test_bad_input_raises_clear_errors():
+    s = Setup("ones")
+    open_graph = make_graph(s.positions, np.zeros((3, 3)), pbc=(False, False, False))
+    open_kset = build_kset(open_graph, 1.0, num_radial=8, lebedev_degree=7)
+    with pytest.raises(ValueError, match="lattice-only"):
+        s.u(s.positions, np.zeros((3, 3)), open_kset)
+    with pytest.raises(ValueError, match="selects no reciprocal"):
+        build_kset(make_graph(s.positions, np.eye(3) * 4.0), k_cut=0.5, margin=0.0)
+    with pytest.raises(ValueError, match="weighting"):
+        RSABlock(C, weighting="coulomb").init(jax.random.PRNGKey(0), *s.args(s.positions, s.cell))
+
+
+def _largest_intermediate(jaxpr) -> int:
+    largest = 0
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            largest = max(largest, int(np.prod(getattr(var.aval, "shape", ()))))
+        for param in eqn.params.values():
+            inner = getattr(param, "jaxpr", param)
+            if hasattr(inner, "eqns"):
+                largest = max(largest, _largest_intermediate(inner))
+    return largest
+
+
+def test_never_materialises_atoms_by_k_by_channel_pairs():
+    s = Setup("ewald", num_heads=1, cell=np.eye(3) * 14.0, n_atoms=48, k_cut=1.2)
+    jaxpr = jax.make_jaxpr(jax.grad(s.energy, argnums=(0, 1)))(s.positions, s.cell).jaxpr
+    n, m = 49, s.kset.num_k
+    forbidden = n * m * C * C // 2  # (atoms, k, C/2 complex, C)
+    assert _largest_intermediate(jaxpr) < forbidden // 4
+
+
+@pytest.mark.parametrize("kind", ["tp", "gate", "residual"])
+def test_combinations_are_equivariant(kind):
+    irreps = e3nn.Irreps("4x0e+3x1o+2x2e+2x0e")
+    rng = np.random.default_rng(12)
+    h = e3nn.IrrepsArray(irreps, rng.normal(size=(5, irreps.dim)))
+    u = rng.normal(size=(5, C))
+    module = make_combination(kind)
+    params = module.init(jax.random.PRNGKey(0), h, u)
+    rot = jnp.asarray(Rotation.random(random_state=1).as_matrix())
+    out = module.apply(params, h, u)
+    out_rot = module.apply(params, h.transform_by_matrix(rot), u)
+    assert out.irreps == irreps
+    np.testing.assert_allclose(out.transform_by_matrix(rot).array, out_rot.array, atol=1e-12)
+    scalars = np.r_[0:4, irreps.dim - 2 : irreps.dim]
+    changed = np.abs(out.array - h.array) > 1e-12
+    assert changed[:, scalars].any()
+    if kind != "tp":  # gate and residual touch only the scalar channels
+        assert not np.delete(changed, scalars, axis=1).any()
+    else:  # the tensor product vanishes with u
+        np.testing.assert_array_equal(module.apply(params, h, 0 * u).array, 0.0)
