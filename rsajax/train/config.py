@@ -1,0 +1,415 @@
+"""The training configuration: a tree of dataclasses read from YAML or TOML.
+
+Every key has a default and a help text (``key(default, "help")``); the help texts are appended to
+each class docstring and rendered into ``docs/train_config.md`` by :func:`render_markdown`. Any key
+can be overridden from the command line (``--optimizer.lr 1e-3`` or ``--set optimizer.lr=1e-3``).
+An unknown key is an error that lists the closest valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def key(default: Any, help: str) -> Any:
+    """A documented dataclass field (mutable defaults are copied per instance)."""
+    if isinstance(default, list | dict):
+        return dataclasses.field(default_factory=lambda: type(default)(default),
+                                 metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def documented(cls):
+    """Make ``cls`` a dataclass and append an ``Attributes:`` section built from field help."""
+    cls = dataclasses.dataclass(cls)
+    lines = [(cls.__doc__ or "").rstrip(), "", "Attributes:"]
+    for f in dataclasses.fields(cls):
+        if "help" in f.metadata:
+            lines.append(f"    {f.name}: {f.metadata['help']} (default: {_default(f)!r})")
+    cls.__doc__ = "\n".join(lines)
+    return cls
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+@documented
+class DataConfig:
+    """Where the structures come from and how they are batched."""
+
+    train_file: str = key("", "extxyz (or any ASE-readable) file with the training structures")
+    valid_file: str = key("", "validation structures; empty: split valid_fraction off train_file")
+    valid_fraction: float = key(0.1, "fraction of train_file held out when valid_file is empty")
+    batch_size: int = key(4, "structures per optimiser step (the global batch over all devices)")
+    valid_batch_size: int = key(8, "structures per validation batch (global)")
+    num_buckets: int = key(2, "padding buckets: distinct batch shapes, i.e. compilations")
+    shuffle: bool = key(True, "reshuffle the training set every epoch (order = f(seed, epoch))")
+    energy_key: str = key("energy", "name of the energy label in the file")
+    forces_key: str = key("forces", "name of the forces label in the file")
+    stress_key: str = key("stress", "name of the stress label in the file")
+    virial_key: str = key("virial", "name of a virial label (converted to stress)")
+    dipole_key: str = key("dipole", "name of the dipole label in the file")
+
+
+@documented
+class ModelConfig:
+    """MACE hyperparameters (mace-torch names). E0s, avg_num_neighbors, scale and shift are
+    computed from the training set and stored in the exported model."""
+
+    r_max: float = key(5.0, "cutoff radius, A")
+    num_bessel: int = key(8, "radial Bessel functions")
+    num_polynomial_cutoff: int = key(5, "power p of the polynomial cutoff envelope")
+    max_ell: int = key(3, "highest spherical-harmonic degree of edge features")
+    hidden_irreps: str = key("32x0e+32x1o", "node features between interactions")
+    correlation: int = key(3, "body order of the symmetric contraction minus one")
+    num_interactions: int = key(2, "message-passing layers")
+    MLP_irreps: str = key("16x0e", "hidden irreps of the last, non-linear readout")
+    radial_MLP: list = key([64, 64, 64], "hidden widths of the radial MLP")
+    model_type: str = key("ScaleShiftMACE", "ScaleShiftMACE or MACE")
+    interaction_first: str = key("RealAgnosticResidualInteractionBlock", "first interaction block")
+    interaction: str = key("RealAgnosticResidualInteractionBlock", "later interaction blocks")
+    long_range: Any = key(None, "long-range (RSA) options, passed to the model unchanged")
+    extra: dict = key({}, "any further MACEConfig fields, passed to the model unchanged")
+
+
+@documented
+class StatisticsConfig:
+    """Normalisation taken from the training set (see :mod:`rsajax.data.statistics`). E0s are
+    always the least-squares fit of total energies to element counts."""
+
+    scaling: str = key("rms_forces", "scale of ScaleShiftMACE: rms_forces, std_energy or none")
+    shift: bool = key(True, "shift = mean interaction energy per atom (else 0)")
+
+
+@documented
+class LossConfig:
+    """Weighted loss over energy per atom, forces, stress and dipole."""
+
+    kind: str = key("mse", "mse or huber")
+    huber_delta: float = key(0.01, "Huber delta (in the units of each residual)")
+    energy_weight: float = key(1.0, "weight of the energy-per-atom term, (eV/atom)^-2")
+    forces_weight: float = key(100.0, "weight of the forces term, (eV/A)^-2")
+    stress_weight: float = key(0.0, "weight of the stress term, (eV/A^3)^-2")
+    dipole_weight: float = key(0.0, "weight of the dipole term (models that predict dipoles)")
+
+
+@documented
+class OptimizerConfig:
+    """optax optimiser, gradient clipping and parameter EMA."""
+
+    name: str = key("adam", "adam, adamw or amsgrad")
+    lr: float = key(1e-2, "peak learning rate")
+    beta1: float = key(0.9, "first-moment decay")
+    beta2: float = key(0.999, "second-moment decay")
+    eps: float = key(1e-8, "denominator epsilon")
+    weight_decay: float = key(0.0, "decoupled weight decay (adamw only)")
+    clip_norm: float = key(10.0, "clip gradients to this global norm; 0 disables")
+    ema_decay: float = key(0.99, "EMA decay of parameters used for evaluation; 0 disables")
+
+
+@documented
+class ScheduleConfig:
+    """Learning-rate schedule: linear warm-up, then constant, cosine or reduce-on-plateau."""
+
+    kind: str = key("constant", "constant, cosine or plateau")
+    warmup_steps: int = key(0, "linear warm-up from 0 to lr over this many steps")
+    final_lr_factor: float = key(0.01, "cosine: final lr = lr * final_lr_factor")
+    plateau_factor: float = key(0.8, "plateau: multiply lr by this when the loss stalls")
+    plateau_patience: int = key(5, "plateau: epochs without improvement before reducing")
+    plateau_cooldown: int = key(0, "plateau: epochs to wait after a reduction")
+    plateau_rtol: float = key(1e-4, "plateau: relative improvement that counts")
+
+
+@documented
+class CheckpointConfig:
+    """orbax checkpoints (atomic writes) and exported models."""
+
+    every_steps: int = key(100, "write the `last` checkpoint every this many steps (0: epochs only)")
+    keep_best: bool = key(True, "keep a `best` checkpoint (lowest validation loss)")
+    async_save: bool = key(True, "write checkpoints in a background thread")
+
+
+@documented
+class ParallelConfig:
+    """Data parallelism over a device mesh (jax.sharding), single- or multi-host."""
+
+    num_devices: int = key(0, "devices on the mesh's data axis; 0: all")
+    sub_batches: int = key(0, "stacked sub-batches per step; 0: one per device (multiple of it)")
+    multi_host: bool = key(False, "call jax.distributed.initialize() before anything else")
+    coordinator_address: str = key("", "multi-host coordinator host:port (empty: auto-detect)")
+    num_processes: int = key(0, "multi-host process count (0: auto-detect)")
+    process_id: int = key(-1, "this process's id (-1: auto-detect)")
+
+
+@documented
+class TrainConfig:
+    """Everything ``rsajax train`` needs."""
+
+    output_dir: str = key("runs/train", "checkpoints, logs, plots and the exported model go here")
+    seed: int = key(0, "seed of parameters, data split and shuffling")
+    epochs: int = key(100, "passes over the training set")
+    dtype: str = key("float32", "float32 or float64 for model and data")
+    progress_bar: bool = key(True, "show a tqdm progress bar with rate and ETA")
+    plot: bool = key(True, "write learning_curves.png at the end")
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    statistics: StatisticsConfig = dataclasses.field(default_factory=StatisticsConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot be used."""
+
+
+CHOICES = {
+    "dtype": ("float32", "float64"),
+    "loss.kind": ("mse", "huber"),
+    "optimizer.name": ("adam", "adamw", "amsgrad"),
+    "schedule.kind": ("constant", "cosine", "plateau"),
+    "statistics.scaling": ("rms_forces", "std_energy", "none"),
+}
+
+
+def all_keys(cls=TrainConfig, prefix: str = "") -> dict[str, dataclasses.Field]:
+    """Dotted key -> field, for every leaf key of the config tree."""
+    out = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out.update(all_keys(kind, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = f
+    return out
+
+
+def _unknown(name: str, valid: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+    tail = name.rsplit(".", 1)[-1]
+    close += [k for k in valid if k.rsplit(".", 1)[-1] == tail and k not in close]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config key {name!r}{hint} (see docs/train_config.md)")
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """Convert a YAML/TOML/command-line value to the field's type, or raise ConfigError."""
+    if kind is Any:
+        return value
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return lowered in ("true", "1", "yes")
+            if not isinstance(value, bool | int):
+                raise ValueError(value)
+            return bool(value)
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer() or isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str | int | float):
+                raise ValueError(value)
+            return str(value)
+        if kind is list:
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            return list(value if isinstance(value, list | tuple) else [value])
+        if kind is dict:
+            if isinstance(value, str):
+                value = yaml.safe_load(value) or {}
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config key {name!r}: cannot use {value!r} as {kind.__name__}") from err
+    return value
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in values.items():
+        if name not in names:
+            raise _unknown(prefix + name, list(all_keys()))
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {prefix + name!r} must be a mapping")
+            kwargs[name] = _build(kind, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(prefix + name, value, kind)
+    return cls(**kwargs)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check choices and ranges; raise ConfigError naming the key."""
+    flat = flatten(config.to_dict())
+    for name, choices in CHOICES.items():
+        if flat[name] not in choices:
+            raise ConfigError(f"config key {name!r} = {flat[name]!r}; choose from {choices}")
+    positive = ("epochs", "data.batch_size", "data.valid_batch_size", "data.num_buckets",
+                "optimizer.lr")
+    for name in positive:
+        if not flat[name] > 0:
+            raise ConfigError(f"config key {name!r} must be > 0, got {flat[name]!r}")
+    if not 0.0 <= config.optimizer.ema_decay < 1.0:
+        raise ConfigError("config key 'optimizer.ema_decay' must be in [0, 1)")
+    if not 0.0 <= config.data.valid_fraction < 1.0:
+        raise ConfigError("config key 'data.valid_fraction' must be in [0, 1)")
+    return config
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}, stopping at leaf keys of the config tree."""
+    keys = all_keys()
+    out = {}
+    for name, value in tree.items():
+        full = prefix + name
+        if isinstance(value, dict) and full not in keys:
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict:
+    tree: dict = {}
+    for name, value in flat.items():
+        node = tree
+        *parents, leaf = name.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key {name!r}: {p!r} is not a section")
+        node[leaf] = value
+    return tree
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, str]:
+    """``--a.b 1``, ``--a.b=1`` and ``--set a.b=1`` -> {"a.b": "1"}."""
+    out, i = {}, 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--set":
+            if i + 1 >= len(tokens) or "=" not in tokens[i + 1]:
+                raise ConfigError("--set needs KEY=VALUE")
+            name, value = tokens[i + 1].split("=", 1)
+            i += 2
+        elif token.startswith("--") and "=" in token:
+            name, value = token[2:].split("=", 1)
+            i += 1
+        elif token.startswith("--"):
+            if i + 1 >= len(tokens):
+                raise ConfigError(f"{token} needs a value")
+            name, value = token[2:], tokens[i + 1]
+            i += 2
+        else:
+            raise ConfigError(f"unexpected argument {token!r}; overrides look like --key value")
+        out[name] = value
+    return out
+
+
+def read_file(path: str | Path) -> dict:
+    """A YAML (.yaml/.yml) or TOML (.toml) file as a nested dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot parse ({err})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys")
+    return data
+
+
+def load_config(
+    source: str | Path | dict | TrainConfig | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """A validated TrainConfig from a file path, nested dict or TrainConfig, plus dotted overrides.
+
+    Relative data paths in a file are taken relative to the file's folder.
+    """
+    if isinstance(source, TrainConfig):
+        tree = source.to_dict()
+    elif isinstance(source, dict):
+        tree = source
+    elif source is None:
+        tree = {}
+    else:
+        tree = read_file(source)
+        base = Path(source).resolve().parent
+        for name in ("train_file", "valid_file"):
+            value = tree.get("data", {}).get(name) if isinstance(tree.get("data"), dict) else None
+            if value and not Path(value).is_absolute():
+                tree["data"][name] = str(base / value)
+    flat = flatten(tree)
+    valid = list(all_keys())
+    for name, value in (overrides or {}).items():
+        if name not in valid:
+            raise _unknown(name, valid)
+        flat[name] = value
+    for name in flat:
+        if name not in valid:
+            raise _unknown(name, valid)
+    return validate(_build(TrainConfig, _nest(flat)))
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the full config (every key) as YAML."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def render_markdown() -> str:
+    """docs/train_config.md: every key, its default and its meaning."""
+    lines = ["# Training configuration (`rsajax train CONFIG`)", "",
+             "Generated by `python -m rsajax.train.config > docs/train_config.md`; do not edit.",
+             "", "Config files are YAML or TOML with these sections. Every key can be overridden",
+             "on the command line: `--optimizer.lr 1e-3` or `--set optimizer.lr=1e-3`.", ""]
+    hints = typing.get_type_hints(TrainConfig)
+    sections = [("", TrainConfig)] + [
+        (f.name + ".", hints[f.name]) for f in dataclasses.fields(TrainConfig)
+        if dataclasses.is_dataclass(hints[f.name])]
+    for prefix, cls in sections:
+        title = prefix.rstrip(".") or "top level"
+        summary = (cls.__doc__ or "").split("\n\nAttributes:")[0].strip().replace("\n", " ")
+        lines += [f"## {title}", "", summary, "", "| key | default | meaning |", "|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            if "help" in f.metadata:
+                default = str(_default(f)).replace("|", "\\|")
+                lines.append(f"| `{prefix}{f.name}` | `{default}` | {f.metadata['help']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -1,0 +1,243 @@
+"""The trainer: data, statistics, model, sharded steps, validation, checkpoints, logs, export.
+
+Every check that can fail (config keys, files, labels against loss weights, batch size against
+devices, checkpoint shape) runs before the first compilation. See :func:`train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from rsajax.nn.model import MACEConfig, init_model
+from rsajax.potential import energy_fn_from_model
+from rsajax.train import sharding
+from rsajax.train.checkpoint import Checkpoints, Position, export_model
+from rsajax.train.config import ConfigError, TrainConfig, load_config, save_config
+from rsajax.train.metrics import accumulate, finalize
+from rsajax.train.optim import current_lr, learning_rate_schedule, make_optimizer
+from rsajax.train.setup import TrainingData, load_data, model_config_from
+from rsajax.train.step import init_state, make_eval_step, make_train_step
+
+Callback = Callable[[str, dict], None]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    history: one dict per validation (epoch -1 is before training, when not resumed).
+    compiles: traces of the train and eval steps (one per distinct batch shape).
+    params / ema: final parameters (host numpy); ema is None without EMA.
+    """
+
+    output_dir: Path
+    model_dir: Path
+    model_config: MACEConfig
+    history: list[dict]
+    compiles: dict[str, int]
+    steps: int
+    params: dict
+    ema: dict | None
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def _log(path: Path, record: dict) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _truncate_log(path: Path, epoch: int) -> list[dict]:
+    """Keep records of epochs before ``epoch`` (a resumed run rewrites the rest)."""
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [r for r in records if r["epoch"] < epoch]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
+
+
+def plot_learning_curves(history: Sequence[dict], path: Path) -> Path:
+    """Loss and validation RMSEs against epoch, as a PNG (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in ("energy_rmse", "forces_rmse", "stress_rmse") if k in history[-1]]
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(4 * (1 + len(names)), 3.2))
+    axes = np.atleast_1d(axes)
+    epochs = [r["epoch"] for r in history]
+    train = [(r["epoch"], r["train_loss"]) for r in history if r.get("train_loss") is not None]
+    if train:
+        axes[0].semilogy(*zip(*train, strict=True), label="train")
+    axes[0].semilogy(epochs, [r["valid_loss"] for r in history], label="valid")
+    axes[0].set(xlabel="epoch", ylabel="loss")
+    axes[0].legend()
+    units = {"energy_rmse": "meV/atom", "forces_rmse": "meV/A", "stress_rmse": "GPa"}
+    for ax, name in zip(axes[1:], names, strict=True):
+        ax.semilogy(epochs, [r[name] for r in history])
+        ax.set(xlabel="epoch", ylabel=f"valid {name.replace('_', ' ')} ({units[name]})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def train(
+    config: str | Path | dict | TrainConfig,
+    overrides: dict | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Train a model as described by ``config`` (a file, a nested dict or a TrainConfig).
+
+    Args:
+        overrides: dotted keys -> values, e.g. ``{"optimizer.lr": 1e-3}``.
+        resume: continue from ``output_dir``'s last checkpoint (same step sequence as a run that
+            was never interrupted). Without it, an output_dir with checkpoints is an error.
+        callbacks: ``fn(event, info)`` called with ``"step"`` after every step (info: step,
+            epoch, batch, loss) and ``"epoch"`` after every validation (info: the log record).
+    Returns:
+        :class:`TrainResult`; the exported model is in ``result.model_dir``.
+    """
+    cfg = load_config(config, overrides)
+    sharding.initialize_distributed(cfg.parallel)
+    if cfg.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    out = Path(cfg.output_dir)
+    ckpt_dir = out / "checkpoints"
+    has_checkpoints = (ckpt_dir / "last").is_dir() and any((ckpt_dir / "last").iterdir())
+    if has_checkpoints and not resume:
+        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue or choose "
+                          "another output_dir")
+    if resume and not has_checkpoints:
+        raise ConfigError(f"--resume: no checkpoint in {ckpt_dir}")
+
+    mesh = sharding.make_mesh(cfg.parallel.num_devices)
+    num_sub = cfg.parallel.sub_batches or mesh.size
+    if num_sub % mesh.size:
+        raise ConfigError(f"parallel.sub_batches = {num_sub} is not a multiple of the "
+                          f"{mesh.size} devices")
+    data: TrainingData = load_data(cfg, num_sub)
+    model_config = model_config_from(cfg, data.statistics)
+    model, variables = init_model(model_config, cfg.seed)
+    energy_fn = energy_fn_from_model(model)
+    data.check_labels(cfg, energy_fn, variables)
+
+    steps_per_epoch = len(data.train)
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = make_optimizer(cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps)
+    schedule_fn = learning_rate_schedule(cfg.optimizer, cfg.schedule, total_steps)
+    rep, dat = sharding.replicated(mesh), sharding.data_sharding(mesh)
+    constants = sharding.put_global({k: v for k, v in variables.items() if k != "params"}, rep)
+    state = init_state(variables["params"], optimizer, cfg.seed, cfg.optimizer.ema_decay > 0)
+    state = sharding.put_global(jax.device_get(state), rep)
+
+    checkpoints = Checkpoints(ckpt_dir, async_save=cfg.checkpoint.async_save)
+    position, best = Position(), float("inf")
+    if resume:
+        step = checkpoints.latest()
+        meta = checkpoints.check_compatible(step, state, model_config)
+        state = checkpoints.restore(step, state)
+        position, best = Position(meta["epoch"], meta["batch"]), meta.get("best_valid_loss", best)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    log_path = out / "metrics.jsonl"
+    history = _truncate_log(log_path, position.epoch) if resume else []
+    if not resume and log_path.exists():
+        log_path.unlink()
+
+    weights = {"energy": cfg.loss.energy_weight, "forces": cfg.loss.forces_weight,
+               "stress": cfg.loss.stress_weight, "dipole": cfg.loss.dipole_weight}
+    counter: dict[str, int] = {"train": 0, "eval": 0}
+    loss_args = (weights, cfg.loss.kind, cfg.loss.huber_delta)
+    train_step = sharding.shard_step(make_train_step(
+        energy_fn, optimizer, *loss_args, cfg.optimizer.ema_decay, weights["stress"] > 0, counter),
+        mesh, num_sharded=2)
+    eval_step = sharding.shard_step(make_eval_step(
+        energy_fn, *loss_args, data.valid_has_stress, counter), mesh, 2, donate_state=False)
+
+    def validate(epoch: int, train_losses: list[float]) -> dict:
+        params = state.ema if state.ema is not None else state.params
+        total = None
+        for batch, active in data.valid.batches(0):
+            sums = eval_step(params, constants, sharding.put_global(batch, dat),
+                             sharding.put_global(active, dat))
+            total = accumulate(total, jax.device_get(sums))
+        step = int(jax.device_get(state.step))
+        record = {"epoch": epoch, "step": step,
+                  "train_loss": float(np.mean(train_losses)) if train_losses else None,
+                  "valid_loss": total["loss_sum"] / max(total["loss_n"], 1.0),
+                  "lr": float(current_lr(state.opt_state, schedule_fn, max(step - 1, 0))),
+                  "time": time.time(), **finalize(total)}
+        _log(log_path, record)
+        history.append(record)
+        for callback in callbacks:
+            callback("epoch", record)
+        return record
+
+    def save_last(pos: Position) -> None:
+        checkpoints.save("last", state, pos, cfg.to_dict(), model_config,
+                         {"best_valid_loss": best, "compiles": dict(counter)})
+
+    if not history:
+        validate(-1, [])
+    bar = tqdm(total=total_steps, initial=position.epoch * steps_per_epoch + position.batch,
+               disable=not cfg.progress_bar or jax.process_index() != 0, unit="step",
+               dynamic_ncols=True, file=sys.stderr)
+    every = cfg.checkpoint.every_steps
+    for epoch in range(position.epoch, cfg.epochs):
+        start = position.batch if epoch == position.epoch else 0
+        train_losses = []
+        for index, (batch, active) in enumerate(data.train.batches(epoch, start), start):
+            state, metrics = train_step(state, constants, sharding.put_global(batch, dat),
+                                        sharding.put_global(active, dat))
+            loss = float(metrics["loss"])
+            train_losses.append(loss)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.4g}")
+            step = int(jax.device_get(state.step))
+            if every and step % every == 0 and index + 1 < steps_per_epoch:
+                save_last(Position(epoch, index + 1))
+            for callback in callbacks:
+                callback("step", {"step": step, "epoch": epoch, "batch": index, "loss": loss})
+        record = validate(epoch, train_losses)
+        bar.set_postfix(epoch=epoch, valid_loss=f"{record['valid_loss']:.4g}")
+        eval_params = state.ema if state.ema is not None else state.params
+        if cfg.checkpoint.keep_best and record["valid_loss"] < best:
+            best = record["valid_loss"]
+            checkpoints.save("best", state, Position(epoch + 1, 0), cfg.to_dict(), model_config,
+                             {"best_valid_loss": best})
+            export_model(out / "best_model", model_config, eval_params, constants)
+        save_last(Position(epoch + 1, 0))
+    bar.close()
+    checkpoints.wait()
+    checkpoints.close()
+    eval_params = state.ema if state.ema is not None else state.params
+    model_dir = export_model(out / "model", model_config, eval_params, constants)
+    if cfg.plot and jax.process_index() == 0:
+        plot_learning_curves(history, out / "learning_curves.png")
+    summary = {"compiles": dict(counter), "steps": int(jax.device_get(state.step)),
+               "devices": mesh.size, "sub_batches": num_sub}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if cfg.progress_bar and jax.process_index() == 0:
+        print(f"train step compiled {counter['train']} time(s), eval step {counter['eval']} "
+              f"(buckets: {len(data.train.dataset.buckets)} train, "
+              f"{len(data.valid.dataset.buckets)} valid); model written to {model_dir}",
+              file=sys.stderr)
+    host = jax.device_get(state)
+    return TrainResult(output_dir=out, model_dir=model_dir, model_config=model_config,
+                       history=history, compiles=dict(counter), steps=summary["steps"],
+                       params=host.params, ema=host.ema)

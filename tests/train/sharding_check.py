@@ -1,0 +1,73 @@
+"""Run in a fresh process with 4 simulated CPU devices (see test_sharding.py): one train step on a
+4-device mesh and on a 1-device mesh with the same global batch (4 stacked sub-batches).
+
+Prints one JSON line: the largest parameter difference, the size of the update, the number of
+devices the batch was spread over, and the sub-batch shape.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import numpy as np  # noqa: E402
+
+from rsajax.data import atoms_to_record, compute_statistics  # noqa: E402
+from rsajax.nn.model import init_model  # noqa: E402
+from rsajax.potential import energy_fn_from_model  # noqa: E402
+from rsajax.train import sharding  # noqa: E402
+from rsajax.train.batches import GlobalBatches  # noqa: E402
+from rsajax.train.config import load_config  # noqa: E402
+from rsajax.train.optim import make_optimizer  # noqa: E402
+from rsajax.train.setup import model_config_from  # noqa: E402
+from rsajax.train.step import init_state, make_train_step  # noqa: E402
+from tests.train.helpers import TINY_MODEL, emt_structures  # noqa: E402
+
+
+def one_step(mesh, batch, active, params, constants, optimizer, energy_fn, ema_decay):
+    rep, dat = sharding.replicated(mesh), sharding.data_sharding(mesh)
+    counter: dict = {}
+    weights = {"energy": 1.0, "forces": 10.0, "stress": 1.0}
+    step = sharding.shard_step(make_train_step(energy_fn, optimizer, weights, "mse", 0.01,
+                                               ema_decay, True, counter), mesh, 2)
+    state = sharding.put_global(jax.device_get(init_state(params, optimizer, 0, True)), rep)
+    graph = sharding.put_global(batch, dat)
+    devices = len(graph.positions.sharding.device_set)
+    new, metrics = step(state, sharding.put_global(constants, rep), graph,
+                        sharding.put_global(active, dat))
+    return jax.device_get(new), devices
+
+
+def main() -> None:
+    assert jax.device_count() == 4, f"expected 4 devices, got {jax.device_count()}"
+    cfg = load_config({"dtype": "float64", "model": dict(TINY_MODEL, num_interactions=1),
+                       "optimizer": {"lr": 0.05}})
+    records = [atoms_to_record(a, cfg.model.r_max) for a in emt_structures(8, seed=3)]
+    model_config = model_config_from(cfg, compute_statistics(records))
+    model, variables = init_model(model_config, seed=1)
+    energy_fn = energy_fn_from_model(model)
+    constants = {k: v for k, v in variables.items() if k != "params"}
+    batches = GlobalBatches(records, batch_size=8, sub_batches=4, num_buckets=1, seed=0)
+    batch, active = batches.batch(0, 0)
+    optimizer = make_optimizer(cfg.optimizer, cfg.schedule, 1, 1)
+    results = {}
+    for n in (4, 1):
+        results[n] = one_step(sharding.make_mesh(n), batch, active, variables["params"],
+                              constants, optimizer, energy_fn, 0.9)
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(
+        jax.tree_util.tree_leaves(results[4][0]), jax.tree_util.tree_leaves(results[1][0]),
+        strict=True))
+    update = max(float(np.max(np.abs(a - b))) for a, b in zip(
+        jax.tree_util.tree_leaves(results[1][0].params),
+        jax.tree_util.tree_leaves(variables["params"]), strict=True))
+    print(json.dumps({"max_diff": diff, "update": update, "devices_4": results[4][1],
+                      "devices_1": results[1][1], "sub_batch_shape": list(batch.positions.shape)}))
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
