@@ -77,7 +77,7 @@ def structure_factor_frames(
             idx = members[start : start + batch]
             pos = np.stack([frames[k].positions for k in idx])
             sums = sums + np.asarray(
-                shell_sums(pos, onehot, grid.vectors, grid.shell, grid.n_shells)
+                shell_sums(pos, cell, onehot, grid.hkl, grid.shell, grid.n_shells)
             )
             bar.update(len(idx))
         parts.append(finish(sums, grid, onehot, len(members), kinds))

@@ -81,6 +81,16 @@ class RDF:
         stop = min(len(g), peak + int(round(search / dr)) + 1)
         return float(self.r[peak + int(np.argmin(g[peak:stop]))])
 
+    def mean_distance(self, za: int, zb: int, r_cut: float | None = None) -> float:
+        """Mean a-b distance over pairs closer than ``r_cut`` (default: first minimum), A.
+
+        More robust than the position of the highest bin for short, noisy runs.
+        """
+        r_cut = self.first_minimum(za, zb) if r_cut is None else r_cut
+        shell = np.diff(self.running_coordination(za, zb), prepend=0.0)
+        inside = self.r < r_cut
+        return float(np.sum(self.r[inside] * shell[inside]) / np.sum(shell[inside]))
+
     def coordination(self, za: int, zb: int, r_cut: float | None = None) -> float:
         """Mean number of b neighbours of an a atom within ``r_cut`` (default: first minimum)."""
         r_cut = self.first_minimum(za, zb) if r_cut is None else r_cut

@@ -11,7 +11,10 @@ Only one vector of each ``+-q`` pair is kept (``S(q) = S(-q)`` for real position
 all their vectors up to ``max_per_shell``, beyond which a fixed random subset is used: at large
 |q| a shell has thousands of vectors and a few hundred already average it well.
 
-The core (:func:`shell_sums`) is a jitted, differentiable JAX function that scans over chunks of
+The core (:func:`shell_sums`) is a jitted, differentiable JAX function. With ``q = 2 pi (h, k, l)
+inv(cell)^T`` and fractional coordinates ``s``, ``exp(i q.r) = E_1[h] E_2[k] E_3[l]`` with
+``E_d[m] = exp(2 pi i m s_d)``: one table of phases per atom and lattice direction replaces a
+sine and a cosine per atom and q-vector (about 7x faster on CPU). It scans over chunks of
 q-vectors, so memory stays ``O(frames * atoms * chunk)`` for any number of q-vectors.
 """
 
@@ -35,11 +38,13 @@ class QGrid:
 
     Attributes:
         vectors: (M, 3) Cartesian q-vectors, 1/A (2 pi included).
+        hkl: (M, 3) integer Miller indices, ``vectors = 2 pi hkl @ inv(cell).T``.
         shell: (M,) int index of the |q| shell of each vector.
         edges: (n_shells + 1,) shell edges in 1/A.
     """
 
     vectors: np.ndarray
+    hkl: np.ndarray
     shell: np.ndarray
     edges: np.ndarray
 
@@ -78,7 +83,7 @@ def reciprocal_grid(
     q = hkl @ recip
     norm = np.linalg.norm(q, axis=1)
     keep = norm <= q_max
-    q, norm = q[keep], norm[keep]
+    q, norm, hkl = q[keep], norm[keep], hkl[keep]
     edges = np.arange(0.0, q_max + shell_width, shell_width)
     shell = np.minimum(np.digitize(norm, edges) - 1, len(edges) - 2)
     if max_per_shell is not None:
@@ -90,58 +95,76 @@ def reciprocal_grid(
                 idx = np.sort(rng.choice(idx, max_per_shell, replace=False))
             chosen.append(idx)
         sel = np.concatenate(chosen)
-        q, shell = q[sel], shell[sel]
-    return QGrid(vectors=q, shell=shell, edges=edges)
+        q, shell, hkl = q[sel], shell[sel], hkl[sel]
+    return QGrid(vectors=q, hkl=hkl.astype(np.int32), shell=shell, edges=edges)
 
 
 def shell_sums(
-    positions: Array, onehot: Array, q_vectors: Array, shell: Array, n_shells: int, chunk: int = 512
+    positions: Array,
+    cell: Array,
+    onehot: Array,
+    hkl: Array,
+    shell: Array,
+    n_shells: int,
+    chunk: int = 512,
 ) -> jnp.ndarray:
     """Sum over frames and over the vectors of each shell of ``Re rho_a(q) rho_b(q)*``.
 
     Args:
-        positions: (F, N, 3) Cartesian positions, A.
+        positions: (F, N, 3) Cartesian positions, A; float32 or float64 sets the precision.
+        cell: (3, 3) lattice vectors as rows, A.
         onehot: (N, S) species indicator (1.0 where atom j is species a).
-        q_vectors: (M, 3) q-vectors, 1/A.
+        hkl: (M, 3) integer Miller indices of the q-vectors (see :class:`QGrid`).
         shell: (M,) shell index of each vector, in [0, n_shells).
         n_shells: number of output shells.
         chunk: q-vectors per scan step (bounds memory to F * N * chunk).
 
     Returns:
-        (n_shells, S, S) real sums; differentiable in ``positions`` (jax.grad, jax.jit).
+        (n_shells, S, S) real sums; differentiable in ``positions`` and ``cell``.
     """
-    m = q_vectors.shape[0]
-    # round the chunk count up so that nearby q-grid sizes (NPT frames) share one compilation
+    hkl = np.asarray(hkl, dtype=np.int32)
+    m = hkl.shape[0]
+    # round shapes up so that nearby grid sizes (NPT frames) share one compilation
     n_chunks = max(-(-m // chunk), 1)
     n_chunks = -(-n_chunks // 4) * 4
+    n_max = max(int(np.abs(hkl).max(initial=0)), 1)
+    n_max = -(-n_max // 8) * 8
     pad = n_chunks * chunk - m
-    q = jnp.concatenate([jnp.asarray(q_vectors), jnp.zeros((pad, 3), jnp.asarray(q_vectors).dtype)])
-    # padded vectors go to an extra shell that is dropped
-    sh = jnp.concatenate([jnp.asarray(shell), jnp.full((pad,), n_shells, jnp.asarray(shell).dtype)])
+    # padded vectors go to an extra shell that is dropped; offset indices into the phase table
+    idx = np.concatenate([hkl, np.zeros((pad, 3), np.int32)]) + n_max
+    sh = np.concatenate([np.asarray(shell, dtype=np.int32), np.full(pad, n_shells, np.int32)])
+    positions = jnp.asarray(positions)
     return _shell_sums(
-        jnp.asarray(positions),
-        jnp.asarray(onehot),
-        q.reshape(n_chunks, chunk, 3),
-        sh.reshape(n_chunks, chunk),
+        positions,
+        jnp.asarray(cell, positions.dtype),
+        jnp.asarray(onehot, positions.dtype),
+        jnp.asarray(idx.reshape(n_chunks, chunk, 3)),
+        jnp.asarray(sh.reshape(n_chunks, chunk)),
         n_shells,
+        n_max,
     )
 
 
-@partial(jax.jit, static_argnames=("n_shells",))
-def _shell_sums(positions, onehot, q, sh, n_shells):
-    """Scan of :func:`shell_sums` over q chunks; q (n_chunks, C, 3), sh (n_chunks, C)."""
+@partial(jax.jit, static_argnames=("n_shells", "n_max"))
+def _shell_sums(positions, cell, onehot, idx, sh, n_shells, n_max):
+    """Scan of :func:`shell_sums` over q chunks; idx (n_chunks, C, 3) = hkl + n_max."""
     n_species = onehot.shape[1]
+    frac = positions @ jnp.linalg.inv(cell)  # (F, N, 3)
+    frac = frac - jax.lax.stop_gradient(jnp.floor(frac))  # exact: m is an integer
+    m = jnp.arange(-n_max, n_max + 1, dtype=positions.dtype)
+    table = jnp.exp(2j * jnp.pi * frac[..., None] * m)  # (F, N, 3, 2 n_max + 1)
+    t1, t2, t3 = table[:, :, 0], table[:, :, 1], table[:, :, 2]
+    onehot_c = onehot.astype(table.dtype)
 
     def body(acc, inputs):
-        qc, sc = inputs
-        phase = jnp.einsum("fnd,cd->fnc", positions, qc)
-        re = jnp.einsum("fnc,ns->fcs", jnp.cos(phase), onehot)
-        im = jnp.einsum("fnc,ns->fcs", jnp.sin(phase), onehot)
-        prod = jnp.einsum("fca,fcb->cab", re, re) + jnp.einsum("fca,fcb->cab", im, im)
+        ic, sc = inputs
+        phase = t1[:, :, ic[:, 0]] * t2[:, :, ic[:, 1]] * t3[:, :, ic[:, 2]]  # (F, N, C)
+        rho = jnp.einsum("fnc,ns->fcs", phase, onehot_c)
+        prod = jnp.real(jnp.einsum("fca,fcb->cab", rho, jnp.conj(rho)))
         return acc + jax.ops.segment_sum(prod, sc, num_segments=n_shells + 1), None
 
     init = jnp.zeros((n_shells + 1, n_species, n_species), positions.dtype)
-    acc, _ = jax.lax.scan(body, init, (q, sh))
+    acc, _ = jax.lax.scan(body, init, (idx, sh))
     return acc[:n_shells]
 
 
@@ -222,14 +245,7 @@ def structure_factor(
         raise ValueError(f"{positions.shape[1]} positions but {len(species)} species")
     grid = reciprocal_grid(cell, q_max, shell_width, max_per_shell, seed)
     kinds, onehot = species_onehot(species)
-    sums = shell_sums(
-        jnp.asarray(positions),
-        jnp.asarray(onehot),
-        jnp.asarray(grid.vectors),
-        jnp.asarray(grid.shell),
-        grid.n_shells,
-        chunk,
-    )
+    sums = shell_sums(positions, cell, onehot, grid.hkl, grid.shell, grid.n_shells, chunk)
     return finish(np.asarray(sums), grid, onehot, n_frames=positions.shape[0], kinds=kinds)
 
 

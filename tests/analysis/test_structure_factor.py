@@ -48,7 +48,9 @@ def test_partials_match_dynasor_static_structure_factor(tmp_path):
     kinds, onehot = species_onehot(frames[0].numbers)
     pos = np.stack([a.positions for a in frames])
     m = len(grid.vectors)
-    per_q = np.asarray(shell_sums(pos, onehot, grid.vectors, np.arange(m), m)) / len(frames)
+    per_q = np.asarray(shell_sums(pos, frames[0].cell[:], onehot, grid.hkl, np.arange(m), m)) / len(
+        frames
+    )
     n = len(frames[0])
     names = {14: "Si", 8: "O"}
     compared = 0
@@ -127,7 +129,7 @@ def test_gradient_of_shell_value_matches_finite_differences():
     target = int(np.bincount(grid.shell).argmax())
 
     def s_neutron(pos):
-        sums = shell_sums(pos[None], onehot, grid.vectors, grid.shell, grid.n_shells)[target]
+        sums = shell_sums(pos[None], a.cell[:], onehot, grid.hkl, grid.shell, grid.n_shells)[target]
         s_al = sums / np.sum(grid.shell == target) / jnp.sqrt(jnp.outer(n_a, n_a))
         s_fz = 1.0 + (s_al - jnp.eye(2)) / jnp.sqrt(jnp.outer(n_a, n_a) / n_a.sum() ** 2)
         return 1.0 + jnp.einsum("a,b,ab->", cb, cb, s_fz - 1.0) / cb.sum() ** 2

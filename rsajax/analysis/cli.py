@@ -1,0 +1,94 @@
+"""``rsajax analyze TRAJ [TRAJ ...] --compare experiment --exp-path FILE --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rsajax.analysis.experiment import read_nimrod_mint01
+from rsajax.analysis.frames import read_frames
+from rsajax.analysis.report import analyze_run, write_report
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``analyze`` sub-command on an ``argparse`` sub-parsers object."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="silica glass structure: S(Q), FSDP, rings, angles, compared with experiment",
+        description="Analyse silica trajectories (extxyz, ASE .traj, anything ase.io reads): "
+        "neutron and X-ray S(Q) on the box's reciprocal lattice, FSDP fit, coordination, "
+        "Si-O-Si / O-Si-O angles, shortest-path rings; writes comparison.png, summary.json, "
+        "summary.md and S(Q) curves to --out.",
+    )
+    p.add_argument("traj", nargs="+", type=Path, help="trajectory file(s); each is one run")
+    p.add_argument(
+        "--compare",
+        choices=["experiment", "none"],
+        default="none",
+        help="overlay the experimental neutron S(Q) (needs --exp-path)",
+    )
+    p.add_argument(
+        "--exp-path",
+        type=Path,
+        default=None,
+        help="NIMROD .mint01 file of vitreous SiO2 (Q, F(Q), error)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--index", default=":", help="ase.io.read frame selection, e.g. '-20:'")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="treat all trajectories as one run (e.g. independent quenches)",
+    )
+    p.add_argument("--q-max", type=float, default=12.0, help="largest Q, 1/A (default 12)")
+    p.add_argument("--shell-width", type=float, default=0.05, help="Q shell width, 1/A")
+    p.add_argument("--max-ring", type=int, default=10, help="largest ring, Si atoms")
+    p.add_argument(
+        "--ring-frames",
+        type=int,
+        default=10,
+        help="rings on at most this many evenly spaced frames per run",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the analysis described by ``args``; returns a process exit code."""
+    if args.compare == "experiment" and args.exp_path is None:
+        raise SystemExit("rsajax analyze: --compare experiment needs --exp-path FILE")
+    exp = read_nimrod_mint01(args.exp_path) if args.compare == "experiment" else None
+    runs_frames = [(str(p), read_frames(p, args.index)) for p in args.traj]
+    if args.merge:
+        runs_frames = [
+            (" + ".join(n for n, _ in runs_frames), [f for _, fs in runs_frames for f in fs])
+        ]
+    runs = [
+        analyze_run(
+            name,
+            frames,
+            q_max=args.q_max,
+            shell_width=args.shell_width,
+            max_si=args.max_ring,
+            ring_frames=args.ring_frames,
+            progress=not args.no_progress,
+        )
+        for name, frames in runs_frames
+    ]
+    paths = write_report(runs, exp, args.out)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m rsajax.analysis.cli``) until the main CLI wires it."""
+    parser = argparse.ArgumentParser(prog="rsajax")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
