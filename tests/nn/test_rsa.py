@@ -74,6 +74,7 @@ class Setup:
             leaves = self.params["params"]["k_weights"]
             leaves["coeffs"] = jnp.asarray(rng.normal(size=leaves["coeffs"].shape))
         self.probe = rng.normal(size=(n_atoms + 1, C))
+        self._apply = jax.jit(self.block.apply)
 
     def args(self, positions, cell, kset=None, scalars=None):
         scalars = self.scalars if scalars is None else scalars
@@ -83,7 +84,7 @@ class Setup:
         return scalars, pos, cells, kset, self.graph.node_graph, self.graph.node_mask
 
     def u(self, positions, cell, kset=None, scalars=None):
-        return self.block.apply(self.params, *self.args(positions, cell, kset, scalars))[:-1]
+        return self._apply(self.params, *self.args(positions, cell, kset, scalars))[:-1]
 
     def energy(self, positions, cell, kset=None):
         return jnp.sum(self.u(positions, cell, kset) * self.probe[:-1])
@@ -150,13 +151,14 @@ def test_forces_and_stress_match_finite_differences():
         deform = jnp.eye(3) + strain
         return s.energy(positions @ deform.T, s.cell @ deform.T)
 
+    strained_energy = jax.jit(strained_energy)
     zero = jnp.zeros((3, 3))
     grad_pos, grad_strain = jax.grad(strained_energy, argnums=(0, 1))(s.positions, zero)
     h = 1e-5
     for atom, axis in [(0, 0), (3, 1), (7, 2)]:
         step = np.zeros_like(s.positions)
         step[atom, axis] = h
-        fd = (strained_energy(s.positions + step, zero) - strained_energy(s.positions - step, zero))
+        fd = strained_energy(s.positions + step, zero) - strained_energy(s.positions - step, zero)
         np.testing.assert_allclose(grad_pos[atom, axis], fd / (2 * h), rtol=1e-6, atol=1e-9)
     for a in range(3):
         for b in range(3):
@@ -200,7 +202,7 @@ def test_energy_is_continuous_through_a_k_shell_crossing():
     hard = scan_energy(s, strains, smooth=False)
     smooth_jump, hard_jump = np.abs(np.diff(smooth)).max(), np.abs(np.diff(hard)).max()
     # continuity bound: a step can change E by at most max|dE/d eps| * d eps
-    slope = jax.grad(lambda e: s.energy(s.positions * (1 + e), cell * (1 + e)))
+    slope = jax.jit(jax.grad(lambda e: s.energy(s.positions * (1 + e), cell * (1 + e))))
     bound = max(abs(float(slope(e))) for e in strains[::20]) * (strains[1] - strains[0])
     assert smooth_jump < 1.5 * bound
     assert hard_jump > 100 * smooth_jump  # the hard set jumps when the shell leaves it
@@ -303,9 +305,10 @@ def test_combinations_are_equivariant(kind):
     u = rng.normal(size=(5, C))
     module = make_combination(kind)
     params = module.init(jax.random.PRNGKey(0), h, u)
+    apply = jax.jit(module.apply)
     rot = jnp.asarray(Rotation.random(random_state=1).as_matrix())
-    out = module.apply(params, h, u)
-    out_rot = module.apply(params, h.transform_by_matrix(rot), u)
+    out = apply(params, h, u)
+    out_rot = apply(params, h.transform_by_matrix(rot), u)
     assert out.irreps == irreps
     np.testing.assert_allclose(out.transform_by_matrix(rot).array, out_rot.array, atol=1e-12)
     scalars = np.r_[0:4, irreps.dim - 2 : irreps.dim]
@@ -314,4 +317,4 @@ def test_combinations_are_equivariant(kind):
     if kind != "tp":  # gate and residual touch only the scalar channels
         assert not np.delete(changed, scalars, axis=1).any()
     else:  # the tensor product vanishes with u
-        np.testing.assert_array_equal(module.apply(params, h, 0 * u).array, 0.0)
+        np.testing.assert_array_equal(apply(params, h, 0 * u).array, 0.0)
