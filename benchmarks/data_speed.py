@@ -42,8 +42,11 @@ def main() -> None:
     header = list(rows[0])
     print(" | ".join(f"{h:>26}" for h in header))
     for row in rows:
-        print(" | ".join(f"{row[h]:>26.1f}" if isinstance(row[h], float) else f"{row[h]:>26}"
-                         for h in header))
+        print(
+            " | ".join(
+                f"{row[h]:>26.1f}" if isinstance(row[h], float) else f"{row[h]:>26}" for h in header
+            )
+        )
 
 
 if __name__ == "__main__":

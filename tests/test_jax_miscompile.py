@@ -18,16 +18,24 @@ def triclinic_lj_energies(dtype, n_side=6, density=1.2):
     rng = np.random.default_rng(0)
     length = (n / density) ** (1 / 3)
     # Column-major jax-md box (lattice vectors as columns), upper triangular for cell lists.
-    box = np.array([[length, 0.3 * length, 0.2 * length], [0, length, -0.25 * length],
-                    [0, 0, length]])
-    grid = (np.stack(np.meshgrid(*[np.arange(n_side)] * 3, indexing="ij"), -1).reshape(-1, 3)
-            + 0.5) / n_side
+    box = np.array(
+        [[length, 0.3 * length, 0.2 * length], [0, length, -0.25 * length], [0, 0, length]]
+    )
+    grid = (
+        np.stack(np.meshgrid(*[np.arange(n_side)] * 3, indexing="ij"), -1).reshape(-1, 3) + 0.5
+    ) / n_side
     fractional = (grid + rng.normal(scale=0.02, size=grid.shape)) % 1.0
     box, fractional = jnp.asarray(box, dtype), jnp.asarray(fractional, dtype)
     displacement, _ = space.periodic_general(box, fractional_coordinates=True)
     neighbor_fn, energy_fn = energy.lennard_jones_neighbor_list(
-        displacement, box, sigma=1.0, epsilon=1.0, r_cutoff=2.5, dr_threshold=0.0,
-        format=partition.Sparse, fractional_coordinates=True,
+        displacement,
+        box,
+        sigma=1.0,
+        epsilon=1.0,
+        r_cutoff=2.5,
+        dr_threshold=0.0,
+        format=partition.Sparse,
+        fractional_coordinates=True,
     )
     neighbors = neighbor_fn.allocate(fractional)
     rows = int(neighbors.idx.shape[1])

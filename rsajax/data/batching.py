@@ -57,8 +57,11 @@ def choose_buckets(
         e = _round_up(max(int(np.quantile(edge_totals, q)), 1), multiple)
         caps.append(Caps(n, e, batch_size + 1))
     caps.append(
-        Caps(_round_up(bound_nodes, multiple), _round_up(max(bound_edges, 1), multiple),
-             batch_size + 1)
+        Caps(
+            _round_up(bound_nodes, multiple),
+            _round_up(max(bound_edges, 1), multiple),
+            batch_size + 1,
+        )
     )
     unique = sorted(set(caps), key=lambda c: (c.n_node, c.n_edge))
     return unique
@@ -71,9 +74,7 @@ def pick_bucket(buckets: Sequence[Caps], records: Sequence[GraphRecord]) -> Caps
     for caps in buckets:
         if caps.fits(n_node, n_edge, len(records)):
             return caps
-    raise ValueError(
-        f"batch with {n_node} nodes and {n_edge} edges fits no bucket {list(buckets)}"
-    )
+    raise ValueError(f"batch with {n_node} nodes and {n_edge} edges fits no bucket {list(buckets)}")
 
 
 class GraphDataset:
@@ -110,8 +111,10 @@ class GraphDataset:
         self.seed = seed
         self.drop_last = drop_last
         self.dtype = dtype
-        self.buckets = list(buckets) if buckets is not None else choose_buckets(
-            self.records, batch_size, num_buckets=num_buckets, seed=seed
+        self.buckets = (
+            list(buckets)
+            if buckets is not None
+            else choose_buckets(self.records, batch_size, num_buckets=num_buckets, seed=seed)
         )
 
     def __len__(self) -> int:
@@ -128,7 +131,9 @@ class GraphDataset:
         """Padded batches of ``epoch``, beginning at batch number ``start``."""
         order = self.order(epoch)
         for b in range(start, len(self)):
-            chosen = [self.records[i] for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
+            chosen = [
+                self.records[i] for i in order[b * self.batch_size : (b + 1) * self.batch_size]
+            ]
             yield collate(chosen, pick_bucket(self.buckets, chosen), dtype=self.dtype)
 
     def __iter__(self) -> Iterator[Graph]:

@@ -79,9 +79,7 @@ def atoms_to_record(atoms: Atoms, cutoff: float) -> GraphRecord:
     )
 
 
-def collate(
-    records: Sequence[GraphRecord], caps: Caps | None = None, dtype=np.float64
-) -> Graph:
+def collate(records: Sequence[GraphRecord], caps: Caps | None = None, dtype=np.float64) -> Graph:
     """Concatenate records into one padded Graph.
 
     With ``caps=None`` the batch is padded minimally (one padding node, one padding edge, one

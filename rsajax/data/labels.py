@@ -2,7 +2,8 @@
 
 rsajax keeps labels where ASE users expect them: in a ``SinglePointCalculator`` attached to the
 ``Atoms``. Energy in eV, forces in eV/A, stress in eV/A^3 with ASE's sign
-(``stress = (1/V) dE/d(strain)``, so a compressed solid has negative diagonal stress), dipole in e*A.
+(``stress = (1/V) dE/d(strain)``: a compressed solid has negative diagonal stress), dipole in
+e*A.
 Files may name labels differently (``REF_energy``) or give a virial instead of a stress
 (extxyz convention: ``virial = -stress * V``); :func:`standardize_labels` maps them.
 """

@@ -7,9 +7,7 @@ import vesin
 from ase import Atoms
 
 
-def neighbor_list(
-    atoms: Atoms, cutoff: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def neighbor_list(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full neighbour list (both directions) within ``cutoff``.
 
     Cells smaller than twice the cutoff are handled: an atom can then see several images of the

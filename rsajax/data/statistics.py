@@ -52,9 +52,7 @@ class DatasetStatistics:
         )
 
 
-def least_squares_e0(
-    records: Sequence[GraphRecord], atomic_numbers: Sequence[int]
-) -> np.ndarray:
+def least_squares_e0(records: Sequence[GraphRecord], atomic_numbers: Sequence[int]) -> np.ndarray:
     """E0 per element minimising sum_s (E_s - sum_a n_sa E0_a)^2 over labelled structures.
 
     Returns:

@@ -44,14 +44,20 @@ def summarize(structures: Sequence[Atoms], cutoff: float, batch_size: int = 8) -
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("info", help="summarise a structure file (extxyz or any ASE format)")
+    parser = subparsers.add_parser(
+        "info", help="summarise a structure file (extxyz or any ASE format)"
+    )
     parser.add_argument("path", help="structure file")
-    parser.add_argument("--cutoff", type=float, default=5.0, help="neighbour cutoff in A (default 5)")
+    parser.add_argument(
+        "--cutoff", type=float, default=5.0, help="neighbour cutoff in A (default 5)"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--energy-key", default="energy")
     parser.add_argument("--forces-key", default="forces")
     parser.add_argument("--stress-key", default="stress")
-    parser.add_argument("--skip-invalid", action="store_true", help="drop bad structures, report them")
+    parser.add_argument(
+        "--skip-invalid", action="store_true", help="drop bad structures, report them"
+    )
     return parser
 
 

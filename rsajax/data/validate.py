@@ -84,9 +84,7 @@ def _check_min_distance(atoms: Atoms, where: str, min_distance: float) -> None:
     senders, receivers, offsets = neighbor_list(atoms, min_distance)
     if len(senders) == 0:
         return
-    vectors = (
-        atoms.positions[receivers] - atoms.positions[senders] + offsets @ atoms.cell.array
-    )
+    vectors = atoms.positions[receivers] - atoms.positions[senders] + offsets @ atoms.cell.array
     distances = np.linalg.norm(vectors, axis=1)
     k = int(np.argmin(distances))
     i, j = int(senders[k]), int(receivers[k])

@@ -6,8 +6,8 @@ from ase import Atoms
 
 from rsajax.data import (
     GraphDataset,
-    attach_labels,
     atoms_to_record,
+    attach_labels,
     choose_buckets,
     compute_statistics,
 )
@@ -21,8 +21,12 @@ def random_structures(n, seed=0):
         count = int(rng.integers(3, 20))
         numbers = rng.choice([8, 14], size=count)
         length = 2.2 * count ** (1 / 3) + 1
-        atoms = Atoms(numbers, scaled_positions=rng.uniform(size=(count, 3)),
-                      cell=np.eye(3) * length, pbc=True)
+        atoms = Atoms(
+            numbers,
+            scaled_positions=rng.uniform(size=(count, 3)),
+            cell=np.eye(3) * length,
+            pbc=True,
+        )
         energy = sum(e0[int(z)] for z in numbers) + 0.01 * count * rng.normal()
         attach_labels(atoms, energy=energy, forces=rng.normal(size=(count, 3)))
         out.append(atoms)

@@ -14,7 +14,10 @@ from rsajax.data import StructureError, atoms_to_graph, read_structures
 
 def strained_copper():
     atoms = bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2))
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + [[0.01, 0.02, -0.01], [0, -0.02, 0.03], [0, 0, 0.015]]), scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell.array @ (np.eye(3) + [[0.01, 0.02, -0.01], [0, -0.02, 0.03], [0, 0, 0.015]]),
+        scale_atoms=True,
+    )
     atoms.rattle(0.05, seed=0)
     return atoms
 
