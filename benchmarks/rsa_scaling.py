@@ -1,0 +1,187 @@
+"""Time and peak memory of reciprocal-space attention vs system size at silica density.
+
+Prints three tables:
+
+1. The RSA block alone (W_lin, W_qkv, attention; ``ewald`` weights) at a *fixed* ``k_cut``:
+   forward and forward+gradient (energy + forces of a scalar test energy ``sum u``). The number of
+   lattice vectors grows with the volume (``M ~ V k_cut^3 / (6 pi^2)``), so the cost per atom grows
+   like ``M``: a lattice sum at fixed resolution is ``O(N M) = O(N^2)``.
+2. The same block at a *fixed number* of k-vectors (the shells with ``|n|^2 <= 3``, ``M = 26``,
+   i.e. ``k_cut ~ 1/L`` like the reference's six vectors): time per atom is flat.
+3. The reference's materialised computation (per-atom ``(M, N, C, C)`` outer products, gathered
+   back per atom) at the same k-sets as table 1, where it fits in memory.
+
+Peak memory is XLA's temporary buffer size for the compiled call (``memory_analysis``), plus
+arguments and outputs. Random positions: the kernel's cost does not depend on the structure.
+
+Usage: python benchmarks/rsa_scaling.py [--sizes 192 648 ...] [--k-cut 0.8] [--channels 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rsajax.nn.kspace import KSet, integer_kset, kspace_geometry
+from rsajax.nn.rsa import RSABlock, fixed_kweights, reciprocal_space_attention
+
+#: atoms per A^3 of silica glass at 2.20 g/cm^3 (SiO2: 60.08 g/mol per 3 atoms).
+SILICA_NUMBER_DENSITY = 2.20 / 60.08 * 6.02214076e23 * 1e-24 * 3
+
+
+def box(num_atoms: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    length = (num_atoms / SILICA_NUMBER_DENSITY) ** (1 / 3)
+    positions = np.random.default_rng(seed).uniform(0, length, (num_atoms, 3))
+    return positions, np.eye(3) * length
+
+
+def single_kset(n: np.ndarray, mask: np.ndarray, k_cut: float) -> KSet:
+    return KSet(
+        n=n[None],
+        nodes=np.zeros((1,) + n.shape),
+        node_weights=np.zeros((1, len(mask))),
+        mask=mask[None],
+        periodic=np.array([True]),
+        k_cut=k_cut,
+    )
+
+
+def timed(fn, args, repeats: int) -> tuple[float, float]:
+    """(best seconds of ``repeats`` calls after compilation, peak bytes of the compiled call)."""
+    compiled = jax.jit(fn).lower(*args).compile()
+    memory = compiled.memory_analysis()
+    peak = memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
+    jax.block_until_ready(compiled(*args))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        best = min(best, time.perf_counter() - start)
+    return best, peak
+
+
+def materialised_attention(q, k, v, positions, kvectors, weights):
+    """The reference's algorithm for one structure: (M, N, C, C) outer products, twice."""
+
+    def rotate(x):  # (N, C) -> (M, N, C), real parts then imaginary parts as in the reference
+        theta = (positions @ kvectors.T).T[..., None]
+        a, b = x[None, :, 0::2], x[None, :, 1::2]
+        return jnp.concatenate([a * jnp.cos(theta) - b * jnp.sin(theta),
+                                a * jnp.sin(theta) + b * jnp.cos(theta)], axis=-1)  # fmt: skip
+
+    q_rot, k_rot = rotate(q), rotate(k)
+    kv_node = k_rot[..., :, None] * v[None, :, None, :]  # (M, N, C, C)
+    kv_graph = jnp.sum(kv_node, axis=1, keepdims=True)  # one graph: the segment sum
+    kv_node = jnp.broadcast_to(kv_graph, kv_node.shape)  # gathered back per atom, as reference
+    beta = jnp.sum(q_rot[..., :, None] * kv_node, axis=-2)  # (M, N, C)
+    return jnp.einsum("m,mnc->nc", weights, beta)
+
+
+def block_functions(channels: int, num_atoms: int, kset: KSet, dtype):
+    block = RSABlock(channels, weighting="ewald", sigma=2.0)
+    positions, cell = box(num_atoms)
+    scalars = np.random.default_rng(1).normal(size=(num_atoms, channels)).astype(dtype)
+    node_graph, node_mask = np.zeros(num_atoms, np.int32), np.ones(num_atoms, bool)
+    cells = jnp.asarray(cell[None], dtype)
+    params = block.init(
+        jax.random.PRNGKey(0), scalars, positions.astype(dtype), cells, kset, node_graph, node_mask
+    )
+
+    def forward(params, positions):
+        return block.apply(params, scalars, positions, cells, kset, node_graph, node_mask)
+
+    def energy_and_forces(params, positions):
+        return jax.value_and_grad(lambda p: jnp.sum(forward(params, p)))(positions)
+
+    return forward, energy_and_forces, params, positions.astype(dtype)
+
+
+def run_table(title, sizes, channels, kset_for, dtype, repeats, with_materialised=False,
+              materialised_limit_gb=3.0):  # fmt: skip
+    print(f"\n{title}")
+    header = f"{'N':>6} {'L/A':>6} {'M':>5} {'fwd ms':>9} {'fwd+grad ms':>12} "
+    header += f"{'us/atom':>8} {'peak MB':>8}"
+    if with_materialised:
+        header += f" | {'mat. fwd ms':>11} {'mat. peak MB':>12} {'rel. |du|':>9}"
+    print(header)
+    for num_atoms in sizes:
+        positions, cell = box(num_atoms)
+        kset = kset_for(cell)
+        forward, energy_and_forces, params, pos = block_functions(channels, num_atoms, kset, dtype)
+        t_fwd, _ = timed(forward, (params, pos), repeats)
+        t_grad, peak = timed(energy_and_forces, (params, pos), repeats)
+        m = int(kset.mask.sum())
+        row = f"{num_atoms:>6} {cell[0, 0]:>6.1f} {m:>5} {1e3 * t_fwd:>9.1f} {1e3 * t_grad:>12.1f} "
+        row += f"{1e6 * t_grad / num_atoms:>8.1f} {peak / 2**20:>8.1f}"
+        if with_materialised:
+            row += " | " + materialised_row(
+                channels, num_atoms, kset, cell, dtype, repeats, materialised_limit_gb
+            )
+        print(row, flush=True)
+
+
+def materialised_row(channels, num_atoms, kset, cell, dtype, repeats, limit_gb):
+    """Reference-style cost on the same k-set, and its max deviation from our kernel."""
+    m = int(kset.mask.sum())
+    need_gb = 2 * m * num_atoms * channels * channels * np.dtype(dtype).itemsize / 2**30
+    if need_gb > limit_gb:
+        return f"{'skipped':>11} {f'needs {need_gb:.0f} GB':>12} {'':>9}"
+    rng = np.random.default_rng(2)
+    q, k, v = (jnp.asarray(x, dtype) for x in rng.normal(size=(3, num_atoms, channels)))
+    q = q / np.sqrt(channels)
+    positions = jnp.asarray(box(num_atoms)[0], dtype)
+    kvectors, measure = kspace_geometry(kset, jnp.asarray(cell[None], dtype))
+    weights = fixed_kweights(kset, kvectors, measure, "ewald", sigma=2.0)
+    t, peak = timed(materialised_attention, (q, k, v, positions, kvectors[0], weights[0]), repeats)
+    ours = reciprocal_space_attention(
+        q, k, v, positions, kvectors, weights, kset.mask, jnp.zeros(num_atoms, jnp.int32), 1
+    )
+    theirs = jax.jit(materialised_attention)(q, k, v, positions, kvectors[0], weights[0])
+    diff = float(jnp.max(jnp.abs(theirs - ours)) / jnp.max(jnp.abs(ours)))
+    return f"{1e3 * t:>11.1f} {peak / 2**20:>12.1f} {diff:>9.1e}"
+
+
+def model_rows() -> None:
+    # ---------------------------------------------------------------------------------------
+    # RSA-MACE energy + forces rows and the RSA-MACE / SR-MACE overhead at 648 atoms go here
+    # once rsajax.nn.model and rsajax.potential exist (issue 4, model half). Not measured yet.
+    # ---------------------------------------------------------------------------------------
+    print("\nRSA-MACE energy+forces rows: not measured (needs rsajax.nn.model / potential)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[192, 648, 1536, 3000, 6000, 12000])
+    parser.add_argument("--k-cut", type=float, default=0.8, help="fixed k_cut in 1/A")
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    args = parser.parse_args()
+    if args.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    dtype = np.dtype(args.dtype)
+    print(f"device: {jax.devices()[0].device_kind}, C = {args.channels}, 1 head, {args.dtype}")
+
+    def fixed_cut(cell):
+        n, mask = integer_kset(cell, args.k_cut, margin=0.1)
+        return single_kset(n, mask, args.k_cut)
+
+    def fixed_count(cell):
+        k_cut = 2 * np.pi * np.sqrt(3.5) / cell[0, 0]  # |n|^2 <= 3: 26 vectors in a cubic box
+        n, mask = integer_kset(cell, k_cut, margin=0.0)
+        return single_kset(n, mask, k_cut)
+
+    run_table(f"1. RSA block, fixed k_cut = {args.k_cut} 1/A (margin 0.1), ewald weights",
+              args.sizes, args.channels, fixed_cut, dtype, args.repeats,
+              with_materialised=True)  # fmt: skip
+    run_table("2. RSA block, fixed M = 26 (shells |n|^2 <= 3)", args.sizes, args.channels,
+              fixed_count, dtype, args.repeats)  # fmt: skip
+    model_rows()
+
+
+if __name__ == "__main__":
+    main()
