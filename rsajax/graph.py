@@ -16,6 +16,8 @@ Conventions (shared by data, models, MD, training):
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.struct
 import jax.numpy as jnp
 import numpy as np
@@ -50,6 +52,8 @@ class Graph:
         dipole: (G, 3) e*A, or None.
         weight: (G,) per-structure loss weight (0 on padding).
         has_energy, has_forces, has_stress, has_dipole: (G,) bool, which labels each structure has.
+        kset: the k-vectors of reciprocal-space attention (:class:`rsajax.nn.kspace.KSet`), chosen
+            on the host for long-range models; None for short-range models.
     """
 
     species: Array
@@ -74,6 +78,7 @@ class Graph:
     has_forces: Array | None = None
     has_stress: Array | None = None
     has_dipole: Array | None = None
+    kset: Any = None
 
     @property
     def num_graphs(self) -> int:

@@ -91,6 +91,7 @@ class GraphDataset:
         buckets: padding caps; chosen by :func:`choose_buckets` when None.
         drop_last: drop a last incomplete batch.
         dtype: float dtype of positions and labels.
+        kset_fn: attaches a long-range model's k-set to each batch (static size per dataset).
     """
 
     def __init__(
@@ -104,8 +105,10 @@ class GraphDataset:
         num_buckets: int = 3,
         drop_last: bool = False,
         dtype=np.float64,
+        kset_fn=None,
     ):
         self.records = list(records)
+        self.kset_fn = kset_fn
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -134,7 +137,9 @@ class GraphDataset:
             chosen = [
                 self.records[i] for i in order[b * self.batch_size : (b + 1) * self.batch_size]
             ]
-            yield collate(chosen, pick_bucket(self.buckets, chosen), dtype=self.dtype)
+            yield collate(
+                chosen, pick_bucket(self.buckets, chosen), dtype=self.dtype, kset_fn=self.kset_fn
+            )
 
     def __iter__(self) -> Iterator[Graph]:
         return self.batches(0)

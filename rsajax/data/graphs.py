@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -79,11 +79,21 @@ def atoms_to_record(atoms: Atoms, cutoff: float) -> GraphRecord:
     )
 
 
-def collate(records: Sequence[GraphRecord], caps: Caps | None = None, dtype=np.float64) -> Graph:
+#: Host function that chooses a long-range model's k-set for a batch (``Graph -> KSet``).
+KSetFn = Callable[[Graph], object]
+
+
+def collate(
+    records: Sequence[GraphRecord],
+    caps: Caps | None = None,
+    dtype=np.float64,
+    kset_fn: KSetFn | None = None,
+) -> Graph:
     """Concatenate records into one padded Graph.
 
     With ``caps=None`` the batch is padded minimally (one padding node, one padding edge, one
-    padding graph). Padding follows the contract in :mod:`rsajax.graph`.
+    padding graph). Padding follows the contract in :mod:`rsajax.graph`. ``kset_fn`` (for
+    long-range models) attaches the batch's k-set as ``graph.kset``.
     """
     if not records:
         raise ValueError("cannot collate an empty list of structures")
@@ -144,7 +154,7 @@ def collate(records: Sequence[GraphRecord], caps: Caps | None = None, dtype=np.f
         node_start += r.n_node
         edge_start += r.n_edge
 
-    return Graph(
+    graph = Graph(
         species=species,
         positions=positions,
         cell=cell,
@@ -168,6 +178,7 @@ def collate(records: Sequence[GraphRecord], caps: Caps | None = None, dtype=np.f
         has_stress=has["stress"],
         has_dipole=has["dipole"],
     )
+    return graph if kset_fn is None else graph.replace(kset=kset_fn(graph))
 
 
 def atoms_to_graph(
@@ -175,10 +186,12 @@ def atoms_to_graph(
     cutoff: float,
     caps: Caps | None = None,
     dtype=np.float64,
+    kset_fn: KSetFn | None = None,
 ) -> Graph:
     """One padded Graph from one structure or a list of them (see :func:`collate`)."""
     structures = [atoms] if isinstance(atoms, Atoms) else list(atoms)
-    return collate([atoms_to_record(a, cutoff) for a in structures], caps=caps, dtype=dtype)
+    records = [atoms_to_record(a, cutoff) for a in structures]
+    return collate(records, caps=caps, dtype=dtype, kset_fn=kset_fn)
 
 
 def graph_to_atoms(graph: Graph, index: int = 0) -> Atoms:

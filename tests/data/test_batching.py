@@ -86,3 +86,18 @@ def test_statistics_recover_e0_and_neighbours():
     forces = np.concatenate([r.forces for r in recs])
     assert stats.rms_forces == pytest.approx(np.sqrt((forces**2).mean()))
     assert "E0" in stats.summary()
+
+
+def test_kset_travels_with_batches():
+    """Long-range models get their k-set attached to every batch, with one static size."""
+    from rsajax.nn.kspace import build_kset
+
+    recs = records(12)
+    data = GraphDataset(
+        recs, batch_size=4, seed=0, kset_fn=lambda g: build_kset(g, k_cut=1.5, m_max=400)
+    )
+    for batch in data.batches(0):
+        assert batch.kset.n.shape == (batch.num_graphs, 400, 3)
+        real = np.asarray(batch.graph_mask)
+        assert (batch.kset.mask[real].sum(axis=1) > 0).all()
+        assert not batch.kset.mask[~real].any()
