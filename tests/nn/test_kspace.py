@@ -172,3 +172,17 @@ def test_open_quadrature_integrates_the_fourier_kernel(distance):
     exact = scipy.integrate.quad(radial, 0, k_cut, points=[k_cut * 0.8], epsabs=1e-14)[0]
     exact *= 4 * np.pi / (2 * np.pi) ** 3
     assert abs(approx - exact) < 1e-7 * abs(exact)
+
+
+def test_mixed_boundaries_use_the_lattice_with_vacuum():
+    rng = np.random.default_rng(1)
+    slab_cell = np.diag([10.0, 10.0, 30.0])  # periodic in x, y; 30 A of vacuum along z
+    slab = make_graph([(rng.uniform(0, 10, (4, 3)), slab_cell, [True, True, False])])
+    kset = build_kset(slab, k_cut=1.0)
+    assert kset.periodic[0] and not kset.has_open
+    np.testing.assert_array_equal(kset.n[0], integer_kset(slab_cell, 1.0, 0.1)[0])
+    flat = make_graph(
+        [(rng.uniform(0, 10, (4, 3)), np.diag([10.0, 10.0, 0.0]), [True, True, False])]
+    )
+    with pytest.raises(ValueError, match="graph 0: the cell is singular"):
+        build_kset(flat, k_cut=1.0)
