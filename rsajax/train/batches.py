@@ -2,8 +2,8 @@
 
 A global batch of ``batch_size`` structures is split into ``sub_batches`` contiguous chunks of the
 epoch's order (:meth:`rsajax.data.GraphDataset.order`, a pure function of seed and epoch, so a run
-can resume at any (epoch, batch)). Every chunk is collated with the smallest padding bucket that fits
-all chunks, so the stack has one static shape per bucket.
+can resume at any (epoch, batch)). Every chunk is collated with the smallest padding bucket that
+fits all chunks, so the stack has one static shape per bucket.
 """
 
 from __future__ import annotations
@@ -32,14 +32,31 @@ class GlobalBatches:
         num_buckets, shuffle, seed, dtype: as in :class:`rsajax.data.GraphDataset`.
     """
 
-    def __init__(self, records: Sequence[GraphRecord], batch_size: int, sub_batches: int, *,
-                 num_buckets: int = 2, shuffle: bool = True, seed: int = 0, dtype=np.float64):
+    def __init__(
+        self,
+        records: Sequence[GraphRecord],
+        batch_size: int,
+        sub_batches: int,
+        *,
+        num_buckets: int = 2,
+        shuffle: bool = True,
+        seed: int = 0,
+        dtype=np.float64,
+    ):
         if batch_size % sub_batches:
-            raise ValueError(f"batch size {batch_size} is not a multiple of the {sub_batches} "
-                             "sub-batches (one per device, or parallel.sub_batches)")
+            raise ValueError(
+                f"batch size {batch_size} is not a multiple of the {sub_batches} "
+                "sub-batches (one per device, or parallel.sub_batches)"
+            )
         self.batch_size, self.sub_batches, self.dtype = batch_size, sub_batches, dtype
-        self.dataset = GraphDataset(records, batch_size // sub_batches, shuffle=shuffle,
-                                    seed=seed, num_buckets=num_buckets, dtype=dtype)
+        self.dataset = GraphDataset(
+            records,
+            batch_size // sub_batches,
+            shuffle=shuffle,
+            seed=seed,
+            num_buckets=num_buckets,
+            dtype=dtype,
+        )
         self.records = self.dataset.records
 
     def __len__(self) -> int:
@@ -62,7 +79,7 @@ class GlobalBatches:
             a last batch with fewer than D structures; it then repeats a structure and is ignored
             by the loss.
         """
-        order = self.dataset.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        order = self.dataset.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
         parts = np.array_split(order, self.sub_batches)
         active = np.array([len(p) > 0 for p in parts])
         chunks = [[self.records[i] for i in (p if len(p) else order[:1])] for p in parts]

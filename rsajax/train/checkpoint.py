@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 from rsajax.nn.model import MACEConfig, save_model
@@ -35,14 +34,17 @@ class Position:
 
 
 def _manager(path: Path, async_save: bool) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
-                                           enable_async_checkpointing=async_save)
-    return ocp.CheckpointManager(path.resolve(), options=options)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=1, create=True, enable_async_checkpointing=async_save
+    )
+    handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(path.resolve(), options=options, item_handlers=handlers)
 
 
 def _shapes(tree) -> dict[str, tuple]:
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(p): tuple(np.shape(x)) for p, x in flat}
+    """keypath -> shape for leaves that are arrays, ShapeDtypeStructs or orbax metadata."""
+    flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))[0]
+    return {jax.tree_util.keystr(p): tuple(x.shape) for p, x in flat}
 
 
 class Checkpoints:
@@ -53,18 +55,35 @@ class Checkpoints:
         self.last = _manager(self.directory / "last", async_save)
         self.best = _manager(self.directory / "best", async_save)
 
-    def save(self, which: str, state, position: Position, config: dict, model_config: MACEConfig,
-             extra: dict | None = None) -> None:
+    def save(
+        self,
+        which: str,
+        state,
+        position: Position,
+        config: dict,
+        model_config: MACEConfig,
+        extra: dict | None = None,
+    ) -> None:
         """Write ``state`` with metadata as checkpoint ``which`` ("last" or "best")."""
-        meta = {"format": FORMAT, "version": VERSION, "epoch": position.epoch,
-                "batch": position.batch, "config": config, "model_config": model_config.to_dict(),
-                **(extra or {})}
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "epoch": position.epoch,
+            "batch": position.batch,
+            "config": config,
+            "model_config": model_config.to_dict(),
+            **(extra or {}),
+        }
         manager = self.last if which == "last" else self.best
         step = int(jax.device_get(state.step))
         if manager.latest_step() == step:
             return  # already written (e.g. at an epoch end that is also an every-N step)
-        manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                   meta=ocp.args.JsonSave(meta)))
+        manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+            ),
+        )
 
     def latest(self) -> int | None:
         """Step of the newest complete ``last`` checkpoint, or None."""
@@ -77,37 +96,51 @@ class Checkpoints:
             raise CheckpointMismatchError(f"{self.directory}: not an rsajax training checkpoint")
         return meta
 
-    def check_compatible(self, step: int, state, model_config: MACEConfig) -> dict:
-        """Compare the stored model config and parameter shapes with ``state``; raise
-        :class:`CheckpointMismatchError` naming the differences. Reads metadata only."""
+    def check_compatible(self, step: int, params, model_config: MACEConfig) -> dict:
+        """Compare the stored model config and parameter shapes with ``params`` (arrays or
+        ``jax.ShapeDtypeStruct``); raise :class:`CheckpointMismatchError` naming the
+        differences. Reads metadata only. Returns the checkpoint's metadata."""
         meta = self.read_meta(step)
         stored = meta["model_config"]
         current = model_config.to_dict()
-        shape_keys = ("hidden_irreps", "max_ell", "num_interactions", "correlation",
-                      "MLP_irreps", "radial_MLP", "num_bessel", "atomic_numbers", "long_range",
-                      "interaction_first", "interaction", "model_type")
-        differ = [f"{k}: checkpoint {stored.get(k)!r} vs config {_jsonable(current.get(k))!r}"
-                  for k in shape_keys if _jsonable(stored.get(k)) != _jsonable(current.get(k))]
+        shape_keys = (
+            "hidden_irreps",
+            "max_ell",
+            "num_interactions",
+            "correlation",
+            "MLP_irreps",
+            "radial_MLP",
+            "num_bessel",
+            "atomic_numbers",
+            "long_range",
+            "interaction_first",
+            "interaction",
+            "model_type",
+        )
+        differ = [
+            f"{k}: checkpoint {stored.get(k)!r} vs config {_jsonable(current.get(k))!r}"
+            for k in shape_keys
+            if _jsonable(stored.get(k)) != _jsonable(current.get(k))
+        ]
         tree = self.last.item_metadata(step)["state"]
         tree = getattr(tree, "tree", tree)
-        want = _shapes(jax.tree_util.tree_map(np.shape, dict(params=state.params)))
-        have = _shapes(jax.tree_util.tree_map(
-            lambda m: tuple(m.shape), {"params": tree["params"]},
-            is_leaf=lambda m: hasattr(m, "shape")))
+        want, have = _shapes(params), _shapes(tree["params"])
         bad = sorted(set(want) ^ set(have)) + [k for k in want if k in have and want[k] != have[k]]
         if differ or bad:
             detail = "; ".join(differ) or "parameter shapes differ"
             raise CheckpointMismatchError(
                 f"{self.directory / 'last' / str(step)}: checkpoint is for another model shape "
                 f"({detail}; {len(bad)} parameter arrays differ, e.g. {bad[:3]}). Use a new "
-                "output_dir or the matching model config.")
+                "output_dir or the matching model config."
+            )
         return meta
 
     def restore(self, step: int, state, which: str = "last"):
         """The stored state, with the structure, dtypes and shardings of ``state``."""
         manager = self.last if which == "last" else self.best
         restored = manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(state)))
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(state))
+        )
         return restored["state"]
 
     def wait(self) -> None:
@@ -129,8 +162,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def export_model(directory: str | Path, model_config: MACEConfig, params: dict,
-                 constants: dict) -> Path:
+def export_model(
+    directory: str | Path, model_config: MACEConfig, params: dict, constants: dict
+) -> Path:
     """A standalone model directory (:func:`rsajax.nn.model.save_model`) that the ASE calculator,
     ``rsajax md`` and notebooks load with :func:`rsajax.nn.model.load_model`."""
     variables = {"params": jax.device_get(params), **jax.device_get(constants)}

@@ -13,12 +13,16 @@ EPILOG = """overrides: any config key, e.g. --optimizer.lr 1e-3 --epochs 50 or
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train", help="train a MACE / RSA-MACE model from a YAML or TOML config",
+        "train",
+        help="train a MACE / RSA-MACE model from a YAML or TOML config",
         description="Train a model; checkpoints, metrics.jsonl, learning_curves.png and the "
-                    "exported model go to output_dir.", epilog=EPILOG)
+        "exported model go to output_dir.",
+        epilog=EPILOG,
+    )
     parser.add_argument("config", help="YAML (.yaml/.yml) or TOML (.toml) training config")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue exactly from output_dir's last checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue exactly from output_dir's last checkpoint"
+    )
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -35,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"rsajax train: error: {err}", file=sys.stderr)
         return 2
-    final = {k: round(v, 4) for k, v in result.final.items()
-             if k.endswith(("_rmse", "_mae")) or k == "valid_loss"}
+    final = {
+        k: round(v, 4)
+        for k, v in result.final.items()
+        if k.endswith(("_rmse", "_mae")) or k == "valid_loss"
+    }
     print(f"trained {result.steps} steps; final validation {final}; model: {result.model_dir}")
     return 0
 

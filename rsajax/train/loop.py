@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from rsajax.nn.model import MACEConfig, init_model
+from rsajax.nn.model import MACE, MACEConfig, dummy_graph, init_model
 from rsajax.potential import energy_fn_from_model
 from rsajax.train import sharding
 from rsajax.train.checkpoint import Checkpoints, Position, export_model
@@ -118,23 +118,32 @@ def train(
         jax.config.update("jax_enable_x64", True)
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
-    has_checkpoints = (ckpt_dir / "last").is_dir() and any((ckpt_dir / "last").iterdir())
-    if has_checkpoints and not resume:
-        raise ConfigError(f"{out} already holds checkpoints; pass --resume to continue or choose "
-                          "another output_dir")
-    if resume and not has_checkpoints:
-        raise ConfigError(f"--resume: no checkpoint in {ckpt_dir}")
+    checkpoints = Checkpoints(ckpt_dir, async_save=cfg.checkpoint.async_save)
+    if checkpoints.latest() is not None and not resume:
+        raise ConfigError(
+            f"{out} already holds checkpoints; pass --resume to continue or choose "
+            "another output_dir"
+        )
+    if resume and checkpoints.latest() is None:
+        raise ConfigError(f"--resume: no complete checkpoint in {ckpt_dir}")
 
     mesh = sharding.make_mesh(cfg.parallel.num_devices)
     num_sub = cfg.parallel.sub_batches or mesh.size
     if num_sub % mesh.size:
-        raise ConfigError(f"parallel.sub_batches = {num_sub} is not a multiple of the "
-                          f"{mesh.size} devices")
+        raise ConfigError(
+            f"parallel.sub_batches = {num_sub} is not a multiple of the {mesh.size} devices"
+        )
     data: TrainingData = load_data(cfg, num_sub)
     model_config = model_config_from(cfg, data.statistics)
-    model, variables = init_model(model_config, cfg.seed)
+    model = MACE(model_config)
     energy_fn = energy_fn_from_model(model)
-    data.check_labels(cfg, energy_fn, variables)
+    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy_graph(model_config))
+    data.check_labels(cfg, energy_fn, abstract)
+    position, best, meta = Position(), float("inf"), None
+    if resume:
+        meta = checkpoints.check_compatible(checkpoints.latest(), abstract["params"], model_config)
+        position, best = Position(meta["epoch"], meta["batch"]), meta.get("best_valid_loss", best)
+    model, variables = init_model(model_config, cfg.seed)
 
     steps_per_epoch = len(data.train)
     total_steps = steps_per_epoch * cfg.epochs
@@ -145,13 +154,8 @@ def train(
     state = init_state(variables["params"], optimizer, cfg.seed, cfg.optimizer.ema_decay > 0)
     state = sharding.put_global(jax.device_get(state), rep)
 
-    checkpoints = Checkpoints(ckpt_dir, async_save=cfg.checkpoint.async_save)
-    position, best = Position(), float("inf")
     if resume:
-        step = checkpoints.latest()
-        meta = checkpoints.check_compatible(step, state, model_config)
-        state = checkpoints.restore(step, state)
-        position, best = Position(meta["epoch"], meta["batch"]), meta.get("best_valid_loss", best)
+        state = checkpoints.restore(checkpoints.latest(), state)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     log_path = out / "metrics.jsonl"
@@ -159,29 +163,51 @@ def train(
     if not resume and log_path.exists():
         log_path.unlink()
 
-    weights = {"energy": cfg.loss.energy_weight, "forces": cfg.loss.forces_weight,
-               "stress": cfg.loss.stress_weight, "dipole": cfg.loss.dipole_weight}
+    weights = {
+        "energy": cfg.loss.energy_weight,
+        "forces": cfg.loss.forces_weight,
+        "stress": cfg.loss.stress_weight,
+        "dipole": cfg.loss.dipole_weight,
+    }
     counter: dict[str, int] = {"train": 0, "eval": 0}
     loss_args = (weights, cfg.loss.kind, cfg.loss.huber_delta)
-    train_step = sharding.shard_step(make_train_step(
-        energy_fn, optimizer, *loss_args, cfg.optimizer.ema_decay, weights["stress"] > 0, counter),
-        mesh, num_sharded=2)
-    eval_step = sharding.shard_step(make_eval_step(
-        energy_fn, *loss_args, data.valid_has_stress, counter), mesh, 2, donate_state=False)
+    train_step = sharding.shard_step(
+        make_train_step(
+            energy_fn,
+            optimizer,
+            *loss_args,
+            cfg.optimizer.ema_decay,
+            weights["stress"] > 0,
+            counter,
+        ),
+        mesh,
+        num_sharded=2,
+    )
+    eval_step = sharding.shard_step(
+        make_eval_step(energy_fn, *loss_args, data.valid_has_stress, counter),
+        mesh,
+        2,
+        donate_state=False,
+    )
 
     def validate(epoch: int, train_losses: list[float]) -> dict:
         params = state.ema if state.ema is not None else state.params
         total = None
         for batch, active in data.valid.batches(0):
-            sums = eval_step(params, constants, sharding.put_global(batch, dat),
-                             sharding.put_global(active, dat))
+            sums = eval_step(
+                params, constants, sharding.put_global(batch, dat), sharding.put_global(active, dat)
+            )
             total = accumulate(total, jax.device_get(sums))
         step = int(jax.device_get(state.step))
-        record = {"epoch": epoch, "step": step,
-                  "train_loss": float(np.mean(train_losses)) if train_losses else None,
-                  "valid_loss": total["loss_sum"] / max(total["loss_n"], 1.0),
-                  "lr": float(current_lr(state.opt_state, schedule_fn, max(step - 1, 0))),
-                  "time": time.time(), **finalize(total)}
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": float(np.mean(train_losses)) if train_losses else None,
+            "valid_loss": total["loss_sum"] / max(total["loss_n"], 1.0),
+            "lr": float(current_lr(state.opt_state, schedule_fn, max(step - 1, 0))),
+            "time": time.time(),
+            **finalize(total),
+        }
         _log(log_path, record)
         history.append(record)
         for callback in callbacks:
@@ -189,21 +215,33 @@ def train(
         return record
 
     def save_last(pos: Position) -> None:
-        checkpoints.save("last", state, pos, cfg.to_dict(), model_config,
-                         {"best_valid_loss": best, "compiles": dict(counter)})
+        checkpoints.save(
+            "last",
+            state,
+            pos,
+            cfg.to_dict(),
+            model_config,
+            {"best_valid_loss": best, "compiles": dict(counter)},
+        )
 
     if not history:
         validate(-1, [])
-    bar = tqdm(total=total_steps, initial=position.epoch * steps_per_epoch + position.batch,
-               disable=not cfg.progress_bar or jax.process_index() != 0, unit="step",
-               dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=total_steps,
+        initial=position.epoch * steps_per_epoch + position.batch,
+        disable=not cfg.progress_bar or jax.process_index() != 0,
+        unit="step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     every = cfg.checkpoint.every_steps
     for epoch in range(position.epoch, cfg.epochs):
         start = position.batch if epoch == position.epoch else 0
         train_losses = []
         for index, (batch, active) in enumerate(data.train.batches(epoch, start), start):
-            state, metrics = train_step(state, constants, sharding.put_global(batch, dat),
-                                        sharding.put_global(active, dat))
+            state, metrics = train_step(
+                state, constants, sharding.put_global(batch, dat), sharding.put_global(active, dat)
+            )
             loss = float(metrics["loss"])
             train_losses.append(loss)
             bar.update(1)
@@ -218,8 +256,14 @@ def train(
         eval_params = state.ema if state.ema is not None else state.params
         if cfg.checkpoint.keep_best and record["valid_loss"] < best:
             best = record["valid_loss"]
-            checkpoints.save("best", state, Position(epoch + 1, 0), cfg.to_dict(), model_config,
-                             {"best_valid_loss": best})
+            checkpoints.save(
+                "best",
+                state,
+                Position(epoch + 1, 0),
+                cfg.to_dict(),
+                model_config,
+                {"best_valid_loss": best},
+            )
             export_model(out / "best_model", model_config, eval_params, constants)
         save_last(Position(epoch + 1, 0))
     bar.close()
@@ -229,15 +273,28 @@ def train(
     model_dir = export_model(out / "model", model_config, eval_params, constants)
     if cfg.plot and jax.process_index() == 0:
         plot_learning_curves(history, out / "learning_curves.png")
-    summary = {"compiles": dict(counter), "steps": int(jax.device_get(state.step)),
-               "devices": mesh.size, "sub_batches": num_sub}
+    summary = {
+        "compiles": dict(counter),
+        "steps": int(jax.device_get(state.step)),
+        "devices": mesh.size,
+        "sub_batches": num_sub,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if cfg.progress_bar and jax.process_index() == 0:
-        print(f"train step compiled {counter['train']} time(s), eval step {counter['eval']} "
-              f"(buckets: {len(data.train.dataset.buckets)} train, "
-              f"{len(data.valid.dataset.buckets)} valid); model written to {model_dir}",
-              file=sys.stderr)
+        print(
+            f"train step compiled {counter['train']} time(s), eval step {counter['eval']} "
+            f"(buckets: {len(data.train.dataset.buckets)} train, "
+            f"{len(data.valid.dataset.buckets)} valid); model written to {model_dir}",
+            file=sys.stderr,
+        )
     host = jax.device_get(state)
-    return TrainResult(output_dir=out, model_dir=model_dir, model_config=model_config,
-                       history=history, compiles=dict(counter), steps=summary["steps"],
-                       params=host.params, ema=host.ema)
+    return TrainResult(
+        output_dir=out,
+        model_dir=model_dir,
+        model_config=model_config,
+        history=history,
+        compiles=dict(counter),
+        steps=summary["steps"],
+        params=host.params,
+        ema=host.ema,
+    )

@@ -90,9 +90,13 @@ def check_labels(
         if weights.get(name, 0.0) <= 0:
             continue
         if name not in predicted:
-            raise ValueError(f"loss.{name}_weight = {weights[name]} but the model does not "
-                             f"predict {name}; set loss.{name}_weight to 0")
+            raise ValueError(
+                f"loss.{name}_weight = {weights[name]} but the model does not "
+                f"predict {name}; set loss.{name}_weight to 0"
+            )
         if counts.get(name, 0) == 0:
-            raise ValueError(f"{source}: no training structure has {name} labels but "
-                             f"loss.{name}_weight = {weights[name]}; set it to 0 or use a "
-                             f"dataset with {name}")
+            raise ValueError(
+                f"{source}: no training structure has {name} labels but "
+                f"loss.{name}_weight = {weights[name]}; set it to 0 or use a "
+                f"dataset with {name}"
+            )

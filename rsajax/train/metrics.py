@@ -45,8 +45,11 @@ def error_sums(predictions: dict[str, jax.Array], graph: Graph) -> dict[str, jax
         mask = graph.node_mask & graph.has_forces[graph.node_graph] & real[graph.node_graph]
         add("forces", predictions["forces"] - graph.forces.astype(dt), mask[:, None])
     if graph.stress is not None and "stress" in predictions:
-        add("stress", predictions["stress"] - graph.stress.astype(dt),
-            (real & graph.has_stress)[:, None, None])
+        add(
+            "stress",
+            predictions["stress"] - graph.stress.astype(dt),
+            (real & graph.has_stress)[:, None, None],
+        )
     return out
 
 

@@ -21,12 +21,17 @@ def learning_rate_schedule(
     if schedule.kind == "cosine":
         decay_steps = max(total_steps, warmup + 1)
         return optax.warmup_cosine_decay_schedule(
-            init_value=0.0 if warmup else opt.lr, peak_value=opt.lr, warmup_steps=warmup,
-            decay_steps=decay_steps, end_value=opt.lr * schedule.final_lr_factor)
+            init_value=0.0 if warmup else opt.lr,
+            peak_value=opt.lr,
+            warmup_steps=warmup,
+            decay_steps=decay_steps,
+            end_value=opt.lr * schedule.final_lr_factor,
+        )
     if warmup == 0:
         return optax.constant_schedule(opt.lr)
     return optax.join_schedules(
-        [optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr)], [warmup])
+        [optax.linear_schedule(0.0, opt.lr, warmup), optax.constant_schedule(opt.lr)], [warmup]
+    )
 
 
 def make_optimizer(
@@ -41,8 +46,9 @@ def make_optimizer(
     if opt.name == "adam":
         core = optax.adam(lr, b1=opt.beta1, b2=opt.beta2, eps=opt.eps)
     elif opt.name == "adamw":
-        core = optax.adamw(lr, b1=opt.beta1, b2=opt.beta2, eps=opt.eps,
-                           weight_decay=opt.weight_decay)
+        core = optax.adamw(
+            lr, b1=opt.beta1, b2=opt.beta2, eps=opt.eps, weight_decay=opt.weight_decay
+        )
     elif opt.name == "amsgrad":
         core = optax.amsgrad(lr, b1=opt.beta1, b2=opt.beta2, eps=opt.eps)
     else:
@@ -52,10 +58,15 @@ def make_optimizer(
         parts.append(optax.clip_by_global_norm(opt.clip_norm))
     parts.append(core)
     if schedule.kind == "plateau":
-        parts.append(optax.contrib.reduce_on_plateau(
-            factor=schedule.plateau_factor, patience=schedule.plateau_patience,
-            rtol=schedule.plateau_rtol, cooldown=schedule.plateau_cooldown,
-            accumulation_size=max(steps_per_epoch, 1)))
+        parts.append(
+            optax.contrib.reduce_on_plateau(
+                factor=schedule.plateau_factor,
+                patience=schedule.plateau_patience,
+                rtol=schedule.plateau_rtol,
+                cooldown=schedule.plateau_cooldown,
+                accumulation_size=max(steps_per_epoch, 1),
+            )
+        )
     return optax.chain(*parts)
 
 

@@ -10,8 +10,13 @@ import dataclasses
 import jax
 import numpy as np
 
-from rsajax.data import DatasetStatistics, GraphRecord, atoms_to_record, compute_statistics
-from rsajax.data import read_structures
+from rsajax.data import (
+    DatasetStatistics,
+    GraphRecord,
+    atoms_to_record,
+    compute_statistics,
+    read_structures,
+)
 from rsajax.nn.model import MACEConfig
 from rsajax.potential import EnergyFn, make_potential
 from rsajax.train.batches import GlobalBatches
@@ -34,8 +39,9 @@ class TrainingData:
 
     def label_counts(self) -> dict[str, int]:
         """Training structures that carry each label."""
-        return {name: sum(getattr(r, name) is not None for r in self.train.records)
-                for name in TERMS}
+        return {
+            name: sum(getattr(r, name) is not None for r in self.train.records) for name in TERMS
+        }
 
     def check_labels(self, cfg: TrainConfig, energy_fn: EnergyFn, variables: dict) -> None:
         """Every weighted loss term has labels in the training set and a model prediction.
@@ -51,9 +57,14 @@ class TrainingData:
 
 def _read(path: str, cfg: TrainConfig) -> list:
     d = cfg.data
-    return read_structures(path, energy_key=d.energy_key, forces_key=d.forces_key,
-                           stress_key=d.stress_key, virial_key=d.virial_key,
-                           dipole_key=d.dipole_key)
+    return read_structures(
+        path,
+        energy_key=d.energy_key,
+        forces_key=d.forces_key,
+        stress_key=d.stress_key,
+        virial_key=d.virial_key,
+        dipole_key=d.dipole_key,
+    )
 
 
 def _records(structures: list, r_max: float) -> list[GraphRecord]:
@@ -72,13 +83,17 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
         order = np.random.default_rng(cfg.seed).permutation(len(structures))
         n_valid = max(1, int(round(d.valid_fraction * len(structures))))
         if n_valid >= len(structures):
-            raise ConfigError(f"{d.train_file}: {len(structures)} structure(s) cannot be split "
-                              "into training and validation; give data.valid_file")
+            raise ConfigError(
+                f"{d.train_file}: {len(structures)} structure(s) cannot be split "
+                "into training and validation; give data.valid_file"
+            )
         valid = [structures[i] for i in order[:n_valid]]
         train = [structures[i] for i in order[n_valid:]]
     if d.batch_size % sub_batches:
-        raise ConfigError(f"data.batch_size = {d.batch_size} is not a multiple of the "
-                          f"{sub_batches} sub-batches (one per device by default)")
+        raise ConfigError(
+            f"data.batch_size = {d.batch_size} is not a multiple of the "
+            f"{sub_batches} sub-batches (one per device by default)"
+        )
     train_records = _records(train, cfg.model.r_max)
     valid_records = _records(valid, cfg.model.r_max)
     numbers = sorted({int(z) for r in train_records + valid_records for z in r.numbers})
@@ -86,10 +101,24 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
     dtype = np.float64 if cfg.dtype == "float64" else np.float32
     valid_batch = -(-d.valid_batch_size // sub_batches) * sub_batches
     return TrainingData(
-        train=GlobalBatches(train_records, d.batch_size, sub_batches, num_buckets=d.num_buckets,
-                            shuffle=d.shuffle, seed=cfg.seed, dtype=dtype),
-        valid=GlobalBatches(valid_records, valid_batch, sub_batches, num_buckets=d.num_buckets,
-                            shuffle=False, seed=cfg.seed, dtype=dtype),
+        train=GlobalBatches(
+            train_records,
+            d.batch_size,
+            sub_batches,
+            num_buckets=d.num_buckets,
+            shuffle=d.shuffle,
+            seed=cfg.seed,
+            dtype=dtype,
+        ),
+        valid=GlobalBatches(
+            valid_records,
+            valid_batch,
+            sub_batches,
+            num_buckets=d.num_buckets,
+            shuffle=False,
+            seed=cfg.seed,
+            dtype=dtype,
+        ),
         statistics=statistics,
         source=d.train_file,
     )
@@ -107,14 +136,24 @@ def model_config_from(cfg: TrainConfig, stats: DatasetStatistics) -> MACEConfig:
     scale = scale if scale > 0 else 1.0
     energies = stats.atomic_energies
     fields = dict(
-        r_max=m.r_max, num_bessel=m.num_bessel, num_polynomial_cutoff=m.num_polynomial_cutoff,
-        max_ell=m.max_ell, hidden_irreps=m.hidden_irreps, correlation=m.correlation,
-        num_interactions=m.num_interactions, MLP_irreps=m.MLP_irreps,
-        radial_MLP=tuple(m.radial_MLP), model_type=m.model_type,
-        interaction_first=m.interaction_first, interaction=m.interaction,
-        long_range=m.long_range, avg_num_neighbors=stats.avg_num_neighbors,
-        atomic_numbers=tuple(stats.atomic_numbers), atomic_energies=tuple(energies),
-        scale=float(scale), shift=float(stats.mean_interaction_energy) if s.shift else 0.0,
+        r_max=m.r_max,
+        num_bessel=m.num_bessel,
+        num_polynomial_cutoff=m.num_polynomial_cutoff,
+        max_ell=m.max_ell,
+        hidden_irreps=m.hidden_irreps,
+        correlation=m.correlation,
+        num_interactions=m.num_interactions,
+        MLP_irreps=m.MLP_irreps,
+        radial_MLP=tuple(m.radial_MLP),
+        model_type=m.model_type,
+        interaction_first=m.interaction_first,
+        interaction=m.interaction,
+        long_range=m.long_range,
+        avg_num_neighbors=stats.avg_num_neighbors,
+        atomic_numbers=tuple(stats.atomic_numbers),
+        atomic_energies=tuple(energies),
+        scale=float(scale),
+        shift=float(stats.mean_interaction_energy) if s.shift else 0.0,
         dtype=cfg.dtype,
     )
     clash = set(m.extra) & set(fields)

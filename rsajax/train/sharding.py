@@ -40,8 +40,10 @@ def make_mesh(num_devices: int = 0) -> Mesh:
     """A mesh over the first ``num_devices`` devices (0: all, across all processes)."""
     devices = jax.devices()
     if num_devices > len(devices):
-        raise ValueError(f"parallel.num_devices = {num_devices} but only {len(devices)} devices "
-                         f"are visible ({devices[0].platform})")
+        raise ValueError(
+            f"parallel.num_devices = {num_devices} but only {len(devices)} devices "
+            f"are visible ({devices[0].platform})"
+        )
     chosen = devices[:num_devices] if num_devices > 0 else devices
     return Mesh(np.array(chosen), (DATA_AXIS,))
 
@@ -61,6 +63,7 @@ def put_global(tree, sharding: NamedSharding):
 
     Each process materialises only the shards its devices hold, so this works multi-host.
     """
+
     def put(x):
         x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
@@ -72,5 +75,9 @@ def shard_step(fn: Callable, mesh: Mesh, num_sharded: int, donate_state: bool = 
     """``jax.jit`` of ``fn(state, constants, *batch_args)`` with replicated state and constants and
     ``num_sharded`` batch arguments sharded on the data axis; outputs are replicated."""
     rep, data = replicated(mesh), data_sharding(mesh)
-    return jax.jit(fn, in_shardings=(rep, rep) + (data,) * num_sharded,
-                   out_shardings=rep, donate_argnums=(0,) if donate_state else ())
+    return jax.jit(
+        fn,
+        in_shardings=(rep, rep) + (data,) * num_sharded,
+        out_shardings=rep,
+        donate_argnums=(0,) if donate_state else (),
+    )

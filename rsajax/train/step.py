@@ -35,14 +35,18 @@ class TrainState(flax.struct.PyTreeNode):
     rng: jax.Array
 
 
-def init_state(params: dict, optimizer: optax.GradientTransformation, seed: int,
-               use_ema: bool) -> TrainState:
+def init_state(
+    params: dict, optimizer: optax.GradientTransformation, seed: int, use_ema: bool
+) -> TrainState:
     """A fresh state at step 0."""
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=optimizer.init(params),
-                      ema=jax.tree_util.tree_map(jnp.copy, params) if use_ema else None,
-                      rng=jax.random.PRNGKey(seed))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(params),
+        ema=jax.tree_util.tree_map(jnp.copy, params) if use_ema else None,
+        rng=jax.random.PRNGKey(seed),
+    )
 
 
 def _masked_mean(values: jax.Array, active: jax.Array) -> jax.Array:
@@ -51,9 +55,16 @@ def _masked_mean(values: jax.Array, active: jax.Array) -> jax.Array:
     return jnp.sum(values * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def make_train_step(energy_fn: EnergyFn, optimizer: optax.GradientTransformationExtraArgs,
-                    weights: dict[str, float], kind: str, delta: float, ema_decay: float,
-                    compute_stress: bool, counter: dict) -> Callable:
+def make_train_step(
+    energy_fn: EnergyFn,
+    optimizer: optax.GradientTransformationExtraArgs,
+    weights: dict[str, float],
+    kind: str,
+    delta: float,
+    ema_decay: float,
+    compute_stress: bool,
+    counter: dict,
+) -> Callable:
     """``step(state, constants, batch, active) -> (state, metrics)`` (not yet jitted).
 
     Args:
@@ -73,7 +84,8 @@ def make_train_step(energy_fn: EnergyFn, optimizer: optax.GradientTransformation
 
         def global_loss(params):
             losses, terms = jax.vmap(sub_batch_loss, in_axes=(None, None, 0))(
-                params, constants, batch)
+                params, constants, batch
+            )
             means = {k: _masked_mean(v, active) for k, v in terms.items()}
             return _masked_mean(losses, active), means
 
@@ -82,17 +94,27 @@ def make_train_step(energy_fn: EnergyFn, optimizer: optax.GradientTransformation
         params = optax.apply_updates(state.params, updates)
         ema = ema_update(state.ema, params, ema_decay) if state.ema is not None else None
         rng, _ = jax.random.split(state.rng)
-        new = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema,
-                            rng=rng)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
-                   **{f"loss_{k}": v for k, v in terms.items()}}
+        new = state.replace(
+            step=state.step + 1, params=params, opt_state=opt_state, ema=ema, rng=rng
+        )
+        metrics = {
+            "loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            **{f"loss_{k}": v for k, v in terms.items()},
+        }
         return new, metrics
 
     return step
 
 
-def make_eval_step(energy_fn: EnergyFn, weights: dict[str, float], kind: str, delta: float,
-                   compute_stress: bool, counter: dict) -> Callable:
+def make_eval_step(
+    energy_fn: EnergyFn,
+    weights: dict[str, float],
+    kind: str,
+    delta: float,
+    compute_stress: bool,
+    counter: dict,
+) -> Callable:
     """``evaluate(params, constants, batch, active) -> sums`` (not yet jitted): error sums for
     :mod:`rsajax.train.metrics` plus ``loss_sum`` and ``loss_n`` (sum over active sub-batches)."""
     potential = make_potential(energy_fn, compute_stress=compute_stress)

@@ -13,8 +13,14 @@ from rsajax.data import attach_labels
 
 #: A tiny MACE: 4x0e+4x1o, two interactions; compiles in seconds on a busy CPU.
 TINY_MODEL = {
-    "r_max": 4.0, "num_bessel": 4, "max_ell": 1, "hidden_irreps": "4x0e+4x1o",
-    "correlation": 2, "num_interactions": 2, "MLP_irreps": "4x0e", "radial_MLP": [8],
+    "r_max": 4.0,
+    "num_bessel": 4,
+    "max_ell": 1,
+    "hidden_irreps": "4x0e+4x1o",
+    "correlation": 2,
+    "num_interactions": 2,
+    "MLP_irreps": "4x0e",
+    "radial_MLP": [8],
 }
 
 
@@ -46,10 +52,19 @@ def write_dataset(path: Path, count: int, seed: int = 0, **kwargs) -> Path:
 def tiny_config(tmp_path: Path, train_file: Path, **sections) -> dict:
     """A float64 config for the tiny model; ``sections`` update the defaults section-wise."""
     config = {
-        "output_dir": str(tmp_path / "run"), "seed": 0, "epochs": 3, "dtype": "float64",
-        "progress_bar": False, "plot": False,
-        "data": {"train_file": str(train_file), "valid_fraction": 0.25, "batch_size": 4,
-                 "valid_batch_size": 8, "num_buckets": 1},
+        "output_dir": str(tmp_path / "run"),
+        "seed": 0,
+        "epochs": 3,
+        "dtype": "float64",
+        "progress_bar": False,
+        "plot": False,
+        "data": {
+            "train_file": str(train_file),
+            "valid_fraction": 0.25,
+            "batch_size": 4,
+            "valid_batch_size": 8,
+            "num_buckets": 1,
+        },
         "model": dict(TINY_MODEL),
         "loss": {"energy_weight": 1.0, "forces_weight": 10.0},
         "optimizer": {"lr": 0.01, "ema_decay": 0.0},

@@ -32,20 +32,29 @@ def one_step(mesh, batch, active, params, constants, optimizer, energy_fn, ema_d
     rep, dat = sharding.replicated(mesh), sharding.data_sharding(mesh)
     counter: dict = {}
     weights = {"energy": 1.0, "forces": 10.0, "stress": 1.0}
-    step = sharding.shard_step(make_train_step(energy_fn, optimizer, weights, "mse", 0.01,
-                                               ema_decay, True, counter), mesh, 2)
+    step = sharding.shard_step(
+        make_train_step(energy_fn, optimizer, weights, "mse", 0.01, ema_decay, True, counter),
+        mesh,
+        2,
+    )
     state = sharding.put_global(jax.device_get(init_state(params, optimizer, 0, True)), rep)
     graph = sharding.put_global(batch, dat)
     devices = len(graph.positions.sharding.device_set)
-    new, metrics = step(state, sharding.put_global(constants, rep), graph,
-                        sharding.put_global(active, dat))
+    new, metrics = step(
+        state, sharding.put_global(constants, rep), graph, sharding.put_global(active, dat)
+    )
     return jax.device_get(new), devices
 
 
 def main() -> None:
     assert jax.device_count() == 4, f"expected 4 devices, got {jax.device_count()}"
-    cfg = load_config({"dtype": "float64", "model": dict(TINY_MODEL, num_interactions=1),
-                       "optimizer": {"lr": 0.05}})
+    cfg = load_config(
+        {
+            "dtype": "float64",
+            "model": dict(TINY_MODEL, num_interactions=1),
+            "optimizer": {"lr": 0.05},
+        }
+    )
     records = [atoms_to_record(a, cfg.model.r_max) for a in emt_structures(8, seed=3)]
     model_config = model_config_from(cfg, compute_statistics(records))
     model, variables = init_model(model_config, seed=1)
@@ -56,16 +65,43 @@ def main() -> None:
     optimizer = make_optimizer(cfg.optimizer, cfg.schedule, 1, 1)
     results = {}
     for n in (4, 1):
-        results[n] = one_step(sharding.make_mesh(n), batch, active, variables["params"],
-                              constants, optimizer, energy_fn, 0.9)
-    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(
-        jax.tree_util.tree_leaves(results[4][0]), jax.tree_util.tree_leaves(results[1][0]),
-        strict=True))
-    update = max(float(np.max(np.abs(a - b))) for a, b in zip(
-        jax.tree_util.tree_leaves(results[1][0].params),
-        jax.tree_util.tree_leaves(variables["params"]), strict=True))
-    print(json.dumps({"max_diff": diff, "update": update, "devices_4": results[4][1],
-                      "devices_1": results[1][1], "sub_batch_shape": list(batch.positions.shape)}))
+        results[n] = one_step(
+            sharding.make_mesh(n),
+            batch,
+            active,
+            variables["params"],
+            constants,
+            optimizer,
+            energy_fn,
+            0.9,
+        )
+    diff = max(
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(
+            jax.tree_util.tree_leaves(results[4][0]),
+            jax.tree_util.tree_leaves(results[1][0]),
+            strict=True,
+        )
+    )
+    update = max(
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(
+            jax.tree_util.tree_leaves(results[1][0].params),
+            jax.tree_util.tree_leaves(variables["params"]),
+            strict=True,
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "max_diff": diff,
+                "update": update,
+                "devices_4": results[4][1],
+                "devices_1": results[1][1],
+                "sub_batch_shape": list(batch.positions.shape),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,180 @@
+"""End-to-end training of a tiny MACE on generated EMT data: learning, outputs, exact resume after
+SIGKILL, and bad input that fails before any compute."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from rsajax.nn.model import MACE, dummy_graph, load_model
+from rsajax.train import CheckpointMismatchError, Checkpoints, ConfigError, train
+from rsajax.train import loop as loop_module
+from rsajax.train.checkpoint import Position
+from rsajax.train.config import load_config
+from rsajax.train.optim import make_optimizer
+from rsajax.train.setup import model_config_from
+from rsajax.train.step import init_state
+from tests.train.helpers import tiny_config, write_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+EPOCHS = 6
+#: 20 structures, 5 held out: 15 training structures in batches of 4 -> 4 steps per epoch.
+STEPS_PER_EPOCH = 4
+
+
+def config_for(tmp: Path, data: Path, name: str) -> dict:
+    return tiny_config(
+        tmp,
+        data,
+        output_dir=str(tmp / name),
+        epochs=EPOCHS,
+        model={"num_interactions": 1},
+        optimizer={"lr": 0.02, "ema_decay": 0.9},
+        checkpoint={"every_steps": 3, "async_save": True},
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("train")
+    return tmp, write_dataset(tmp / "emt.xyz", 20, seed=0)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(dataset):
+    tmp, data = dataset
+    config = config_for(tmp, data, "full")
+    config["plot"] = True
+    return train(config)
+
+
+def test_validation_error_falls(uninterrupted):
+    first, last = uninterrupted.history[0], uninterrupted.history[-1]
+    assert first["epoch"] == -1 and last["epoch"] == EPOCHS - 1
+    # Least-squares E0s and scale/shift start the model near the data; training must still cut
+    # the validation energy error at least 3x and lower the weighted validation loss.
+    assert last["energy_rmse"] < first["energy_rmse"] / 3, (first, last)
+    assert last["valid_loss"] < first["valid_loss"]
+    assert uninterrupted.steps == EPOCHS * STEPS_PER_EPOCH
+
+
+def test_outputs_and_export(uninterrupted):
+    out = uninterrupted.output_dir
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(-1, EPOCHS))
+    assert (out / "learning_curves.png").stat().st_size > 1000
+    # One padding bucket: exactly one compilation of each step for the whole run.
+    assert uninterrupted.compiles == {"train": 1, "eval": 1}
+    model, variables = load_model(uninterrupted.model_dir)
+    assert model.config == uninterrupted.model_config
+    for a, b in zip(
+        jax.tree_util.tree_leaves(variables["params"]),
+        jax.tree_util.tree_leaves(uninterrupted.ema),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    # E0s come from the training set, not the defaults.
+    assert model.config.atomic_numbers == (28, 29)
+    assert all(e < -0.01 or e > 0.01 for e in model.config.atomic_energies)
+    assert (out / "best_model" / "params.msgpack").is_file()
+
+
+def test_sigkill_and_resume_gives_the_same_parameters(dataset, uninterrupted):
+    tmp, data = dataset
+    config = config_for(tmp, data, "killed")
+    path = tmp / "killed.json"
+    path.write_text(json.dumps(config))
+    kill_at = 2 * STEPS_PER_EPOCH + 2  # mid-epoch 2, one step after a checkpoint (every 3)
+    env = dict(os.environ, JAX_ENABLE_X64="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.train.kill_run", str(path), str(kill_at)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    stored = Checkpoints(tmp / "killed" / "checkpoints").latest()
+    assert stored is not None and stored < kill_at
+    resumed = train(config, resume=True)
+    assert resumed.steps == uninterrupted.steps
+    for name in ("params", "ema"):
+        for a, b in zip(
+            jax.tree_util.tree_leaves(getattr(resumed, name)),
+            jax.tree_util.tree_leaves(getattr(uninterrupted, name)),
+            strict=True,
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    epochs = [r["epoch"] for r in resumed.history]
+    assert epochs == list(range(-1, EPOCHS))
+    for mine, theirs in zip(resumed.history, uninterrupted.history, strict=True):
+        assert mine["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-10)
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """Fail the test if the loop gets as far as building a train step."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("training compute was reached")
+
+    monkeypatch.setattr(loop_module, "make_train_step", forbidden)
+
+
+def test_forces_weighted_without_forces_fails_early(tmp_path, no_compute):
+    data = write_dataset(tmp_path / "noforces.xyz", 6, seed=1, forces=False)
+    config = tiny_config(tmp_path, data, loss={"forces_weight": 10.0})
+    with pytest.raises(ValueError, match=r"noforces\.xyz: no training structure has forces"):
+        train(config)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_dipole_weighted_for_a_model_without_dipoles_fails_early(tmp_path, no_compute):
+    data = write_dataset(tmp_path / "d.xyz", 6, seed=1)
+    config = tiny_config(tmp_path, data, loss={"dipole_weight": 1.0})
+    with pytest.raises(ValueError, match="does not predict dipole"):
+        train(config)
+
+
+def test_unknown_key_fails_before_reading_data(tmp_path, no_compute):
+    config = tiny_config(tmp_path, tmp_path / "missing.xyz", optimizer={"lrr": 0.1})
+    with pytest.raises(ConfigError, match=r"optimizer\.lrr.*optimizer\.lr"):
+        train(config)
+
+
+def test_checkpoint_from_another_model_shape_fails_early(tmp_path, no_compute):
+    data = write_dataset(tmp_path / "d.xyz", 6, seed=1)
+    config = tiny_config(tmp_path, data)
+    # Write a checkpoint of a wider model directly (no training needed to make one).
+    wide = load_config(tiny_config(tmp_path, data, model={"hidden_irreps": "8x0e+8x1o"}))
+    from rsajax.train.setup import load_data
+
+    stats = load_data(wide, 1).statistics
+    model_config = model_config_from(wide, stats)
+    abstract = jax.eval_shape(
+        MACE(model_config).init, jax.random.PRNGKey(0), dummy_graph(model_config)
+    )
+    variables = jax.tree_util.tree_map(lambda x: np.zeros(x.shape, x.dtype), abstract)
+    optimizer = make_optimizer(wide.optimizer, wide.schedule, 1, 1)
+    store = Checkpoints(tmp_path / "run" / "checkpoints", async_save=False)
+    store.save(
+        "last",
+        init_state(variables["params"], optimizer, 0, False),
+        Position(0, 1),
+        wide.to_dict(),
+        model_config,
+    )
+    store.close()
+    with pytest.raises(CheckpointMismatchError, match="another model shape.*hidden_irreps"):
+        train(config, resume=True)
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(config)
