@@ -93,10 +93,14 @@ def rdf_frames(frames: list[ase.Atoms], r_max: float = 8.0, n_bins: int = 400) -
 
 
 def ring_statistics_frames(
-    frames: list[ase.Atoms], cutoff: float = 2.1, max_si: int = 10, progress: bool = True
+    frames: list[ase.Atoms],
+    cutoff: float = 2.1,
+    max_si: int = 10,
+    engine: str = "python",
+    progress: bool = True,
 ) -> np.ndarray:
     """(max_si + 1,) SP-ring counts per Si-size, summed over frames."""
     total = np.zeros(max_si + 1, dtype=np.int64)
     for a in tqdm(frames, desc="rings", unit="frame", disable=not progress):
-        total += ring_statistics(a.positions, a.cell[:], a.numbers, cutoff, max_si)
+        total += ring_statistics(a.positions, a.cell[:], a.numbers, cutoff, max_si, engine)
     return total

@@ -61,6 +61,7 @@ def analyze_run(
     shell_width: float = 0.05,
     max_si: int = 10,
     ring_frames: int = 10,
+    ring_engine: str = "python",
     progress: bool = True,
 ) -> RunAnalysis:
     """Analyse one silica run; rings use at most ``ring_frames`` evenly spaced frames."""
@@ -72,7 +73,9 @@ def analyze_run(
     rdf = rdf_frames(frames, r_max=6.0, n_bins=300)
     cutoff = rdf.first_minimum(14, 8)
     picks = np.unique(np.linspace(0, len(frames) - 1, min(ring_frames, len(frames))).astype(int))
-    rings = ring_statistics_frames([frames[k] for k in picks], cutoff, max_si, progress=progress)
+    rings = ring_statistics_frames(
+        [frames[k] for k in picks], cutoff, max_si, ring_engine, progress=progress
+    )
     return RunAnalysis(
         name=name,
         n_frames=len(frames),

@@ -3,7 +3,10 @@
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 from ase.spacegroup import crystal
+
+from rsajax.analysis.rdf import pair_list
 
 #: The experimental neutron file, outside the repository (see ../shared/SILICA.md).
 NIMROD = (Path(__file__).resolve().parents[2] / "../shared/silica_exp/SiO2_NIMROD.mint01").resolve()
@@ -41,3 +44,29 @@ def defective_network(reps=(3, 3, 3), n_removed=20, rattle=0.12, seed=1):
     del atoms[rng.choice(oxygens, n_removed, replace=False)]
     atoms.rattle(rattle, seed=seed + 1)
     return atoms
+
+
+def random_bridged_network(n_si=250, coord=2.5, d_min=2.2, d_sisi=3.2, cutoff=1.7, seed=0):
+    """A random Si-O network with rings of every size (odd ones too): Si placed at random with a
+    hard core ``d_min``, Si pairs closer than ``d_sisi`` bridged by an O at the midpoint, and only
+    bridges whose O has exactly its two Si within ``cutoff`` kept (so O is 2-coordinated)."""
+    rng = np.random.default_rng(seed)
+    length = (n_si * 4 / 3 * np.pi * (d_sisi**3 - d_min**3) / coord) ** (1 / 3)
+    cell = np.eye(3) * length
+    pos = np.empty((0, 3))
+    while len(pos) < n_si:  # random sequential addition; packing fraction ~0.15
+        p = rng.uniform(0, length, 3)
+        dv = pos - p
+        dv -= length * np.round(dv / length)
+        if len(pos) == 0 or np.min(np.linalg.norm(dv, axis=1)) >= d_min:
+            pos = np.vstack([pos, p])
+    i, j, s, _ = pair_list(pos, cell, d_sisi)
+    keep = i < j
+    i, j, s = i[keep], j[keep], s[keep]
+    oxygen = pos[i] + 0.5 * (pos[j] + s @ cell - pos[i])
+    oi, oj, _, _ = pair_list(np.vstack([pos, oxygen]), cell, cutoff)
+    o_si = (oi >= n_si) & (oj < n_si)
+    n_si_of_o = np.bincount(oi[o_si] - n_si, minlength=len(oxygen))
+    oxygen = oxygen[n_si_of_o == 2]
+    numbers = [14] * n_si + [8] * len(oxygen)
+    return Atoms(numbers=numbers, positions=np.vstack([pos, oxygen]), cell=cell, pbc=True)

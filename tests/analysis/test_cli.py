@@ -22,8 +22,8 @@ def _write_traj(path, n_frames=2):
     return frames
 
 
-@pytest.mark.parametrize("fmt", ["extxyz", "traj"])
-def test_analyze_writes_figure_and_tables(tmp_path, fmt):
+@pytest.mark.parametrize(("fmt", "engine"), [("extxyz", "python"), ("traj", "matscipy")])
+def test_analyze_writes_figure_and_tables(tmp_path, fmt, engine):
     traj = tmp_path / f"run.{fmt}"
     _write_traj(traj)
     argv = [
@@ -37,6 +37,8 @@ def test_analyze_writes_figure_and_tables(tmp_path, fmt):
         "8",
         "--ring-frames",
         "1",
+        "--ring-engine",
+        engine,
         "--no-progress",
     ]
     if NIMROD.is_file():
