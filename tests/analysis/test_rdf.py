@@ -53,6 +53,7 @@ def test_smooth_rdf_matches_histogram_and_has_correct_gradient():
     assert hist.coordination(14, 8, r_cut=2.2) == pytest.approx(4.0, abs=1e-9)
     np.testing.assert_allclose(g_smooth[0, 1], g_smooth[1, 0], rtol=1e-12)
 
+    @jax.jit
     def loss(pos):
         g = smooth_partial_rdf(pos, a.cell[:], onehot, (i, j, s), r, sigma=0.1)
         return jnp.sum((g[0, 1] - 1.0) ** 2)

@@ -33,16 +33,17 @@ def test_partials_match_dynasor_static_structure_factor(tmp_path):
     """
     dynasor = pytest.importorskip("dynasor")
     frames = _rattled_frames()
-    path = tmp_path / "frames.extxyz"
-    ase.io.write(path, frames, format="extxyz")
-    frames = ase.io.read(path, index=":")  # the exact (rounded) positions dynasor reads
+    # ASE .traj keeps float64 positions exactly; dynasor's extxyz reader would fork a process
+    # pool, which is unsafe once JAX has started its threads
+    path = tmp_path / "frames.traj"
+    ase.io.write(path, frames)
     grid = reciprocal_grid(frames[0].cell[:], q_max=6.0, max_per_shell=20)
     numbers = frames[0].numbers
     indices = {
         "Si": np.flatnonzero(numbers == 14).tolist(),
         "O": np.flatnonzero(numbers == 8).tolist(),
     }
-    traj = dynasor.Trajectory(str(path), trajectory_format="extxyz", atomic_indices=indices)
+    traj = dynasor.Trajectory(str(path), trajectory_format="ase", atomic_indices=indices)
     sample = dynasor.compute_static_structure_factors(traj, grid.vectors)
 
     kinds, onehot = species_onehot(frames[0].numbers)
@@ -128,6 +129,7 @@ def test_gradient_of_shell_value_matches_finite_differences():
     cb = n_a / n_a.sum() * neutron_lengths(kinds)
     target = int(np.bincount(grid.shell).argmax())
 
+    @jax.jit
     def s_neutron(pos):
         sums = shell_sums(pos[None], a.cell[:], onehot, grid.hkl, grid.shell, grid.n_shells)[target]
         s_al = sums / np.sum(grid.shell == target) / jnp.sqrt(jnp.outer(n_a, n_a))
