@@ -40,6 +40,18 @@ def read_frames(path: str | Path, index: str = ":") -> list[ase.Atoms]:
     return frames
 
 
+def atoms_from_arrays(positions: np.ndarray, cells: np.ndarray, species: np.ndarray) -> list:
+    """Frames as ase.Atoms from arrays (e.g. a jax-md run): positions (F, N, 3) Cartesian A,
+    cells (F, 3, 3) or (3, 3) with lattice vectors as rows, species (N,) atomic numbers."""
+    positions = np.asarray(positions, dtype=np.float64)
+    positions = positions[None] if positions.ndim == 2 else positions
+    cells = np.broadcast_to(np.asarray(cells, dtype=np.float64), (len(positions), 3, 3))
+    return [
+        ase.Atoms(numbers=species, positions=p, cell=c, pbc=True)
+        for p, c in zip(positions, cells, strict=True)
+    ]
+
+
 def density_g_cm3(frames: list[ase.Atoms]) -> float:
     """Mean mass density over frames, g/cm^3."""
     rho = [a.get_masses().sum() * _amu * 1e3 / (a.get_volume() * 1e-24) for a in frames]

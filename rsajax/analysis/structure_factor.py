@@ -305,3 +305,37 @@ def combine(parts: list[StructureFactor]) -> StructureFactor:
         concentrations=wc / w.sum(),
         partials=ws[filled] / w[filled, None, None],
     )
+
+
+def weighted_structure_factor(
+    positions: Array, cell: Array, species: Array, grid: QGrid, lengths: Array
+) -> tuple[np.ndarray, jnp.ndarray]:
+    """Differentiable shell-averaged total S(q) of one frame with constant weights (neutrons).
+
+    ``1 + sum_ab c_a c_b b_a b_b (S_ab - 1) / (sum_a c_a b_a)^2`` as a JAX array, for gradient-
+    based work (jax.grad with respect to ``positions`` or ``cell``; the q-vectors follow the cell
+    through their fixed Miller indices).
+
+    Args:
+        positions: (N, 3) Cartesian positions, A.
+        cell: (3, 3) lattice vectors as rows, A.
+        species: (N,) atomic numbers (static: not traced).
+        grid: q-vectors from :func:`reciprocal_grid`.
+        lengths: (S,) weight per species in ``np.unique(species)`` order, e.g.
+            :func:`rsajax.analysis.weights.neutron_lengths`.
+
+    Returns:
+        ``(counts, s)``: (n_shells,) number of vectors per shell (numpy; empty shells have 0 and
+        s = 1 there) and (n_shells,) S(q).
+    """
+    _, onehot = species_onehot(species)
+    n_a = onehot.sum(axis=0)
+    conc = n_a / n_a.sum()
+    counts = np.bincount(grid.shell, minlength=grid.n_shells)
+    positions = jnp.asarray(positions)
+    sums = shell_sums(positions[None], cell, onehot, grid.hkl, grid.shell, grid.n_shells)
+    s_al = sums / np.maximum(counts, 1)[:, None, None] / np.sqrt(np.outer(n_a, n_a))
+    s_fz = 1.0 + (s_al - np.eye(len(n_a))) / np.sqrt(np.outer(conc, conc))
+    cb = conc * np.asarray(lengths, dtype=np.float64)
+    s = 1.0 + jnp.einsum("a,b,kab->k", cb, cb, s_fz - 1.0) / cb.sum() ** 2
+    return counts, jnp.where(counts > 0, s, 1.0)

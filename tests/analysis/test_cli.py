@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rsajax.analysis.cli import main
-from rsajax.analysis.frames import read_frames, structure_factor_frames
+from rsajax.analysis.frames import atoms_from_arrays, read_frames, structure_factor_frames
 from rsajax.analysis.structure_factor import combine, structure_factor
 from tests.analysis.structures import NIMROD, beta_cristobalite
 
@@ -73,7 +73,9 @@ def test_frames_with_different_cells_are_merged_by_shell(tmp_path):
     a.rattle(0.1, seed=0)
     b = a.copy()
     b.set_cell(a.cell[:] * 1.03, scale_atoms=True)
-    merged = structure_factor_frames([a, b], q_max=5.0, progress=False)
+    pos = np.stack([a.positions, b.positions])
+    cells = np.stack([a.cell[:], b.cell[:]])
+    merged = structure_factor_frames(atoms_from_arrays(pos, cells, a.numbers), 5.0, progress=False)
     parts = [structure_factor(x.positions, x.cell[:], x.numbers, q_max=5.0) for x in (a, b)]
     np.testing.assert_allclose(merged.partials, combine(parts).partials, rtol=1e-12)
     # a shell present in both runs is the count-weighted mean of the two
