@@ -39,10 +39,14 @@ def random_silica(n_units: int, density_g_cm3: float, rng: np.random.Generator) 
 
 
 def alpha_quartz() -> Atoms:
-    """Alpha-quartz, P3_221, 9 atoms (Levien, Prewitt, Weidner, Am. Mineral. 65, 920 (1980))."""
+    """Alpha-quartz, P3_221, 9 atoms (Levien, Prewitt, Weidner, Am. Mineral. 65, 920 (1980)).
+
+    Levien et al. put Si at (x, 0, 0); in the International Tables origin that ASE uses, Wyckoff 3a
+    is (x, 0, 2/3), so all z are shifted by 2/3 (gives Si-O 1.605 and 1.614 A, Si coordination 4).
+    """
     return crystal(
         ["Si", "O"],
-        basis=[(0.4697, 0.0, 0.0), (0.4135, 0.2669, 0.1191)],
+        basis=[(0.4697, 0.0, 2.0 / 3.0), (0.4135, 0.2669, 0.1191 + 2.0 / 3.0)],
         spacegroup=154,
         cellpar=[4.9160, 4.9160, 5.4054, 90, 90, 120],
     )
