@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from rsajax.nn.model import MACEConfig, save_model
@@ -142,6 +143,13 @@ class Checkpoints:
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(state))
         )
         return restored["state"]
+
+    def read_params(self, step: int | None = None, which: str = "last") -> dict:
+        """Stored ``params`` as host numpy arrays, without a target (for inspection and tests)."""
+        manager = self.last if which == "last" else self.best
+        step = manager.latest_step() if step is None else step
+        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        return jax.tree_util.tree_map(np.asarray, restored["state"]["params"])
 
     def wait(self) -> None:
         """Block until background writes are complete."""

@@ -1,11 +1,10 @@
 """Train from a JSON config and SIGKILL this very process after step ``KILL_AT`` (test helper).
 
-Usage: python -m tests.train.kill_run CONFIG.json KILL_AT
+Usage: python -m tests.train.kill_run CONFIG.yaml KILL_AT
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -14,7 +13,7 @@ from rsajax.train import train
 
 
 def main() -> None:
-    config = json.loads(open(sys.argv[1]).read())
+    config = sys.argv[1]
     kill_at = int(sys.argv[2])
 
     def kill(event: str, info: dict) -> None:

@@ -13,9 +13,10 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+import yaml
 
 from rsajax.nn.model import MACE, dummy_graph, load_model
-from rsajax.train import CheckpointMismatchError, Checkpoints, ConfigError, train
+from rsajax.train import CheckpointMismatchError, Checkpoints, ConfigError, cli, train
 from rsajax.train import loop as loop_module
 from rsajax.train.checkpoint import Position
 from rsajax.train.config import load_config
@@ -89,34 +90,35 @@ def test_outputs_and_export(uninterrupted):
 
 def test_sigkill_and_resume_gives_the_same_parameters(dataset, uninterrupted):
     tmp, data = dataset
-    config = config_for(tmp, data, "killed")
-    path = tmp / "killed.json"
-    path.write_text(json.dumps(config))
+    path = tmp / "killed.yaml"
+    path.write_text(yaml.safe_dump(config_for(tmp, data, "killed")))
     kill_at = 2 * STEPS_PER_EPOCH + 2  # mid-epoch 2, one step after a checkpoint (every 3)
-    env = dict(os.environ, JAX_ENABLE_X64="1")
     proc = subprocess.run(
         [sys.executable, "-m", "tests.train.kill_run", str(path), str(kill_at)],
         cwd=REPO,
-        env=env,
+        env=dict(os.environ, JAX_ENABLE_X64="1"),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    stored = Checkpoints(tmp / "killed" / "checkpoints").latest()
+    checkpoints = Checkpoints(tmp / "killed" / "checkpoints")
+    stored = checkpoints.latest()
     assert stored is not None and stored < kill_at
-    resumed = train(config, resume=True)
-    assert resumed.steps == uninterrupted.steps
-    for name in ("params", "ema"):
+    # Resume through the command line, with an override that does not change the math.
+    assert cli.main(["train", str(path), "--resume", "--set", "progress_bar=false"]) == 0
+    checkpoints = Checkpoints(tmp / "killed" / "checkpoints")
+    assert checkpoints.latest() == uninterrupted.steps
+    params = checkpoints.read_params()
+    _, exported = load_model(tmp / "killed" / "model")
+    for mine, theirs in ((params, uninterrupted.params), (exported["params"], uninterrupted.ema)):
         for a, b in zip(
-            jax.tree_util.tree_leaves(getattr(resumed, name)),
-            jax.tree_util.tree_leaves(getattr(uninterrupted, name)),
-            strict=True,
+            jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(theirs), strict=True
         ):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    epochs = [r["epoch"] for r in resumed.history]
-    assert epochs == list(range(-1, EPOCHS))
-    for mine, theirs in zip(resumed.history, uninterrupted.history, strict=True):
+    log = [json.loads(x) for x in (tmp / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(-1, EPOCHS))
+    for mine, theirs in zip(log, uninterrupted.history, strict=True):
         assert mine["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-10)
 
 
