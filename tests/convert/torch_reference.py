@@ -25,7 +25,7 @@ def make_torch_model(max_ell=2, hidden="4x0e+4x1o", correlation=2, num_interacti
         num_interactions=num_interactions, num_elements=len(atomic_numbers),
         hidden_irreps=o3.Irreps(hidden), MLP_irreps=o3.Irreps("3x0e"),
         gate=torch.nn.functional.silu, atomic_energies=np.linspace(-1.0, -2.5, len(atomic_numbers)),
-        avg_num_neighbors=7.0, atomic_numbers=list(atomic_numbers), correlation=correlation,
+        avg_num_neighbors=3.0, atomic_numbers=list(atomic_numbers), correlation=correlation,
         radial_MLP=[6, 6],
     )
     if scale_shift:
@@ -36,7 +36,7 @@ def make_torch_model(max_ell=2, hidden="4x0e+4x1o", correlation=2, num_interacti
     with torch.no_grad():
         for p in model.parameters():
             if p.numel() and p.requires_grad:
-                p.normal_(0.0, 0.5)
+                p.normal_(0.0, 1.0)
     return model.double()
 
 
