@@ -76,30 +76,41 @@ def _bfs(adj: list[list[Vertex]], root: int, depth: int) -> tuple[dict, dict]:
     return dist, parents
 
 
-def _paths(parents: dict, v: Vertex) -> list[tuple[Vertex, ...]]:
-    """All shortest paths root -> v as tuples starting at the root."""
-    if not parents[v]:
-        return [(v,)]
-    return [p + (v,) for u in parents[v] for p in _paths(parents, u)]
+def _paths(parents: dict, v: Vertex, memo: dict) -> list[tuple[Vertex, ...]]:
+    """All shortest paths root -> v as tuples starting at the root (memoised per root)."""
+    if v not in memo:
+        memo[v] = (
+            [p + (v,) for u in parents[v] for p in _paths(parents, u, memo)]
+            if parents[v]
+            else [(v,)]
+        )
+    return memo[v]
 
 
 def _shift(v: Vertex, ref: Vertex) -> Vertex:
     return (v[0], v[1] - ref[1], v[2] - ref[2], v[3] - ref[3])
 
 
-class _Distances:
-    """Graph distances between image-carrying vertices, from cached depth-limited BFS."""
+class _Searches:
+    """Depth-limited BFS (distances, parents) from each atom at image 0, computed once."""
 
     def __init__(self, adj: list[list[Vertex]], depth: int):
         self.adj, self.depth, self.cache = adj, depth, {}
 
+    def bfs(self, atom: int) -> tuple[dict, dict]:
+        """Distances and parents from ``atom``; only the distances stay cached."""
+        dist, parents = _bfs(self.adj, atom, self.depth)
+        self.cache[atom] = dist
+        return dist, parents
+
     def __call__(self, u: Vertex, v: Vertex) -> int:
+        """Graph distance u -> v, or depth + 1 if it is larger than depth."""
         if u[0] not in self.cache:
-            self.cache[u[0]] = _bfs(self.adj, u[0], self.depth)[0]
+            self.bfs(u[0])
         return self.cache[u[0]].get(_shift(v, u), self.depth + 1)
 
 
-def _is_sp_ring(ring: tuple[Vertex, ...], distance: _Distances) -> bool:
+def _is_sp_ring(ring: tuple[Vertex, ...], distance: _Searches) -> bool:
     n = len(ring)
     for a in range(1, n):
         for b in range(a + 1, n):
@@ -126,11 +137,14 @@ def sp_rings(n_atoms: int, bonds: tuple[np.ndarray, ...], max_size: int) -> list
     """
     adj = _adjacency(n_atoms, *bonds)
     half = max_size // 2
-    distance = _Distances(adj, half + 1)
+    # ring distances are at most half, so searches to depth half decide every shortcut
+    searches = _Searches(adj, half)
     found: list[tuple[int, ...]] = []
-    for root in range(n_atoms):
-        dist, parents = _bfs(adj, root, half)
-        distance.cache[root] = dist
+    # a ring is reported from its lowest atom index, so its other atoms have higher indices:
+    # going down from the highest root, their searches are already cached for the SP check
+    for root in reversed(range(n_atoms)):
+        dist, parents = searches.bfs(root)
+        memo: dict = {}
         seen = set()
         for v, dv in dist.items():
             if dv == 0:
@@ -138,7 +152,7 @@ def sp_rings(n_atoms: int, bonds: tuple[np.ndarray, ...], max_size: int) -> list
             candidates = []
             # even ring 2*dv: two shortest paths meeting at v
             if 2 * dv <= max_size and len(parents[v]) > 1:
-                paths = _paths(parents, v)
+                paths = _paths(parents, v, memo)
                 for x in range(len(paths)):
                     for y in range(x + 1, len(paths)):
                         candidates.append(paths[x] + tuple(reversed(paths[y][1:-1])))
@@ -147,15 +161,15 @@ def sp_rings(n_atoms: int, bonds: tuple[np.ndarray, ...], max_size: int) -> list
                 for b, x, y, z in adj[v[0]]:
                     w = (b, v[1] + x, v[2] + y, v[3] + z)
                     if dist.get(w) == dv and w > v:
-                        for p in _paths(parents, v):
-                            for q in _paths(parents, w):
+                        for p in _paths(parents, v, memo):
+                            for q in _paths(parents, w, memo):
                                 candidates.append(p + tuple(reversed(q[1:])))
             for ring in candidates:
                 # rings are reported once, from their lowest atom index; paths must not touch
                 if min(u[0] for u in ring) != root or len(set(ring)) != len(ring):
                     continue
                 key = _canonical(ring)
-                if key in seen or not _is_sp_ring(ring, distance):
+                if key in seen or not _is_sp_ring(ring, searches):
                     continue
                 seen.add(key)
                 found.append(tuple(u[0] for u in ring))
