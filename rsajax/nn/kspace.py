@@ -310,6 +310,28 @@ def _stack(sets: list, m_max: int | None) -> tuple[np.ndarray, np.ndarray]:
     return n, mask
 
 
+def max_num_k(
+    cells: np.ndarray,
+    pbcs: np.ndarray,
+    k_cut: float,
+    margin: float = 0.1,
+    num_radial: int = 16,
+    lebedev_degree: int = 29,
+) -> int:
+    """The ``m_max`` that fits every structure of a dataset (cells (S, 3, 3), pbcs (S, 3)).
+
+    Pass it to :func:`build_kset` (e.g. ``kset_fn=partial(build_kset, k_cut=..., m_max=...)``)
+    so that every batch has the same static k shape; under NPT add head room for the volume.
+    """
+    sizes = [1]
+    for index, (cell, pbc) in enumerate(zip(np.asarray(cells), np.asarray(pbcs), strict=True)):
+        if np.any(pbc):
+            sizes.append(int(integer_kset(cell, k_cut, margin, name=f"structure {index}")[1].sum()))
+        else:
+            sizes.append(num_radial * len(scipy.integrate.lebedev_rule(lebedev_degree)[1]))
+    return max(sizes)
+
+
 def build_kset(
     graph,
     k_cut: float,

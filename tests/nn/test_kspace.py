@@ -17,6 +17,7 @@ from rsajax.nn.kspace import (
     integer_kset,
     kset_covers,
     kspace_geometry,
+    max_num_k,
     open_quadrature,
     reciprocal_vectors,
     seed_kset,
@@ -186,3 +187,11 @@ def test_mixed_boundaries_use_the_lattice_with_vacuum():
     )
     with pytest.raises(ValueError, match="graph 0: the cell is singular"):
         build_kset(flat, k_cut=1.0)
+
+
+def test_max_num_k_fits_every_structure_of_a_dataset():
+    cells = np.stack([np.eye(3) * 12.0, TRICLINIC, np.zeros((3, 3))])
+    pbcs = np.array([[True] * 3, [True] * 3, [False] * 3])
+    cap = max_num_k(cells[:2], pbcs[:2], 1.0)
+    assert cap == max(integer_kset(c, 1.0, 0.1)[1].sum() for c in cells[:2])
+    assert max_num_k(cells, pbcs, 1.0, num_radial=8, lebedev_degree=11) == max(cap, 8 * 50)
