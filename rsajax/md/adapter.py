@@ -1,0 +1,315 @@
+"""An rsajax model as a jax-md energy function, on jax-md's own neighbour lists.
+
+``energy_fn(R, neighbor, box=None, perturbation=None) -> E`` with ``R`` (N, 3) fractional
+coordinates and ``box`` column-major (``box = atoms.cell.T``), jax-md's contract for
+``periodic_general(fractional_coordinates=True)``. The model's :class:`~rsajax.graph.Graph` is
+built on device from the Sparse neighbour list:
+
+- Cartesian positions are ``space.transform(B, R)`` with ``B = perturbation @ box`` (jax-md's
+  custom JVP makes ``-dE/dR`` the Cartesian force), and the graph's cell is ``B.T`` (rows).
+- Each listed pair gets the integer offset that wraps its fractional difference into
+  [-1/2, 1/2), so ``edge_vectors`` equals jax-md's ``displacement_fn(R_i, R_j, box, perturbation)``
+  for every edge and its derivative with respect to the strain is the virial.
+- Padded slots of the list (index N) become edges of a padding node in a padding graph whose cell
+  is 1000 A wide: masked, never zero length, contributing nothing.
+
+Neighbour lists and NPT: jax-md rebuilds a list when an atom moved more than half the skin; a box
+change alone does not trigger a rebuild. :func:`update_neighbors` forces one when the box strained
+by more than ``strain_skin`` allows. Host-side validity (minimum image, and any model structure
+fixed at allocation such as an RSA k-set) is checked by :meth:`MDSystem.check_boxes` between
+chunks; :meth:`MDSystem.rebuild` reallocates outside jit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ase.data import atomic_masses
+from jax_md import partition, space
+
+from rsajax.graph import PADDING_LENGTH, Graph
+
+#: ``check(boxes (T, 3, 3)) -> None or a reason`` for a host-side structure fixed at allocation.
+BoxCheck = Callable[[np.ndarray], "str | None"]
+
+
+def perpendicular_widths(boxes: np.ndarray) -> np.ndarray:
+    """(..., 3) face-to-face widths of column-major boxes (..., 3, 3)."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    volume = np.abs(np.linalg.det(boxes))
+    a, b, c = boxes[..., :, 0], boxes[..., :, 1], boxes[..., :, 2]
+    areas = np.stack([np.cross(b, c), np.cross(c, a), np.cross(a, b)], axis=-2)
+    return volume[..., None] / np.linalg.norm(areas, axis=-1)
+
+
+def box_strain(box: jnp.ndarray, reference: jnp.ndarray) -> jnp.ndarray:
+    """Spectral-norm bound ``|B B_ref^-1 - 1|``: pair vectors change by at most this fraction."""
+    deformation = box @ jnp.linalg.inv(reference) - jnp.eye(3, dtype=box.dtype)
+    return jnp.linalg.norm(deformation, ord=2)
+
+
+def strained_box(box: jnp.ndarray, perturbation) -> jnp.ndarray:
+    """``perturbation @ box`` for a (3, 3) perturbation, ``perturbation * box`` for a scalar one
+    (jax-md's NPT passes the scalar ``1 + eps``)."""
+    if perturbation is None:
+        return box
+    perturbation = jnp.asarray(perturbation, dtype=box.dtype)
+    return perturbation * box if perturbation.ndim == 0 else perturbation @ box
+
+
+def graph_from_neighbors(
+    numbers: jnp.ndarray, R: jnp.ndarray, idx: jnp.ndarray, B: jnp.ndarray, cutoff: float
+) -> Graph:
+    """The model's Graph for fractional ``R`` (N, 3), a Sparse list ``idx`` (2, K), box ``B``.
+
+    Edges are the K list slots (receiver ``idx[0]``, sender ``idx[1]``); slots that are padding
+    (index N) or farther than ``cutoff`` are masked. Positions carry jax-md's transform JVP.
+    """
+    n = R.shape[0]
+    dt = R.dtype
+    receivers, senders = idx[0], idx[1]
+    listed = (senders < n) & (receivers < n)
+    receivers = jnp.where(listed, receivers, n)
+    senders = jnp.where(listed, senders, n)
+    R_pad = jnp.concatenate([R, jnp.zeros((1, 3), dt)])
+    # offsets wrap the fractional difference exactly as space.periodic_displacement does
+    d_frac = jax.lax.stop_gradient(R_pad[receivers] - R_pad[senders])
+    offsets = -jnp.floor(d_frac + 0.5)
+    d_cart = (d_frac + offsets) @ jax.lax.stop_gradient(B).T
+    within = jnp.sum(d_cart**2, axis=-1) < cutoff**2
+    edge_mask = listed & within
+    offsets = jnp.where(listed[:, None], offsets, jnp.array([1.0, 0.0, 0.0], dt))
+    positions = jnp.concatenate([space.transform(B, R), jnp.zeros((1, 3), dt)])
+    n_edge = jnp.sum(edge_mask).astype(jnp.int32)
+    return Graph(
+        species=jnp.concatenate([numbers.astype(jnp.int32), jnp.zeros(1, jnp.int32)]),
+        positions=positions,
+        cell=jnp.stack([B.T, jnp.eye(3, dtype=dt) * PADDING_LENGTH]),
+        pbc=jnp.array([[True] * 3, [False] * 3]),
+        senders=senders.astype(jnp.int32),
+        receivers=receivers.astype(jnp.int32),
+        cell_offsets=offsets.astype(jnp.int32),
+        node_graph=jnp.concatenate([jnp.zeros(n, jnp.int32), jnp.ones(1, jnp.int32)]),
+        node_mask=jnp.arange(n + 1) < n,
+        edge_mask=edge_mask,
+        graph_mask=jnp.array([True, False]),
+        n_node=jnp.array([n, 1], jnp.int32),
+        n_edge=jnp.stack([n_edge, idx.shape[1] - n_edge]).astype(jnp.int32),
+        weight=jnp.array([1.0, 0.0], dt),
+    )
+
+
+def make_model_energy(model, numbers: np.ndarray, box: np.ndarray, cutoff: float) -> Callable:
+    """``energy(variables, R, neighbor, box=None, perturbation=None) -> E`` (parameters explicit,
+    for differentiable MD). ``box`` defaults to the allocation box."""
+    numbers = jnp.asarray(np.asarray(numbers), jnp.int32)
+    box0 = np.asarray(box, dtype=np.float64)
+
+    def energy(variables, R, neighbor, box=None, perturbation=None, **unused):
+        b = jnp.asarray(box0 if box is None else box, dtype=R.dtype)
+        B = strained_box(b, perturbation)
+        graph = graph_from_neighbors(numbers, R, neighbor.idx, B, cutoff)
+        return model.apply(variables, graph)[0]
+
+    return energy
+
+
+@dataclasses.dataclass(frozen=True)
+class MDSystem:
+    """Everything a jax-md integrator needs, for one allocation box.
+
+    Attributes:
+        energy_fn: ``energy_fn(R, neighbor, box=None, perturbation=None) -> E`` (eV).
+        neighbor_fn: ``allocate(R, box=..., extra_capacity=...)`` / ``update(R, nbrs, box=...)``.
+        shift_fn: jax-md shift for fractional coordinates (Cartesian ``dR``).
+        box: (3, 3) allocation box, columns are lattice vectors.
+        numbers: (N,) atomic numbers; masses: (N,) amu.
+        list_cutoff: pairs within this distance (A) are listed (interaction cutoff + skins).
+        skin: the list is rebuilt when an atom moved more than ``skin / 2``.
+        strain_skin: the part of the list skin reserved for box changes between rebuilds.
+        box_checks: host-side checks of the structures fixed at allocation.
+        rebuild: ``rebuild(box) -> MDSystem`` for a new allocation box (outside jit).
+        energy_with_params: ``(variables, R, neighbor, box=, perturbation=) -> E`` or None.
+        variables: the model variables bound into ``energy_fn`` (None for a teacher).
+    """
+
+    energy_fn: Callable
+    neighbor_fn: object
+    shift_fn: Callable
+    box: np.ndarray
+    numbers: np.ndarray
+    masses: np.ndarray
+    list_cutoff: float
+    skin: float
+    strain_skin: float
+    box_checks: tuple[BoxCheck, ...]
+    rebuild: Callable[[np.ndarray], MDSystem]
+    energy_with_params: Callable | None = None
+    variables: object = None
+
+    def check_boxes(self, boxes: np.ndarray) -> str | None:
+        """None if every box (T, 3, 3) is valid for this allocation, else the first reason."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 3, 3)
+        for check in self.box_checks:
+            reason = check(boxes)
+            if reason is not None:
+                return reason
+        return None
+
+    def allocate(self, R: jnp.ndarray, box=None, extra_capacity: int = 0):
+        """A neighbour list for ``R`` in ``box`` (default: allocation box), outside jit."""
+        b = jnp.asarray(self.box if box is None else box, dtype=R.dtype)
+        nbrs = self.neighbor_fn.allocate(R, box=b, extra_capacity=extra_capacity)
+        if getattr(nbrs, "cell_size", None) is not None:
+            # a jnp scalar in static metadata breaks the next jitted call after reallocation
+            nbrs = dataclasses.replace(nbrs, cell_size=float(nbrs.cell_size))
+        return nbrs
+
+
+def minimum_image_check(list_cutoff: float) -> BoxCheck:
+    """Boxes must be wider than ``2 list_cutoff`` across every face (fractional wrap = minimum
+    image for every listed pair)."""
+
+    def check(boxes: np.ndarray) -> str | None:
+        widths = perpendicular_widths(boxes).min()
+        if widths <= 2.0 * list_cutoff:
+            return (
+                f"box face width {widths:.3f} A is not above twice the neighbour-list cutoff "
+                f"{list_cutoff:.3f} A (minimum image fails); use a larger cell"
+            )
+        return None
+
+    return check
+
+
+def model_system(
+    model,
+    variables,
+    numbers: Sequence[int],
+    box: np.ndarray,
+    *,
+    cutoff: float | None = None,
+    skin: float = 0.5,
+    strain_skin: float = 0.2,
+    capacity_multiplier: float = 1.25,
+    cell_list: bool | None = None,
+    extra_checks: Sequence[BoxCheck] = (),
+) -> MDSystem:
+    """Wrap ``(model, variables)`` as an :class:`MDSystem` for atoms ``numbers`` in ``box``.
+
+    Args:
+        numbers: (N,) atomic numbers; every element must be in the model's table.
+        box: (3, 3) column-major box (``atoms.cell.T``), any triclinic shape.
+        cutoff: interaction cutoff (A), default ``model.config.r_max``.
+        skin: jax-md rebuilds the list when an atom moved more than ``skin / 2``.
+        strain_skin: extra list radius (A) that box changes between rebuilds may use up.
+        cell_list: use jax-md's cell list (needs an upper-triangular box); default: when the box
+            holds at least 4 cells per side.
+        extra_checks: host-side box checks of model structures fixed at allocation (RSA k-set).
+    """
+    from rsajax.nn.model import check_species
+
+    config = model.config
+    numbers = np.asarray(numbers, dtype=np.int32)
+    check_species(config, numbers)
+    box = np.asarray(box, dtype=np.float64)
+    cutoff = float(config.r_max if cutoff is None else cutoff)
+    list_cutoff = cutoff + strain_skin + skin
+    checks = (minimum_image_check(list_cutoff), *extra_checks)
+    reason = checks[0](box[None])
+    if reason is not None:
+        raise ValueError(f"{len(numbers)}-atom system: {reason}")
+    upper = np.allclose(box, np.triu(box))
+    if cell_list is None:
+        cell_list = upper and perpendicular_widths(box).min() >= 4.0 * (cutoff + strain_skin + skin)
+    if cell_list and not upper:
+        raise ValueError(
+            "jax-md's cell list needs an upper-triangular box (cell.T of a "
+            "standard-form ASE cell); pass cell_list=False"
+        )
+    displacement_fn, shift_fn = space.periodic_general(box, fractional_coordinates=True)
+    neighbor_fn = partition.neighbor_list(
+        displacement_fn,
+        box,
+        cutoff + strain_skin,
+        dr_threshold=skin,
+        capacity_multiplier=capacity_multiplier,
+        format=partition.NeighborListFormat.Sparse,
+        fractional_coordinates=True,
+        disable_cell_list=not cell_list,
+    )
+    energy = make_model_energy(model, numbers, box, cutoff)
+
+    def energy_fn(R, neighbor, box=None, perturbation=None, **unused):
+        return energy(variables, R, neighbor, box=box, perturbation=perturbation)
+
+    def rebuild(new_box: np.ndarray) -> MDSystem:
+        return model_system(
+            model,
+            variables,
+            numbers,
+            new_box,
+            cutoff=cutoff,
+            skin=skin,
+            strain_skin=strain_skin,
+            capacity_multiplier=capacity_multiplier,
+            cell_list=None if cell_list is None else cell_list,
+            extra_checks=extra_checks,
+        )
+
+    masses = atomic_masses[numbers]
+    return MDSystem(
+        energy_fn,
+        neighbor_fn,
+        shift_fn,
+        box,
+        numbers,
+        masses,
+        list_cutoff,
+        skin,
+        strain_skin,
+        checks,
+        rebuild,
+        energy,
+        variables,
+    )
+
+
+def update_neighbors(
+    system: MDSystem, R: jnp.ndarray, nbrs, box: jnp.ndarray, reference_box: jnp.ndarray
+):
+    """jax-md's update, plus a forced rebuild when the box strained beyond ``strain_skin``.
+
+    Returns ``(nbrs, reference_box)``; ``reference_box`` is the box of the last build. Works for
+    jax-md lists (forces a rebuild by moving the stored reference positions) and for lists that
+    handle box changes themselves (the BKS teacher's, detected by ``reference_box``).
+    """
+    if hasattr(nbrs, "reference_box"):
+        nbrs = system.neighbor_fn.update(R, nbrs, box=box)
+        return nbrs, nbrs.reference_box
+    strained = box_strain(box, reference_box) * system.list_cutoff > system.strain_skin
+    # half a box away in every direction: jax-md's move check then always rebuilds
+    far = jnp.where(strained, 0.5, 0.0).astype(R.dtype)
+    nbrs = dataclasses.replace(nbrs, reference_position=nbrs.reference_position + far)
+    nbrs = system.neighbor_fn.update(R, nbrs, box=box)
+    return nbrs, jnp.where(strained, box, reference_box)
+
+
+def strain_margin_check(reference_box: np.ndarray, margin: float, what: str) -> BoxCheck:
+    """A check for host-side structures sized at allocation for boxes ``(1 + eps) B_ref`` with
+    ``|eps| <= margin`` (a supercell replication, an Ewald or RSA k-set)."""
+    reference = np.asarray(reference_box, dtype=np.float64)
+    inverse = np.linalg.inv(reference)
+
+    def check(boxes: np.ndarray) -> str | None:
+        deformation = boxes @ inverse - np.eye(3)
+        strain = np.linalg.norm(deformation, ord=2, axis=(-2, -1)).max()
+        if strain > margin:
+            return f"box strained by {strain:.3f} from the allocation box; {what} covers {margin}"
+        return None
+
+    return check
