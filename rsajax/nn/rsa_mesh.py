@@ -1,0 +1,341 @@
+"""Reciprocal-space attention on a mesh: smooth particle-mesh evaluation, O(N log N).
+
+The direct kernel (:func:`rsajax.nn.rsa.reciprocal_space_attention`) sums over the ``M`` lattice
+vectors with ``|k| <= k_cut``; at fixed ``k_cut``, ``M`` grows with the volume and the cost is
+``O(N M C^2 / H) = O(N^2)``. Here the same sums are evaluated as in smooth PME (Essmann et al.
+1995). With fractional coordinates ``s_j = r_j inv(cell)`` and integer frequencies ``n``
+(``k_n . r_j = 2 pi n . s_j``), per graph and head::
+
+    S(n) = sum_j conj(kc_j) (x) v_j exp(-2 pi i n . s_j)             (D/2, D) complex
+    u_i  = Re[ qc_i^T sum_n w(n) exp(+2 pi i n . s_i) S(n) ]
+
+1. spread the amplitudes ``a_j = conj(kc_j) (x) v_j`` onto a ``K1 x K2 x K3`` grid in fractional
+   coordinates with centred cardinal B-splines of order ``p``;
+2. FFT; divide by the B-spline's Fourier transform ``W(n/K)`` twice (once for the spreading, once
+   for the interpolation), multiply by ``w(n)``;
+3. inverse FFT and interpolate the field back at every atom with the same B-splines.
+
+The only approximation is aliasing: ``exp(-2 pi i n u / K)`` is represented by the spline up to
+terms of relative size ``(|n| / (K - |n|))^p``, so the error falls geometrically with the order and
+with the oversampling ``K / (2 n_max + 1)``. The mesh energy is an exact, smooth function of the
+positions and the cell (the cell enters through ``s = r inv(cell)`` and ``w(|k_n|)``), so forces
+and stress by autodiff are exactly its derivatives. It is exactly invariant to wrapping atoms by
+lattice vectors and to translations by a grid vector; arbitrary translations are invariant only to
+the mesh accuracy.
+
+Cost per atom: ``O(p^3 C^2 / H)`` for spreading and interpolation plus ``O(K log K C^2 / H)`` per
+grid point for the FFTs, ``K ~ V``: flat per atom at fixed density up to the log.
+
+Host side (numpy): :func:`mesh_shape`, :func:`batched_mesh_shape`, :class:`MeshSpec`. Traced side:
+:func:`mesh_kset` / :func:`mesh_kweights` give the weights ``w(n)`` on the grid frequencies with the
+same functions the direct kernel uses; :func:`mesh_attention` is the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rsajax.nn.kspace import TWO_PI, KSet, kspace_geometry, smooth_envelope
+from rsajax.nn.rsa import fixed_kweights
+
+# --------------------------------------------------------------------------- host side
+
+
+@flax.struct.dataclass
+class MeshSpec:
+    """Static description of the mesh of a batch: every field is a compile-time constant.
+
+    Attributes:
+        shape: (K1, K2, K3) grid points along the three lattice vectors.
+        order: B-spline order ``p`` (``p^3`` grid points per atom; 4 to 10 are sensible).
+        k_cut: the weights' cutoff in 1/A (the envelope is 0 beyond it).
+        envelope_width: relative width of the envelope (as in :class:`~rsajax.nn.kspace.KSet`).
+    """
+
+    shape: tuple[int, int, int] = flax.struct.field(pytree_node=False)
+    order: int = flax.struct.field(pytree_node=False, default=8)
+    k_cut: float = flax.struct.field(pytree_node=False, default=0.8)
+    envelope_width: float = flax.struct.field(pytree_node=False, default=0.2)
+
+    def covers(self, cell: np.ndarray, oversampling: float = 1.0) -> bool:
+        """Whether this grid still resolves every ``|k| <= k_cut`` of ``cell`` (NPT check).
+
+        With ``oversampling = 1`` it answers "represented at all" (``K_a > 2 n_max``); pass the
+        oversampling the grid was built with to check that its accuracy is kept.
+        """
+        need = _max_frequency(np.asarray(cell, float), self.k_cut, 0.0)
+        return all(
+            k >= max(2 * n + 1, oversampling * (2 * n + 1))
+            for k, n in zip(self.shape, need, strict=True)
+        )
+
+
+def fft_size(minimum: int) -> int:
+    """The smallest integer >= ``minimum`` whose only prime factors are 2, 3 and 5."""
+    size = max(1, int(minimum))
+    while True:
+        rest = size
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return size
+        size += 1
+
+
+def _max_frequency(cell: np.ndarray, k_cut: float, margin: float) -> np.ndarray:
+    """Largest ``|n_a|`` with ``|k_n| <= k_cut (1 + margin)``: ``|n_a| <= |k| |a_a| / 2 pi``."""
+    if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-9:
+        raise ValueError(f"the mesh needs a non-singular (3, 3) cell, got\n{cell}")
+    return np.floor(k_cut * (1.0 + margin) * np.linalg.norm(cell, axis=1) / TWO_PI).astype(int)
+
+
+def mesh_shape(
+    cell: np.ndarray,
+    k_cut: float,
+    oversampling: float = 2.0,
+    margin: float = 0.1,
+    name: str = "structure",
+) -> tuple[int, int, int]:
+    """FFT-friendly grid ``(K1, K2, K3)`` for one cell.
+
+    ``n_max_a`` bounds ``|n_a|`` over ``|k_n| <= k_cut (1 + margin)`` (the margin lets the cell
+    strain by ~``margin`` before the grid must grow; see :meth:`MeshSpec.covers`); then
+    ``K_a = fft_size(ceil(oversampling (2 n_max_a + 1)))``. The aliasing error of the order-``p``
+    spline at the largest needed frequency is about ``(1 / (2 oversampling - 1))^p``.
+    """
+    if not k_cut > 0:
+        raise ValueError(f"{name}: k_cut must be positive, got {k_cut}")
+    if not oversampling >= 1.0:
+        raise ValueError(f"{name}: oversampling must be >= 1, got {oversampling}")
+    try:
+        n_max = _max_frequency(np.asarray(cell, dtype=np.float64), k_cut, margin)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
+    if not np.any(n_max > 0):
+        raise ValueError(
+            f"{name}: k_cut={k_cut:g} 1/A selects no reciprocal lattice vector of this cell (the "
+            "cell is too small for this k_cut); the attention would be exactly zero"
+        )
+    return tuple(fft_size(int(np.ceil(oversampling * (2 * n + 1)))) for n in n_max)
+
+
+def batched_mesh_shape(
+    cells: np.ndarray,
+    pbcs: np.ndarray,
+    k_cut: float,
+    oversampling: float = 2.0,
+    margin: float = 0.1,
+    active: np.ndarray | None = None,
+) -> tuple[int, int, int]:
+    """One static grid for a batch or a dataset: the elementwise maximum of :func:`mesh_shape`.
+
+    Args:
+        cells: (S, 3, 3); pbcs: (S, 3) bool; active: (S,) bool (default all), e.g. a graph mask.
+    Raises:
+        ValueError naming the structure if an active one is not fully periodic.
+    """
+    cells, pbcs = np.asarray(cells, np.float64), np.asarray(pbcs, bool)
+    active = np.ones(len(cells), bool) if active is None else np.asarray(active, bool)
+    shapes = []
+    for index in np.flatnonzero(active):
+        if not pbcs[index].all():
+            raise ValueError(
+                f"structure {index}: the mesh evaluation needs a fully periodic cell, got "
+                f"pbc={pbcs[index].tolist()}; use the direct kernel (evaluation 'direct')"
+            )
+        shapes.append(mesh_shape(cells[index], k_cut, oversampling, margin, f"structure {index}"))
+    if not shapes:
+        raise ValueError("no active structure to size the mesh for")
+    return tuple(int(k) for k in np.max(np.array(shapes), axis=0))
+
+
+def grid_frequencies(shape: tuple[int, int, int]) -> np.ndarray:
+    """Signed integer frequencies of the grid in FFT order, (K1 K2 K3, 3) int32."""
+    axes = [np.fft.fftfreq(k, 1.0 / k).round().astype(np.int32) for k in shape]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def mesh_kset(mesh: MeshSpec, periodic: np.ndarray) -> KSet:
+    """The grid frequencies as a :class:`KSet`, (G, K1 K2 K3) slots in FFT order.
+
+    Masked: ``n = 0`` (as in the direct set), the Nyquist planes of even ``K_a`` (ambiguous sign),
+    and non-periodic graphs (``periodic`` False, e.g. the padding graph). With it,
+    :func:`~rsajax.nn.kspace.kspace_geometry`, :func:`~rsajax.nn.rsa.fixed_kweights` and
+    :class:`~rsajax.nn.rsa.LearnedKWeights` give the mesh weights unchanged.
+    """
+    periodic = np.asarray(periodic, bool)
+    n = grid_frequencies(mesh.shape)
+    nyquist = np.any((2 * np.abs(n) == np.array(mesh.shape)), axis=1)
+    keep = np.any(n != 0, axis=1) & ~nyquist
+    mask = keep[None, :] & periodic[:, None]
+    n = np.where(mask[..., None], n[None], 0).astype(np.int32)
+    return KSet(
+        n=n,
+        nodes=np.zeros(n.shape),
+        node_weights=np.zeros(mask.shape),
+        mask=mask,
+        periodic=periodic,
+        k_cut=float(mesh.k_cut),
+        envelope_width=float(mesh.envelope_width),
+    )
+
+
+# --------------------------------------------------------------------------- traced side
+
+
+def mesh_kweights(
+    mesh: MeshSpec,
+    cell: jnp.ndarray,
+    periodic: np.ndarray,
+    weighting: str | Callable[[jnp.ndarray], jnp.ndarray] = "ewald",
+    sigma: float = 5.0,
+) -> jnp.ndarray:
+    """Weights ``w(n)`` on the grid frequencies, (G, K1 K2 K3, H), from the (strained) cell.
+
+    Args:
+        weighting: ``"ones"`` or ``"ewald"`` (exactly :func:`~rsajax.nn.rsa.fixed_kweights`), or
+            a callable ``radial(|k|) -> (..., H)``, e.g. a learned positive function of |k|;
+            it is multiplied by the envelope and ``1/V`` as in the direct kernel.
+        periodic: (G,) bool, host array; False graphs (padding) get zero weights.
+    """
+    kset = mesh_kset(mesh, periodic)
+    kvectors, measure = kspace_geometry(kset, cell)
+    if isinstance(weighting, str):
+        return fixed_kweights(kset, kvectors, measure, weighting, sigma)[..., None]
+    k_norm = jnp.sqrt(jnp.where(kset.mask, jnp.sum(kvectors**2, axis=-1), 1.0))
+    envelope = smooth_envelope(k_norm, kset.k_cut, kset.envelope_width)
+    weights = weighting(k_norm) * (envelope * measure)[..., None]
+    return jnp.where(kset.mask[..., None], weights, 0.0)
+
+
+def bspline_weights(x: jnp.ndarray, order: int) -> jnp.ndarray:
+    """Cardinal B-spline values ``M_p(x + j)``, ``j = 0 .. p-1``, for ``x`` in [0, 1): (..., p).
+
+    Recursion ``M_n(y) = (y M_{n-1}(y) + (n - y) M_{n-1}(y - 1)) / (n - 1)`` from ``M_2``.
+    """
+    if order < 2:
+        raise ValueError(f"B-spline order must be >= 2, got {order}")
+    shift = jnp.arange(order, dtype=x.dtype)
+    y = x[..., None] + shift  # (..., p)
+    w = jnp.where(shift == 0, x[..., None], jnp.where(shift == 1, 1.0 - x[..., None], 0.0))
+    for n in range(3, order + 1):
+        previous = jnp.concatenate([jnp.zeros_like(w[..., :1]), w[..., :-1]], axis=-1)
+        w = (y * w + (n - y) * previous) / (n - 1)
+    return w
+
+
+def spline_transform(shape: tuple[int, int, int], order: int, dtype) -> jnp.ndarray:
+    """Fourier transform of the centred spline at the grid frequencies, ``prod_a sinc(n_a/K_a)^p``,
+    (K1 K2 K3,) in FFT order (constant)."""
+    factors = [np.sinc(np.fft.fftfreq(k)) ** order for k in shape]
+    return jnp.asarray(np.einsum("i,j,k->ijk", *factors).reshape(-1), dtype)
+
+
+def _stencils(positions, cell, node_graph, mesh: MeshSpec):
+    """Flat grid indices and spline weights of every atom's ``p^3`` stencil, each (p^3, N)."""
+    order, shape = mesh.order, np.array(mesh.shape)
+    # A zero (open / padding) cell is never inverted: keeps values and gradients finite.
+    eye = jnp.eye(3, dtype=cell.dtype)
+    safe_cell = jnp.where(jnp.abs(jnp.linalg.det(cell))[:, None, None] > 1e-9, cell, eye)
+    frac = jnp.einsum("ni,nij->nj", positions, jnp.linalg.inv(safe_cell)[node_graph])
+    u = frac * shape  # grid coordinates
+    lower = jnp.floor(u - order / 2.0)
+    x = u - order / 2.0 - lower  # in [0, 1)
+    weights = bspline_weights(x, order)[..., ::-1]  # weight of grid point lower + 1 + t
+    points = (lower.astype(jnp.int32)[..., None] + 1 + jnp.arange(order)) % shape[:, None]
+    k1, k2, k3 = (int(k) for k in shape)
+    flat = (
+        ((node_graph[:, None, None, None] * k1 + points[:, 0, :, None, None]) * k2
+         + points[:, 1, None, :, None]) * k3 + points[:, 2, None, None, :]
+    )  # fmt: skip
+    weight = weights[:, 0, :, None, None] * weights[:, 1, None, :, None]
+    weight = weight * weights[:, 2, None, None, :]
+    num_nodes = positions.shape[0]
+    return flat.reshape(num_nodes, -1).T, weight.reshape(num_nodes, -1).T
+
+
+def mesh_attention(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    positions: jnp.ndarray,
+    cell: jnp.ndarray,
+    kweights: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    num_graphs: int,
+    mesh: MeshSpec,
+    node_mask: jnp.ndarray | None = None,
+    num_heads: int = 1,
+) -> jnp.ndarray:
+    """RSA steps 3-5 by particle-mesh Ewald-style evaluation; same semantics as the direct kernel.
+
+    Args:
+        q, k, v: (N, C) activated queries, keys, values (as for the direct kernel).
+        positions: (N, 3) Cartesian positions (any image; the phases are periodic).
+        cell: (G, 3, 3) lattice vectors as rows (the strained cell, for stress).
+        kweights: (G, K1 K2 K3) or (G, K1 K2 K3, H) weights on the grid frequencies in FFT order,
+            from :func:`mesh_kweights` (or ``fixed_kweights`` / ``LearnedKWeights`` on
+            :func:`mesh_kset`); zero at ``n = 0``, beyond ``k_cut`` and on non-periodic graphs.
+        node_graph: (N,) graph of each node; num_graphs: G (static).
+        mesh: the static grid; every graph of the batch uses ``mesh.shape``.
+        node_mask: (N,) bool; padded nodes neither contribute nor receive.
+        num_heads: H; ``C / H`` must be even.
+    Returns:
+        u: (N, C), zero on padded nodes.
+    """
+    num_nodes, channels = q.shape
+    if channels % (2 * num_heads):
+        raise ValueError(f"channels={channels} must be a multiple of 2 * num_heads={num_heads}")
+    width = channels // num_heads
+    grid_size = int(np.prod(mesh.shape))
+    if kweights.shape[:2] != (num_graphs, grid_size):
+        raise ValueError(
+            f"kweights has shape {kweights.shape}, expected ({num_graphs}, {grid_size}[, H]) for "
+            f"the mesh {mesh.shape}"
+        )
+    if node_mask is None:
+        node_mask = jnp.ones(num_nodes, dtype=bool)
+    weights = kweights if kweights.ndim == 3 else kweights[..., None]
+    weights = jnp.broadcast_to(weights, (num_graphs, grid_size, num_heads))
+
+    def complex_pairs(x):  # (N, C) -> (N, H, D/2)
+        x = x.reshape(num_nodes, num_heads, width)
+        return x[..., 0::2] + 1j * x[..., 1::2]
+
+    qc, kc = complex_pairs(q), complex_pairs(k)
+    values = jnp.where(node_mask[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
+    amplitudes = (jnp.conj(kc)[..., :, None] * values[..., None, :]).reshape(num_nodes, -1)
+    flat, stencil = _stencils(positions, cell, node_graph, mesh)
+    stencil = jnp.where(node_mask[None, :], stencil, 0.0)  # padded nodes: no spread, no read
+    # Padded nodes may sit in a graph slot >= num_graphs: keep their indices in range.
+    flat = jnp.where(node_mask[None, :], flat, 0)
+
+    def spread(grid, point):
+        index, weight = point
+        return grid.at[index].add(weight[:, None] * amplitudes), None
+
+    empty = jnp.zeros((num_graphs * grid_size, amplitudes.shape[-1]), amplitudes.dtype)
+    grid, _ = jax.lax.scan(spread, empty, (flat, stencil))
+    grid_shape = (num_graphs, *mesh.shape, num_heads, width // 2, width)
+    spectrum = jnp.fft.fftn(grid.reshape(grid_shape), axes=(1, 2, 3))
+    transform = spline_transform(mesh.shape, mesh.order, weights.dtype)
+    influence = (weights / (transform**2)[None, :, None]).reshape(num_graphs, *mesh.shape, -1)
+    spectrum = spectrum * influence[..., None, None]
+    # ifftn divides by K1 K2 K3; the sum over n carries no such factor.
+    field = jnp.fft.ifftn(spectrum, axes=(1, 2, 3)) * grid_size
+    field = field.reshape(num_graphs * grid_size, -1)
+
+    def interpolate(total, point):
+        index, weight = point
+        return total + weight[:, None] * field[index], None
+
+    readout, _ = jax.lax.scan(interpolate, jnp.zeros_like(amplitudes), (flat, stencil))
+    readout = readout.reshape(num_nodes, num_heads, width // 2, width)
+    u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
+    return jnp.where(node_mask[:, None], u, 0.0)
