@@ -23,7 +23,7 @@ def jax_md_labels(system, R, nbrs, box):
     return e, -g_r, g_eps / abs(np.linalg.det(box))
 
 
-@pytest.mark.parametrize("cell_list", [False, True])
+@pytest.mark.parametrize("cell_list", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_forces_and_stress_equal_rsajax_potential(tiny_model, cell_list):
     model, variables = tiny_model
     atoms = triclinic_silica(60, seed=3) if cell_list else triclinic_silica()

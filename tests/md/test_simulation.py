@@ -29,7 +29,9 @@ def test_nve_conserves_energy(lj_system):
     assert np.ptp(e) < 2e-3 * kinetic, np.ptp(e)
 
 
-@pytest.mark.parametrize("kind", ["nvt_langevin", "nvt_nose_hoover"])
+@pytest.mark.parametrize(
+    "kind", ["nvt_langevin", pytest.param("nvt_nose_hoover", marks=pytest.mark.slow)]
+)
 def test_nvt_reaches_and_holds_target(lj_system, kind):
     system, R = lj_system
     schedule = build_schedule(
