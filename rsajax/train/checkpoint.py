@@ -176,4 +176,6 @@ def export_model(
     """A standalone model directory (:func:`rsajax.nn.model.save_model`) that the ASE calculator,
     ``rsajax md`` and notebooks load with :func:`rsajax.nn.model.load_model`."""
     variables = {"params": jax.device_get(params), **jax.device_get(constants)}
+    if jax.process_index() != 0:
+        return Path(directory)  # one writer on multi-host clusters
     return save_model(directory, model_config, variables)

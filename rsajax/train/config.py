@@ -117,7 +117,9 @@ class OptimizerConfig:
     eps: float = key(1e-8, "denominator epsilon")
     weight_decay: float = key(0.0, "decoupled weight decay (adamw only)")
     clip_norm: float = key(10.0, "clip gradients to this global norm; 0 disables")
-    ema_decay: float = key(0.99, "EMA decay of parameters used for evaluation; 0 disables")
+    ema_decay: float = key(
+        0.99, "EMA decay of the evaluated parameters, warmed up as min(d, (1+t)/(10+t)); 0: off"
+    )
 
 
 @documented

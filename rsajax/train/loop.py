@@ -10,6 +10,7 @@ import dataclasses
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from rsajax.nn.model import MACE, MACEConfig, dummy_graph, init_model
 from rsajax.potential import energy_fn_from_model
 from rsajax.train import sharding
 from rsajax.train.checkpoint import Checkpoints, Position, export_model
-from rsajax.train.config import ConfigError, TrainConfig, load_config, save_config
+from rsajax.train.config import ConfigError, TrainConfig, flatten, load_config, save_config
 from rsajax.train.metrics import accumulate, finalize
 from rsajax.train.optim import current_lr, learning_rate_schedule, make_optimizer
 from rsajax.train.setup import TrainingData, load_data, model_config_from
@@ -53,7 +54,26 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
+#: Keys that may change on --resume without changing the step sequence.
+HARMLESS_ON_RESUME = ("output_dir", "progress_bar", "plot", "checkpoint.")
+
+
+def _warn_changed(stored: dict, cfg: TrainConfig) -> None:
+    """Warn about config keys that differ from the checkpoint's (the run then is not exact)."""
+    old, new = flatten(stored), flatten(cfg.to_dict())
+    changed = [k for k in new if not k.startswith(HARMLESS_ON_RESUME) and old.get(k) != new[k]]
+    if changed:
+        warnings.warn(
+            "resuming with config keys changed since the checkpoint: "
+            + ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
+            + " (the run will differ from an uninterrupted one)",
+            stacklevel=3,
+        )
+
+
 def _log(path: Path, record: dict) -> None:
+    if jax.process_index() != 0:
+        return  # one log per run, also on multi-host clusters
     with path.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
 
@@ -143,6 +163,7 @@ def train(
     if resume:
         meta = checkpoints.check_compatible(checkpoints.latest(), abstract["params"], model_config)
         position, best = Position(meta["epoch"], meta["batch"]), meta.get("best_valid_loss", best)
+        _warn_changed(meta["config"], cfg)
     model, variables = init_model(model_config, cfg.seed)
 
     steps_per_epoch = len(data.train)
@@ -157,7 +178,8 @@ def train(
     if resume:
         state = checkpoints.restore(checkpoints.latest(), state)
     out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    if jax.process_index() == 0:
+        save_config(cfg, out / "config.yaml")
     log_path = out / "metrics.jsonl"
     history = _truncate_log(log_path, position.epoch) if resume else []
     if not resume and log_path.exists():
@@ -279,7 +301,8 @@ def train(
         "devices": mesh.size,
         "sub_batches": num_sub,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if jax.process_index() == 0:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if cfg.progress_bar and jax.process_index() == 0:
         print(
             f"train step compiled {counter['train']} time(s), eval step {counter['eval']} "

@@ -79,6 +79,15 @@ def current_lr(opt_state, schedule_fn: optax.Schedule, step) -> jax.Array:
     return schedule_fn(step) * scale
 
 
-def ema_update(ema, params, decay: float):
+def ema_decay_at(step, decay: float) -> jax.Array:
+    """Decay used after ``step`` updates: ``min(decay, (1 + step) / (10 + step))``, the warm-up of
+    torch_ema (``use_num_updates``) that mace-torch uses, so early EMAs follow the parameters."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
+def ema_update(ema, params, decay):
     """``ema <- decay * ema + (1 - decay) * params`` leafwise."""
-    return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+    return jax.tree_util.tree_map(
+        lambda e, p: (decay * e + (1.0 - decay) * p).astype(e.dtype), ema, params
+    )

@@ -18,7 +18,7 @@ import optax
 from rsajax.potential import EnergyFn, make_potential
 from rsajax.train.loss import loss_terms, total_loss
 from rsajax.train.metrics import error_sums
-from rsajax.train.optim import ema_update
+from rsajax.train.optim import ema_decay_at, ema_update
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -92,7 +92,9 @@ def make_train_step(
         (loss, terms), grads = jax.value_and_grad(global_loss, has_aux=True)(state.params)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params, value=loss)
         params = optax.apply_updates(state.params, updates)
-        ema = ema_update(state.ema, params, ema_decay) if state.ema is not None else None
+        ema = None
+        if state.ema is not None:
+            ema = ema_update(state.ema, params, ema_decay_at(state.step, ema_decay))
         rng, _ = jax.random.split(state.rng)
         new = state.replace(
             step=state.step + 1, params=params, opt_state=opt_state, ema=ema, rng=rng

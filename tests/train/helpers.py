@@ -24,7 +24,9 @@ TINY_MODEL = {
 }
 
 
-def emt_structures(count: int, seed: int = 0, forces: bool = True, stress: bool = True) -> list:
+def emt_structures(
+    count: int, seed: int = 0, forces: bool = True, stress: bool = True, rattle: float = 0.05
+) -> list:
     """Rattled, strained 4-atom fcc Cu/Ni cells labelled by ASE's EMT (periodic)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -33,7 +35,7 @@ def emt_structures(count: int, seed: int = 0, forces: bool = True, stress: bool 
         atoms.numbers[rng.random(len(atoms)) < 0.4] = 28
         strain = np.eye(3) + rng.normal(0.0, 0.02, (3, 3))
         atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-        atoms.positions += rng.normal(0.0, 0.12, atoms.positions.shape)
+        atoms.positions += rng.normal(0.0, rattle, atoms.positions.shape)
         atoms.calc = EMT()
         energy = atoms.get_potential_energy()
         f = atoms.get_forces() if forces else None

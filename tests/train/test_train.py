@@ -26,7 +26,7 @@ from rsajax.train.step import init_state
 from tests.train.helpers import tiny_config, write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
-EPOCHS = 6
+EPOCHS = 15
 #: 20 structures, 5 held out: 15 training structures in batches of 4 -> 4 steps per epoch.
 STEPS_PER_EPOCH = 4
 
@@ -38,7 +38,8 @@ def config_for(tmp: Path, data: Path, name: str) -> dict:
         output_dir=str(tmp / name),
         epochs=EPOCHS,
         model={"num_interactions": 1},
-        optimizer={"lr": 0.02, "ema_decay": 0.9},
+        loss={"energy_weight": 30.0, "forces_weight": 10.0},
+        optimizer={"lr": 0.01, "ema_decay": 0.9},
         checkpoint={"every_steps": 3, "async_save": True},
     )
 
@@ -60,10 +61,12 @@ def uninterrupted(dataset):
 def test_validation_error_falls(uninterrupted):
     first, last = uninterrupted.history[0], uninterrupted.history[-1]
     assert first["epoch"] == -1 and last["epoch"] == EPOCHS - 1
-    # Least-squares E0s and scale/shift start the model near the data; training must still cut
-    # the validation energy error at least 3x and lower the weighted validation loss.
+    # Least-squares E0s and scale/shift start the model near the data; 60 steps of the tiny model
+    # must still cut the validation energy error 3x (seen: 218 -> 58 meV/atom), halve the weighted
+    # validation loss (seen: 4.37 -> 1.67) and lower the force error (seen: 543 -> 396 meV/A).
     assert last["energy_rmse"] < first["energy_rmse"] / 3, (first, last)
-    assert last["valid_loss"] < first["valid_loss"]
+    assert last["valid_loss"] < first["valid_loss"] / 2, (first, last)
+    assert last["forces_rmse"] < first["forces_rmse"] / 1.2, (first, last)
     assert uninterrupted.steps == EPOCHS * STEPS_PER_EPOCH
 
 
