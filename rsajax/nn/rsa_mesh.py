@@ -34,6 +34,7 @@ same functions the direct kernel uses; :func:`mesh_attention` is the kernel.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import flax.struct
 import jax
@@ -260,6 +261,87 @@ def _stencils(positions, cell, node_graph, mesh: MeshSpec):
     return flat.reshape(num_nodes, -1).T, weight.reshape(num_nodes, -1).T
 
 
+# --------------------------------------------------------------------------- spline operators
+# Spreading (P^T), interpolation (P) and the stencil derivative are written as scans over the
+# p^3 stencil offsets with custom derivatives that are again these three operators. Plain
+# autodiff of the scans would store an (atoms x channels) residual per offset, p^3 of them
+# (10 GB at 12000 atoms); with these rules memory stays O(N C^2 + K C^2) at any derivative order.
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def spread(values: jnp.ndarray, flat: jnp.ndarray, stencil: jnp.ndarray, size: int) -> jnp.ndarray:
+    """``grid[m] = sum_t sum_{n: flat[t, n] = m} stencil[t, n] values[n]``: (N, B) -> (size, B)."""
+
+    def step(grid, point):
+        index, weight = point
+        return grid.at[index].add(weight[:, None] * values), None
+
+    empty = jnp.zeros((size, values.shape[-1]), values.dtype)
+    return jax.lax.scan(step, empty, (flat, stencil))[0]
+
+
+@jax.custom_vjp
+def interpolate(grid: jnp.ndarray, flat: jnp.ndarray, stencil: jnp.ndarray) -> jnp.ndarray:
+    """``out[n] = sum_t stencil[t, n] grid[flat[t, n]]``: (size, B) -> (N, B)."""
+
+    def step(total, point):
+        index, weight = point
+        return total + weight[:, None] * grid[index], None
+
+    empty = jnp.zeros((flat.shape[1], grid.shape[-1]), grid.dtype)
+    return jax.lax.scan(step, empty, (flat, stencil))[0]
+
+
+@jax.custom_vjp
+def stencil_dot(grid: jnp.ndarray, flat: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
+    """``out[t, n] = grid[flat[t, n]] . values[n]``: the stencil-weight derivative, (T, N)."""
+    return jax.lax.map(lambda index: jnp.sum(grid[index] * values, axis=-1), flat)
+
+
+def _spread_fwd(values, flat, stencil, size):
+    return spread(values, flat, stencil, size), (values, flat, stencil)
+
+
+def _spread_bwd(size, residuals, cotangent):
+    values, flat, stencil = residuals
+    return (
+        interpolate(cotangent, flat, stencil),
+        None,
+        stencil_dot(cotangent, flat, values),
+    )
+
+
+def _interpolate_fwd(grid, flat, stencil):
+    return interpolate(grid, flat, stencil), (grid, flat, stencil)
+
+
+def _interpolate_bwd(residuals, cotangent):
+    grid, flat, stencil = residuals
+    return (
+        spread(cotangent, flat, stencil, grid.shape[0]),
+        None,
+        stencil_dot(grid, flat, cotangent),
+    )
+
+
+def _stencil_dot_fwd(grid, flat, values):
+    return stencil_dot(grid, flat, values), (grid, flat, values)
+
+
+def _stencil_dot_bwd(residuals, cotangent):
+    grid, flat, values = residuals
+    return (
+        spread(values, flat, cotangent, grid.shape[0]),
+        None,
+        interpolate(grid, flat, cotangent),
+    )
+
+
+spread.defvjp(_spread_fwd, _spread_bwd)
+interpolate.defvjp(_interpolate_fwd, _interpolate_bwd)
+stencil_dot.defvjp(_stencil_dot_fwd, _stencil_dot_bwd)
+
+
 def mesh_attention(
     q: jnp.ndarray,
     k: jnp.ndarray,
@@ -316,26 +398,20 @@ def mesh_attention(
     # Padded nodes may sit in a graph slot >= num_graphs: keep their indices in range.
     flat = jnp.where(node_mask[None, :], flat, 0)
 
-    def spread(grid, point):
-        index, weight = point
-        return grid.at[index].add(weight[:, None] * amplitudes), None
-
-    empty = jnp.zeros((num_graphs * grid_size, amplitudes.shape[-1]), amplitudes.dtype)
-    grid, _ = jax.lax.scan(spread, empty, (flat, stencil))
-    grid_shape = (num_graphs, *mesh.shape, num_heads, width // 2, width)
-    spectrum = jnp.fft.fftn(grid.reshape(grid_shape), axes=(1, 2, 3))
+    # Real view of the complex amplitudes (real parts, then imaginary parts): the spline
+    # operators below are real-linear, and their custom derivatives stay real.
+    size = num_graphs * grid_size
+    grid = spread(jnp.concatenate([amplitudes.real, amplitudes.imag], axis=-1), flat, stencil, size)
+    half = amplitudes.shape[-1]
+    grid = (grid[:, :half] + 1j * grid[:, half:]).reshape(num_graphs, *mesh.shape, -1)
+    spectrum = jnp.fft.fftn(grid, axes=(1, 2, 3))
     transform = spline_transform(mesh.shape, mesh.order, weights.dtype)
     influence = (weights / (transform**2)[None, :, None]).reshape(num_graphs, *mesh.shape, -1)
-    spectrum = spectrum * influence[..., None, None]
+    spectrum = spectrum.reshape(*spectrum.shape[:4], num_heads, -1) * influence[..., None]
     # ifftn divides by K1 K2 K3; the sum over n carries no such factor.
-    field = jnp.fft.ifftn(spectrum, axes=(1, 2, 3)) * grid_size
-    field = field.reshape(num_graphs * grid_size, -1)
-
-    def interpolate(total, point):
-        index, weight = point
-        return total + weight[:, None] * field[index], None
-
-    readout, _ = jax.lax.scan(interpolate, jnp.zeros_like(amplitudes), (flat, stencil))
+    field = jnp.fft.ifftn(spectrum, axes=(1, 2, 3)).reshape(size, -1) * grid_size
+    readout = interpolate(jnp.concatenate([field.real, field.imag], axis=-1), flat, stencil)
+    readout = readout[:, :half] + 1j * readout[:, half:]
     readout = readout.reshape(num_nodes, num_heads, width // 2, width)
     u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
     return jnp.where(node_mask[:, None], u, 0.0)
