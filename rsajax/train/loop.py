@@ -128,7 +128,8 @@ def train(
         resume: continue from ``output_dir``'s last checkpoint (same step sequence as a run that
             was never interrupted). Without it, an output_dir with checkpoints is an error.
         callbacks: ``fn(event, info)`` called with ``"step"`` after every step (info: step,
-            epoch, batch, loss) and ``"epoch"`` after every validation (info: the log record).
+            epoch, batch, loss as a device scalar: ``float()`` waits for it) and ``"epoch"``
+            after every validation (info: the log record).
     Returns:
         :class:`TrainResult`; the exported model is in ``result.model_dir``.
     """
@@ -257,6 +258,7 @@ def train(
         file=sys.stderr,
     )
     every = cfg.checkpoint.every_steps
+    step = int(jax.device_get(state.step))
     for epoch in range(position.epoch, cfg.epochs):
         start = position.batch if epoch == position.epoch else 0
         train_losses = []
@@ -264,16 +266,19 @@ def train(
             state, metrics = train_step(
                 state, constants, sharding.put_global(batch, dat), sharding.put_global(active, dat)
             )
-            loss = float(metrics["loss"])
-            train_losses.append(loss)
+            step += 1
+            # Losses stay on the device: reading one waits for the step, so the host reads only
+            # every 10 steps and can build the next batches while the device computes.
+            train_losses.append(metrics["loss"])
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss:.4g}")
-            step = int(jax.device_get(state.step))
+            if step % 10 == 0:
+                bar.set_postfix(epoch=epoch, loss=f"{float(metrics['loss']):.4g}")
             if every and step % every == 0 and index + 1 < steps_per_epoch:
                 save_last(Position(epoch, index + 1))
             for callback in callbacks:
-                callback("step", {"step": step, "epoch": epoch, "batch": index, "loss": loss})
-        record = validate(epoch, train_losses)
+                info = {"step": step, "epoch": epoch, "batch": index, "loss": metrics["loss"]}
+                callback("step", info)
+        record = validate(epoch, [float(x) for x in jax.device_get(train_losses)])
         bar.set_postfix(epoch=epoch, valid_loss=f"{record['valid_loss']:.4g}")
         eval_params = state.ema if state.ema is not None else state.params
         if cfg.checkpoint.keep_best and record["valid_loss"] < best:
