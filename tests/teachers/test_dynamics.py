@@ -44,9 +44,9 @@ def total_energy_drift(atoms, dt_fs: float, steps: int) -> tuple[float, float]:
 def test_nve_conserves_energy_in_the_liquid():
     atoms = liquid_frame()
     drift, fluctuation = total_energy_drift(atoms, dt_fs=1.0, steps=500)
-    # measured: see the issue report; thresholds are ~10x above what this run gives
+    # measured (1 ps, dt 1 fs): drift 7e-6 eV/atom/ps, RMS fluctuation 1.4e-4 eV/atom
     assert abs(drift) < 2e-4
-    assert fluctuation < 2e-4
+    assert fluctuation < 5e-4
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
