@@ -14,8 +14,8 @@ from rsajax.train.config import (
     all_keys,
     load_config,
     parse_overrides,
-    render_markdown,
 )
+from rsajax.train.docs import render_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ def test_every_key_is_documented_and_docs_are_current():
         assert field.metadata.get("help"), name
         assert name.rsplit(".", 1)[-1] in (TrainConfig.__doc__ + _section_docs()), name
     docs = (REPO / "docs" / "train_config.md").read_text()
-    assert docs == render_markdown(), "regenerate: python -m rsajax.train.config > docs/..."
+    assert docs == render_markdown(), "run: python -m rsajax.train.docs > docs/train_config.md"
 
 
 def _section_docs() -> str:
