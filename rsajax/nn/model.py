@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rsajax.graph import Graph, edge_vectors, safe_norm
+from rsajax.nn import long_range as rsa_long_range
 from rsajax.nn import mace
 from rsajax.nn.radial import bessel_basis, polynomial_cutoff, silu_constant
 
@@ -38,7 +39,8 @@ class MACEConfig:
 
     ``silu_normalization`` records which SiLU constant the model was built with ("torch":
     1.6791767923989418 as in e3nn/mace-torch; "e3nn-jax": 1.6765620560798837).
-    ``long_range`` is reserved for the RSA combination (None: short-range MACE).
+    ``long_range``: None (short-range MACE) or an :class:`rsajax.nn.long_range.RSAConfig` (a dict
+    or preset name is converted): RSA-MACE, see :mod:`rsajax.nn.long_range`.
     """
 
     r_max: float = 5.0
@@ -69,8 +71,10 @@ class MACEConfig:
         if self.hidden_irreps is None:
             if self.num_channels is None or self.max_L is None:
                 raise ValueError("MACEConfig needs hidden_irreps or num_channels and max_L")
-            irreps = "+".join(f"{self.num_channels}x{l}{'e' if l % 2 == 0 else 'o'}"
-                              for l in range(self.max_L + 1))
+            irreps = "+".join(
+                f"{self.num_channels}x{l}{'e' if l % 2 == 0 else 'o'}"
+                for l in range(self.max_L + 1)
+            )
             object.__setattr__(self, "hidden_irreps", irreps)
         channels, ls = mace.parse_hidden_irreps(self.hidden_irreps)
         object.__setattr__(self, "num_channels", channels)
@@ -91,6 +95,9 @@ class MACEConfig:
         if self.max_L > self.max_ell:
             raise ValueError("hidden_irreps degree exceeds max_ell")
         silu_constant(self.silu_normalization)
+        object.__setattr__(self, "long_range", rsa_long_range.as_rsa_config(self.long_range))
+        if self.long_range is not None:
+            self.long_range.check_model(self.num_interactions, self.num_channels)
         if self.num_interactions < 1:
             raise ValueError("num_interactions must be >= 1")
 
@@ -134,18 +141,33 @@ class MACE(nn.Module):
 
     config: MACEConfig
 
-    def combine(self, layer: int, h_in: mace.Features, h_out: mace.Features, graph: Graph,
-                positions: jax.Array) -> mace.Features:
+    def combine(
+        self,
+        layer: int,
+        h_in: mace.Features,
+        h_out: mace.Features,
+        graph: Graph,
+        positions: jax.Array,
+    ) -> mace.Features:
         """Hook for long-range models: may replace layer ``layer``'s output ``h_out``; it sees the
         layer's input ``h_in`` (scalars in ``h_in[0]``, (N, C, 1)). Identity for plain MACE."""
         if self.config.long_range is not None:
-            raise NotImplementedError("long_range combinations are provided by the RSA model")
+            return rsa_long_range.long_range_combine(
+                self.config.long_range,
+                self.config.num_channels,
+                layer,
+                h_in,
+                h_out,
+                graph,
+                positions,
+            )
         return h_out
 
     def __call__(self, graph: Graph) -> jax.Array:
         """Per-graph energies (G,); padded nodes and the padding graph contribute zero."""
-        return jax.ops.segment_sum(self.node_energies(graph), graph.node_graph,
-                                   num_segments=graph.num_graphs)
+        return jax.ops.segment_sum(
+            self.node_energies(graph), graph.node_graph, num_segments=graph.num_graphs
+        )
 
     @nn.compact
     def node_energies(self, graph: Graph) -> jax.Array:
@@ -177,8 +199,9 @@ class MACE(nn.Module):
             edge_feats = edge_feats * cutoff[:, None]
         edge_feats = jnp.where(edge_mask[:, None], edge_feats, 0.0)
 
-        embedding = self.param("node_embedding", nn.initializers.normal(1.0),
-                               (num_elements, channels), dt)
+        embedding = self.param(
+            "node_embedding", nn.initializers.normal(1.0), (num_elements, channels), dt
+        )
         h = {0: (one_hot @ embedding / np.sqrt(num_elements))[:, :, None]}
 
         readout_energies = []
@@ -188,13 +211,27 @@ class MACE(nn.Module):
             ls_out = (0,) if last else ls_hidden
             block = cfg.interaction_first if t == 0 else cfg.interaction
             message, sc = mace.Interaction(
-                ls_in, ls_out, channels, cfg.max_ell, num_elements, cfg.radial_MLP,
-                cfg.avg_num_neighbors, "Residual" in block, silu_norm, cfg.apply_cutoff, dt,
+                ls_in,
+                ls_out,
+                channels,
+                cfg.max_ell,
+                num_elements,
+                cfg.radial_MLP,
+                cfg.avg_num_neighbors,
+                "Residual" in block,
+                silu_norm,
+                cfg.apply_cutoff,
+                dt,
                 name=f"interactions_{t}",
             )(h, one_hot, sh, edge_feats, cutoff, graph.senders, graph.receivers)
             h_out = mace.ProductBasis(
-                tuple(range(cfg.max_ell + 1)), ls_out, channels, cfg.correlation_of(t),
-                num_elements, dt, name=f"products_{t}",
+                tuple(range(cfg.max_ell + 1)),
+                ls_out,
+                channels,
+                cfg.correlation_of(t),
+                num_elements,
+                dt,
+                name=f"products_{t}",
             )(message, one_hot, sc)
             h = self.combine(t, h, h_out, graph, positions)
             if last and cfg.num_interactions > 1:
@@ -236,7 +273,10 @@ def dummy_graph(config: MACEConfig) -> Graph:
 def init_model(config: MACEConfig, seed: int = 0) -> tuple[MACE, dict]:
     """A fresh model and its variables ``{"params", "constants"}``."""
     model = MACE(config)
-    variables = jax.jit(model.init)(jax.random.PRNGKey(seed), dummy_graph(config))
+    graph = dummy_graph(config)
+    if config.long_range is not None:
+        graph = graph.replace(kset=rsa_long_range.init_kset(config.long_range, graph))
+    variables = jax.jit(model.init)(jax.random.PRNGKey(seed), graph)
     return model, jax.tree_util.tree_map(np.asarray, dict(variables))
 
 
@@ -256,19 +296,25 @@ def load_model(directory: str | Path) -> tuple[MACE, dict]:
     directory = Path(directory)
     config_path, params_path = directory / CONFIG_FILE, directory / PARAMS_FILE
     if not directory.is_dir() or not config_path.is_file() or not params_path.is_file():
-        raise FileNotFoundError(f"{directory}: not an rsajax model directory (needs "
-                                f"{CONFIG_FILE} and {PARAMS_FILE}); convert mace-torch files "
-                                "with `rsajax convert model.pt OUT`")
+        raise FileNotFoundError(
+            f"{directory}: not an rsajax model directory (needs "
+            f"{CONFIG_FILE} and {PARAMS_FILE}); convert mace-torch files "
+            "with `rsajax convert model.pt OUT`"
+        )
     try:
         meta = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{config_path}: not valid JSON ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(f"{config_path}: not an rsajax MACE config (format "
-                         f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+        raise ValueError(
+            f"{config_path}: not an rsajax MACE config (format "
+            f"{meta.get('format') if isinstance(meta, dict) else None!r})"
+        )
     if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{config_path}: format version {meta.get('version')} is not supported "
-                         f"(this rsajax reads version {FORMAT_VERSION})")
+        raise ValueError(
+            f"{config_path}: format version {meta.get('version')} is not supported "
+            f"(this rsajax reads version {FORMAT_VERSION})"
+        )
     config = MACEConfig.from_dict(meta["config"])
     state = flax.serialization.msgpack_restore(params_path.read_bytes())
     return MACE(config), {k: dict(v) for k, v in state.items()}

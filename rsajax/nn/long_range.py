@@ -1,0 +1,376 @@
+"""RSA-MACE: the long-range (reciprocal-space attention) half of :class:`rsajax.nn.model.MACE`.
+
+A MACE whose ``config.long_range`` is an :class:`RSAConfig` runs, in every chosen interaction
+layer ``t``, ``u = RSABlock(scalars(h_t))`` on the layer's *input* scalars and merges ``u`` into
+the layer's output ``h_sr`` with the chosen combination (``tp``, ``gate`` or ``residual``; see
+:mod:`rsajax.nn.rsa_combine`). Everything else is the short-range MACE, line for line: the
+parameters of a long-range model are those of the short-range one plus ``long_range_{t}``.
+
+The k-vectors are chosen on the host, once per batch, by the function :func:`make_kset_fn`
+returns (pass it as ``kset_fn`` to :func:`rsajax.data.collate`, ``atoms_to_graph`` or
+``GraphDataset``); the model reads them from ``graph.kset`` and computes the Cartesian vectors
+from the (strained) cell inside the differentiated function, so forces and stress are exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import e3nn_jax as e3nn
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rsajax.nn.kspace import (
+    SEED_K_CUT,
+    SEED_NUM_K,
+    KSet,
+    build_kset,
+    build_seed_kset,
+    integer_kset,
+    max_num_k,
+    seed_kset,
+)
+from rsajax.nn.rsa import WEIGHTINGS, RSABlock
+from rsajax.nn.rsa_combine import COMBINATIONS, make_combination
+
+Features = dict[int, jax.Array]
+EVALUATIONS = ("direct", "mesh")
+KSET_HINT = "build batches with kset_fn=make_kset_fn(config.long_range, structures)"
+
+
+@dataclasses.dataclass(frozen=True)
+class RSAConfig:
+    """Hyperparameters of the long-range part (JSON-serialisable; see :meth:`preset`).
+
+    Attributes:
+        k_cut: envelope cutoff in 1/A (the weights reach 0 here).
+        margin: relative extra radius of the host-side integer k-set (NPT head room).
+        weighting: per-k weights, ``ones`` (reference, lattice only), ``ewald`` or ``learned``.
+        sigma: Gaussian width (A) of the ``ewald`` weighting.
+        num_heads: attention heads; ``channels / num_heads`` must be even.
+        channels: RSA width C (None: the model's ``num_channels``).
+        combine: how ``u`` enters the layer output: ``tp``, ``gate`` or ``residual``.
+        envelope_width: the envelope falls from 1 to 0 over ``[k_cut (1 - width), k_cut]``.
+        seed: use the reference's six k-vectors (orthorhombic cells >= 10 A only).
+        layers: indices of the interaction layers that get RSA (None: all).
+        evaluation: ``direct`` (lattice sum / quadrature) or ``mesh`` (particle mesh, if present).
+        num_radial, lebedev_degree: the open-boundary quadrature.
+    """
+
+    k_cut: float = 0.8
+    margin: float = 0.1
+    weighting: str = "ewald"
+    sigma: float = 5.0
+    num_heads: int = 1
+    channels: int | None = None
+    combine: str = "gate"
+    envelope_width: float = 0.2
+    seed: bool = False
+    layers: tuple[int, ...] | None = None
+    evaluation: str = "direct"
+    num_radial: int = 16
+    lebedev_degree: int = 29
+
+    def __post_init__(self):
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"RSAConfig.weighting must be one of {WEIGHTINGS}, got {self.weighting!r}"
+            )
+        if self.combine not in COMBINATIONS:
+            raise ValueError(
+                f"RSAConfig.combine must be one of {sorted(COMBINATIONS)}, got {self.combine!r}"
+            )
+        if not self.k_cut > 0:
+            raise ValueError(f"RSAConfig.k_cut must be positive (1/A), got {self.k_cut}")
+        if not 0 < self.envelope_width <= 1:
+            raise ValueError(
+                f"RSAConfig.envelope_width must be in (0, 1], got {self.envelope_width}"
+            )
+        if self.num_heads < 1:
+            raise ValueError(f"RSAConfig.num_heads must be >= 1, got {self.num_heads}")
+        if self.seed and self.weighting != "ones":
+            raise ValueError(
+                "RSAConfig.seed=True reproduces the reference: weighting must be "
+                f"'ones', got {self.weighting!r}"
+            )
+        if self.evaluation not in EVALUATIONS:
+            raise ValueError(
+                f"RSAConfig.evaluation must be one of {EVALUATIONS}, got {self.evaluation!r}"
+            )
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> RSAConfig:
+        """``seed``: the reference model (six reference k-vectors, unit weights, ``tp``, 1 head).
+        ``default``: the best-behaved configuration measured here (see the package README)."""
+        presets = {
+            "seed": dict(
+                k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp", seed=True
+            ),
+            "default": dict(k_cut=0.8, weighting="ewald", sigma=5.0, num_heads=1, combine="gate"),
+        }
+        if name not in presets:
+            raise ValueError(f"unknown RSA preset {name!r}; choose from {sorted(presets)}")
+        return cls(**{**presets[name], **overrides})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["layers"] = None if self.layers is None else list(self.layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RSAConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown RSAConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def check_model(self, num_interactions: int, num_channels: int) -> None:
+        """Raise if the layers or the width do not fit a model of this size."""
+        bad = [t for t in self.layers or () if not 0 <= t < num_interactions]
+        if bad:
+            raise ValueError(
+                f"RSAConfig.layers {bad} out of range for {num_interactions} interaction layers"
+            )
+        channels = self.channels or num_channels
+        if channels % (2 * self.num_heads):
+            raise ValueError(
+                f"RSA channels={channels} must be a multiple of 2 * num_heads="
+                f"{2 * self.num_heads} (complex pairs per head)"
+            )
+
+    def applies_to(self, layer: int) -> bool:
+        return self.layers is None or layer in self.layers
+
+
+def as_rsa_config(value: Any) -> RSAConfig | None:
+    """``MACEConfig.long_range`` from None, an :class:`RSAConfig`, a dict or a preset name."""
+    if value is None or isinstance(value, RSAConfig):
+        return value
+    if isinstance(value, dict):
+        return RSAConfig.from_dict(value)
+    if isinstance(value, str):
+        return RSAConfig.preset(value)
+    raise TypeError(
+        f"long_range must be None, an RSAConfig, a dict or a preset name, got "
+        f"{type(value).__name__}"
+    )
+
+
+# --------------------------------------------------------------------------- features <-> e3nn
+
+
+def features_to_irreps(h: Features) -> e3nn.IrrepsArray:
+    """{l: (N, C, 2l+1)} (natural parity) -> IrrepsArray ``Cx0e+Cx1o+...`` of shape (N, dim)."""
+    ls = sorted(h)
+    irreps = e3nn.Irreps("+".join(f"{h[l].shape[1]}x{l}{'eo'[l % 2]}" for l in ls))
+    array = jnp.concatenate([h[l].reshape(h[l].shape[0], -1) for l in ls], axis=-1)
+    return e3nn.IrrepsArray(irreps, array)
+
+
+def irreps_to_features(x: e3nn.IrrepsArray) -> Features:
+    """Inverse of :func:`features_to_irreps` (one block per irrep, in order)."""
+    out, offset = {}, 0
+    for mul, ir in x.irreps:
+        size = mul * ir.dim
+        out[ir.l] = x.array[:, offset : offset + size].reshape(-1, mul, ir.dim)
+        offset += size
+    return out
+
+
+# --------------------------------------------------------------------------- the model part
+
+
+def check_kset(config: RSAConfig, kset: KSet | None) -> None:
+    """Trace-time checks that ``graph.kset`` exists and was built for this configuration."""
+    if kset is None:
+        raise ValueError(f"this model is long-range (RSA) but graph.kset is None; {KSET_HINT}")
+    if config.seed != (not kset.smooth):
+        want = "the seed k-set" if config.seed else "a smooth k-set"
+        raise ValueError(f"the model needs {want} but graph.kset is the other kind; {KSET_HINT}")
+    if not config.seed and (
+        not np.isclose(kset.k_cut, config.k_cut, rtol=1e-12)
+        or not np.isclose(kset.envelope_width, config.envelope_width, rtol=1e-12)
+    ):
+        raise ValueError(
+            f"graph.kset was built for k_cut={kset.k_cut}, envelope_width={kset.envelope_width} "
+            f"but the model has k_cut={config.k_cut}, envelope_width={config.envelope_width}; "
+            + KSET_HINT
+        )
+
+
+def check_evaluation(config: RSAConfig) -> None:
+    if config.evaluation == "mesh":
+        if importlib.util.find_spec("rsajax.nn.rsa_mesh") is None:
+            raise NotImplementedError(
+                "RSAConfig.evaluation='mesh' is not available: rsajax.nn.rsa_mesh is not "
+                "installed; use evaluation='direct'"
+            )
+        raise NotImplementedError(
+            "RSAConfig.evaluation='mesh': rsajax.nn.rsa_mesh exists but RSABlock cannot select "
+            "it yet; use evaluation='direct'"
+        )
+
+
+class LongRangeLayer(nn.Module):
+    """RSA on the layer input's scalars, merged into the layer output: Features -> Features."""
+
+    config: RSAConfig
+    channels: int
+
+    @nn.compact
+    def __call__(self, h_in: Features, h_out: Features, graph, positions: jax.Array) -> Features:
+        cfg = self.config
+        check_evaluation(cfg)
+        check_kset(cfg, graph.kset)
+        block = RSABlock(self.channels, cfg.num_heads, cfg.weighting, cfg.sigma, name="rsa")
+        u = block(
+            h_in[0][..., 0],
+            positions,
+            graph.cell.astype(positions.dtype),
+            graph.kset,
+            graph.node_graph,
+            graph.node_mask,
+        )
+        merged = make_combination(cfg.combine, name="combine")(features_to_irreps(h_out), u)
+        return irreps_to_features(merged)
+
+
+def long_range_combine(
+    config: RSAConfig,
+    num_channels: int,
+    layer: int,
+    h_in: Features,
+    h_out: Features,
+    graph,
+    positions: jax.Array,
+) -> Features:
+    """What ``MACE.combine`` returns for a long-range model; call it inside MACE's compact scope
+    (the submodule ``long_range_{layer}`` is created in the calling module)."""
+    if not config.applies_to(layer):
+        return h_out
+    layer_module = LongRangeLayer(
+        config, config.channels or num_channels, name=f"long_range_{layer}"
+    )
+    return layer_module(h_in, h_out, graph, positions)
+
+
+def placeholder_kset(graph) -> KSet:
+    """An all-masked k-set of one slot for parameter initialisation (shapes do not depend on M)."""
+    num_graphs = np.asarray(graph.cell).shape[0]
+    return KSet(
+        n=np.zeros((num_graphs, 1, 3), np.int32),
+        nodes=np.zeros((num_graphs, 1, 3)),
+        node_weights=np.zeros((num_graphs, 1)),
+        mask=np.zeros((num_graphs, 1), bool),
+        periodic=np.zeros(num_graphs, bool),
+        k_cut=SEED_K_CUT,
+        smooth=False,
+    )
+
+
+def init_kset(config: RSAConfig, graph) -> KSet:
+    """:func:`placeholder_kset` of the kind ``config`` expects (it passes :func:`check_kset`)."""
+    kset = placeholder_kset(graph)
+    if config.seed:
+        return kset
+    return kset.replace(
+        k_cut=float(config.k_cut), envelope_width=float(config.envelope_width), smooth=True
+    )
+
+
+# --------------------------------------------------------------------------- host: k-set choice
+
+
+def _cells_and_pbcs(structures: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(S, 3, 3) cells and (S, 3) pbcs of ASE Atoms, GraphRecords or (real graphs of) Graphs."""
+    cells, pbcs = [], []
+    for s in structures:
+        cell = np.asarray(s.cell, np.float64)
+        pbc = np.broadcast_to(np.asarray(s.pbc, bool), cell.shape[:-1])
+        if cell.ndim == 3:  # a batched Graph: its real graphs only
+            real = np.asarray(s.graph_mask, bool) & (np.asarray(s.n_node) > 0)
+            cells += list(cell[real])
+            pbcs += list(pbc[real])
+        else:
+            cells.append(cell)
+            pbcs.append(pbc)
+    if not cells:
+        raise ValueError("make_kset_fn needs at least one structure to size the k-set")
+    return np.stack(cells), np.stack(pbcs)
+
+
+def make_kset_fn(
+    config: RSAConfig, structures: Sequence[Any], m_max: int | None = None
+) -> Callable[[Any], KSet]:
+    """The host function ``Graph -> KSet`` for a dataset, with one static ``m_max``.
+
+    Every structure is checked now (empty k-set, open boundaries in a lattice-only mode, seed
+    mode on a non-orthorhombic or small cell), so errors name the structure before training.
+
+    Args:
+        config: the model's long-range configuration.
+        structures: every structure the function will see: ASE Atoms, ``GraphRecord``s or Graphs.
+        m_max: a floor for the number of k slots (head room for NPT; the dataset's need wins).
+    Returns:
+        ``kset_fn`` for :func:`rsajax.data.collate`, ``atoms_to_graph`` and ``GraphDataset``.
+    """
+    cells, pbcs = _cells_and_pbcs(structures)
+    open_ = ~pbcs.any(axis=1)
+    lattice_only = config.seed or config.weighting == "ones"
+    if lattice_only and open_.any():
+        bad = np.flatnonzero(open_).tolist()
+        mode = "seed" if config.seed else "weighting 'ones'"
+        raise ValueError(
+            f"structures {bad} have open boundaries (pbc all False) but {mode} is lattice-only; "
+            "use weighting 'ewald' or 'learned', which integrate over continuous k"
+        )
+    if config.seed:
+        for index, (cell, pbc) in enumerate(zip(cells, pbcs, strict=True)):
+            if not pbc.all():
+                raise ValueError(
+                    f"structure {index}: seed mode needs a fully periodic cell, "
+                    f"got pbc={pbc.tolist()}"
+                )
+            seed_kset(cell, name=f"structure {index}")
+        return build_seed_kset
+    for index in np.flatnonzero(~open_):  # a vector strictly inside k_cut, not just the margin
+        integer_kset(cells[index], config.k_cut, margin=0.0, name=f"structure {index}")
+    need = max_num_k(
+        cells, pbcs, config.k_cut, config.margin, config.num_radial, config.lebedev_degree
+    )
+    slots = max(need, m_max or 0)
+
+    def kset_fn(graph) -> KSet:
+        return build_kset(
+            graph,
+            config.k_cut,
+            margin=config.margin,
+            m_max=slots,
+            envelope_width=config.envelope_width,
+            lattice_only=lattice_only,
+            num_radial=config.num_radial,
+            lebedev_degree=config.lebedev_degree,
+        )
+
+    kset_fn.m_max = slots
+    return kset_fn
+
+
+__all__ = [
+    "SEED_NUM_K",
+    "LongRangeLayer",
+    "RSAConfig",
+    "as_rsa_config",
+    "features_to_irreps",
+    "init_kset",
+    "irreps_to_features",
+    "long_range_combine",
+    "make_kset_fn",
+]
