@@ -115,6 +115,20 @@ def plot_learning_curves(history: Sequence[dict], path: Path) -> Path:
     return path
 
 
+def _model_for_checks(model_config: MACEConfig, seed: int):
+    """(model, variables) for the pre-flight checks, without compiling when possible.
+
+    Short-range configs use the Module that :func:`init_model` builds and only the shapes of its
+    variables (``jax.eval_shape``, no compile). Other models (e.g. RSA) are built by
+    ``init_model`` itself, so the trainer works unchanged for any model it returns.
+    """
+    if model_config.long_range is None:
+        model = MACE(model_config)
+        graph = dummy_graph(model_config)
+        return model, jax.eval_shape(model.init, jax.random.PRNGKey(seed), graph)
+    return init_model(model_config, seed)
+
+
 def train(
     config: str | Path | dict | TrainConfig,
     overrides: dict | None = None,
@@ -156,16 +170,16 @@ def train(
         )
     data: TrainingData = load_data(cfg, num_sub)
     model_config = model_config_from(cfg, data.statistics)
-    model = MACE(model_config)
-    energy_fn = energy_fn_from_model(model)
-    abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0), dummy_graph(model_config))
-    data.check_labels(cfg, energy_fn, abstract)
+    model, variables = _model_for_checks(model_config, cfg.seed)
+    data.check_labels(cfg, energy_fn_from_model(model), variables)  # abstract evaluation only
     position, best, meta = Position(), float("inf"), None
     if resume:
-        meta = checkpoints.check_compatible(checkpoints.latest(), abstract["params"], model_config)
+        meta = checkpoints.check_compatible(checkpoints.latest(), variables["params"], model_config)
         position, best = Position(meta["epoch"], meta["batch"]), meta.get("best_valid_loss", best)
         _warn_changed(meta["config"], cfg)
-    model, variables = init_model(model_config, cfg.seed)
+    if isinstance(jax.tree_util.tree_leaves(variables)[0], jax.ShapeDtypeStruct):
+        model, variables = init_model(model_config, cfg.seed)  # checks passed: now compute
+    energy_fn = energy_fn_from_model(model)
 
     steps_per_epoch = len(data.train)
     total_steps = steps_per_epoch * cfg.epochs
