@@ -238,8 +238,19 @@ def spline_transform(shape: tuple[int, int, int], order: int, dtype) -> jnp.ndar
     return jnp.asarray(np.einsum("i,j,k->ijk", *factors).reshape(-1), dtype)
 
 
-def _stencils(positions, cell, node_graph, mesh: MeshSpec):
-    """Flat grid indices and spline weights of every atom's ``p^3`` stencil, each (p^3, N)."""
+def _padded_shape(mesh: MeshSpec) -> tuple[int, int, int]:
+    """Grid with a halo of ``p - 1`` points per axis, so a stencil never wraps (folded later)."""
+    return tuple(k + mesh.order - 1 for k in mesh.shape)
+
+
+def _stencils(positions, cell, node_graph, node_mask, mesh: MeshSpec):
+    """Every atom's ``p^3`` stencil on the padded grid, atoms sorted by stencil origin.
+
+    Returns:
+        order (N,) the permutation applied to the atoms; flat (p^3, N) int32 indices into the
+        padded grid (non-decreasing along atoms for every offset, as the scatter is told);
+        weight (p^3, N), zero on padded nodes.
+    """
     order, shape = mesh.order, np.array(mesh.shape)
     # A zero (open / padding) cell is never inverted: keeps values and gradients finite.
     eye = jnp.eye(3, dtype=cell.dtype)
@@ -249,16 +260,39 @@ def _stencils(positions, cell, node_graph, mesh: MeshSpec):
     lower = jnp.floor(u - order / 2.0)
     x = u - order / 2.0 - lower  # in [0, 1)
     weights = bspline_weights(x, order)[..., ::-1]  # weight of grid point lower + 1 + t
-    points = (lower.astype(jnp.int32)[..., None] + 1 + jnp.arange(order)) % shape[:, None]
-    k1, k2, k3 = (int(k) for k in shape)
-    flat = (
-        ((node_graph[:, None, None, None] * k1 + points[:, 0, :, None, None]) * k2
-         + points[:, 1, None, :, None]) * k3 + points[:, 2, None, None, :]
-    )  # fmt: skip
+    origin = (lower.astype(jnp.int32) + 1) % shape  # (N, 3) in [0, K)
+    p1, p2, p3 = _padded_shape(mesh)
+    graph = jnp.where(node_mask, node_graph, 0)  # padded nodes may sit beyond num_graphs
+    base = ((graph * p1 + origin[:, 0]) * p2 + origin[:, 1]) * p3 + origin[:, 2]
+    base = jnp.where(node_mask, base, 0)
+    offsets = np.arange(order)
+    offsets = ((offsets[:, None, None] * p2 + offsets[None, :, None]) * p3 + offsets).reshape(-1)
     weight = weights[:, 0, :, None, None] * weights[:, 1, None, :, None]
-    weight = weight * weights[:, 2, None, None, :]
-    num_nodes = positions.shape[0]
-    return flat.reshape(num_nodes, -1).T, weight.reshape(num_nodes, -1).T
+    weight = (weight * weights[:, 2, None, None, :]).reshape(len(base), -1)
+    weight = jnp.where(node_mask[:, None], weight, 0.0)
+    permutation = jnp.argsort(base)
+    base, weight = base[permutation], weight[permutation]
+    return permutation, base[None, :] + jnp.asarray(offsets, jnp.int32)[:, None], weight.T
+
+
+def _fold(grid: jnp.ndarray, mesh: MeshSpec) -> jnp.ndarray:
+    """(G, P1, P2, P3, B) padded grid -> (G, K1, K2, K3, B): halo points added periodically."""
+    for axis, k in enumerate(mesh.shape, start=1):
+        padded = grid.shape[axis]
+        repeats = -(-padded // k)
+        widths = [(0, 0)] * grid.ndim
+        widths[axis] = (0, repeats * k - padded)
+        grid = jnp.pad(grid, widths)
+        new_shape = grid.shape[:axis] + (repeats, k) + grid.shape[axis + 1 :]
+        grid = grid.reshape(new_shape).sum(axis=axis)
+    return grid
+
+
+def _unfold(field: jnp.ndarray, mesh: MeshSpec) -> jnp.ndarray:
+    """(G, K1, K2, K3, B) periodic field -> (G, P1, P2, P3, B) with its periodic halo."""
+    for axis, (k, padded) in enumerate(zip(mesh.shape, _padded_shape(mesh), strict=True), 1):
+        field = jnp.take(field, np.arange(padded) % k, axis=axis)
+    return field
 
 
 # --------------------------------------------------------------------------- spline operators
@@ -266,6 +300,8 @@ def _stencils(positions, cell, node_graph, mesh: MeshSpec):
 # p^3 stencil offsets with custom derivatives that are again these three operators. Plain
 # autodiff of the scans would store an (atoms x channels) residual per offset, p^3 of them
 # (10 GB at 12000 atoms); with these rules memory stays O(N C^2 + K C^2) at any derivative order.
+# Indices come from _stencils: in bounds and sorted, which makes XLA's CPU scatter ~2.4x faster.
+_IN_BOUNDS = "promise_in_bounds"
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(3,))
@@ -274,7 +310,8 @@ def spread(values: jnp.ndarray, flat: jnp.ndarray, stencil: jnp.ndarray, size: i
 
     def step(grid, point):
         index, weight = point
-        return grid.at[index].add(weight[:, None] * values), None
+        update = weight[:, None] * values
+        return grid.at[index].add(update, mode=_IN_BOUNDS, indices_are_sorted=True), None
 
     empty = jnp.zeros((size, values.shape[-1]), values.dtype)
     return jax.lax.scan(step, empty, (flat, stencil))[0]
@@ -286,7 +323,8 @@ def interpolate(grid: jnp.ndarray, flat: jnp.ndarray, stencil: jnp.ndarray) -> j
 
     def step(total, point):
         index, weight = point
-        return total + weight[:, None] * grid[index], None
+        rows = grid.at[index].get(mode=_IN_BOUNDS, indices_are_sorted=True)
+        return total + weight[:, None] * rows, None
 
     empty = jnp.zeros((flat.shape[1], grid.shape[-1]), grid.dtype)
     return jax.lax.scan(step, empty, (flat, stencil))[0]
@@ -295,7 +333,12 @@ def interpolate(grid: jnp.ndarray, flat: jnp.ndarray, stencil: jnp.ndarray) -> j
 @jax.custom_vjp
 def stencil_dot(grid: jnp.ndarray, flat: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
     """``out[t, n] = grid[flat[t, n]] . values[n]``: the stencil-weight derivative, (T, N)."""
-    return jax.lax.map(lambda index: jnp.sum(grid[index] * values, axis=-1), flat)
+
+    def row(index):
+        rows = grid.at[index].get(mode=_IN_BOUNDS, indices_are_sorted=True)
+        return jnp.sum(rows * values, axis=-1)
+
+    return jax.lax.map(row, flat)
 
 
 def _spread_fwd(values, flat, stencil, size):
@@ -393,24 +436,23 @@ def mesh_attention(
     qc, kc = complex_pairs(q), complex_pairs(k)
     values = jnp.where(node_mask[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
     amplitudes = (jnp.conj(kc)[..., :, None] * values[..., None, :]).reshape(num_nodes, -1)
-    flat, stencil = _stencils(positions, cell, node_graph, mesh)
-    stencil = jnp.where(node_mask[None, :], stencil, 0.0)  # padded nodes: no spread, no read
-    # Padded nodes may sit in a graph slot >= num_graphs: keep their indices in range.
-    flat = jnp.where(node_mask[None, :], flat, 0)
-
+    permutation, flat, stencil = _stencils(positions, cell, node_graph, node_mask, mesh)
     # Real view of the complex amplitudes (real parts, then imaginary parts): the spline
-    # operators below are real-linear, and their custom derivatives stay real.
-    size = num_graphs * grid_size
-    grid = spread(jnp.concatenate([amplitudes.real, amplitudes.imag], axis=-1), flat, stencil, size)
+    # operators are real-linear, and their custom derivatives stay real.
+    real_view = jnp.concatenate([amplitudes.real, amplitudes.imag], axis=-1)[permutation]
+    padded = _padded_shape(mesh)
+    grid = spread(real_view, flat, stencil, num_graphs * int(np.prod(padded)))
+    grid = _fold(grid.reshape(num_graphs, *padded, -1), mesh)
     half = amplitudes.shape[-1]
-    grid = (grid[:, :half] + 1j * grid[:, half:]).reshape(num_graphs, *mesh.shape, -1)
-    spectrum = jnp.fft.fftn(grid, axes=(1, 2, 3))
+    spectrum = jnp.fft.fftn(grid[..., :half] + 1j * grid[..., half:], axes=(1, 2, 3))
     transform = spline_transform(mesh.shape, mesh.order, weights.dtype)
     influence = (weights / (transform**2)[None, :, None]).reshape(num_graphs, *mesh.shape, -1)
     spectrum = spectrum.reshape(*spectrum.shape[:4], num_heads, -1) * influence[..., None]
     # ifftn divides by K1 K2 K3; the sum over n carries no such factor.
-    field = jnp.fft.ifftn(spectrum, axes=(1, 2, 3)).reshape(size, -1) * grid_size
-    readout = interpolate(jnp.concatenate([field.real, field.imag], axis=-1), flat, stencil)
+    field = jnp.fft.ifftn(spectrum, axes=(1, 2, 3)).reshape(*grid.shape[:4], -1) * grid_size
+    field = _unfold(jnp.concatenate([field.real, field.imag], axis=-1), mesh)
+    readout = interpolate(field.reshape(-1, field.shape[-1]), flat, stencil)
+    readout = jnp.zeros_like(readout).at[permutation].set(readout)  # back to the atoms' order
     readout = readout[:, :half] + 1j * readout[:, half:]
     readout = readout.reshape(num_nodes, num_heads, width // 2, width)
     u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
