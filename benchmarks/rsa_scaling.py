@@ -11,6 +11,11 @@ Prints three tables:
 3. The reference's materialised computation (per-atom ``(M, N, C, C)`` outer products, gathered
    back per atom) at the same k-sets as table 1, where it fits in memory.
 
+5. (``--tables 5``) The kernel alone, energy + forces of ``sum u``, evaluated on a mesh
+   (``rsajax.nn.rsa_mesh``: B-spline spreading, FFT, interpolation) next to the direct kernel at
+   the same fixed ``k_cut``: time per atom of the mesh should stay flat; the direct one grows like
+   ``M``. Prints the max/min ratio of the mesh's us/atom, the crossover size and the force error.
+
 Peak memory is XLA's temporary buffer size for the compiled call (``memory_analysis``), plus
 arguments and outputs. Random positions: the kernel's cost does not depend on the structure.
 
@@ -124,6 +129,60 @@ def run_table(title, sizes, channels, kset_for, dtype, repeats, with_materialise
         print(row, flush=True)
 
 
+def mesh_table(sizes, k_cut, channels, dtype, repeats, order, oversampling, direct_max) -> None:
+    """Table 5: mesh RSA (rsajax.nn.rsa_mesh) vs the direct kernel, energy + forces of sum u."""
+    from rsajax.nn.rsa_mesh import MeshSpec, mesh_attention, mesh_kweights, mesh_shape
+
+    print(f"\n5. RSA kernel energy+forces, mesh (order {order}, oversampling {oversampling}) vs "
+          f"direct, fixed k_cut = {k_cut} 1/A, ewald weights")  # fmt: skip
+    print(f"{'N':>6} {'mesh K':>12} {'M':>5} | {'mesh ms':>9} {'us/atom':>8} {'peak MB':>8} | "
+          f"{'direct ms':>9} {'us/atom':>8} {'peak MB':>8} | {'rel |dF|':>8}")  # fmt: skip
+    per_atom, crossover = {}, None
+    for num_atoms in sizes:
+        positions, cell = box(num_atoms)
+        rng = np.random.default_rng(2)
+        q, k, v = (jnp.asarray(x, dtype) for x in rng.normal(size=(3, num_atoms, channels)))
+        q = q / np.sqrt(channels)
+        cells, node_graph = jnp.asarray(cell[None], dtype), jnp.zeros(num_atoms, jnp.int32)
+        mesh = MeshSpec(mesh_shape(cell, k_cut, oversampling), order, k_cut)
+
+        def mesh_energy(pos, mesh=mesh, q=q, k=k, v=v, cells=cells, node_graph=node_graph):
+            weights = mesh_kweights(mesh, cells, np.array([True]), "ewald", sigma=2.0)
+            return jnp.sum(mesh_attention(q, k, v, pos, cells, weights, node_graph, 1, mesh))
+
+        kset = single_kset(*integer_kset(cell, k_cut, margin=0.1), k_cut)
+
+        def direct_energy(pos, kset=kset, q=q, k=k, v=v, cells=cells, node_graph=node_graph):
+            kvectors, measure = kspace_geometry(kset, cells)
+            weights = fixed_kweights(kset, kvectors, measure, "ewald", sigma=2.0)
+            u = reciprocal_space_attention(q, k, v, pos, kvectors, weights, kset.mask,
+                                           node_graph, 1)  # fmt: skip
+            return jnp.sum(u)
+
+        pos = jnp.asarray(positions, dtype)
+        mesh_fn = jax.value_and_grad(mesh_energy)
+        t_mesh, peak_mesh = timed(mesh_fn, (pos,), repeats)
+        per_atom[num_atoms] = 1e6 * t_mesh / num_atoms
+        row = f"{num_atoms:>6} {'x'.join(map(str, mesh.shape)):>12} {kset.num_k:>5} | "
+        row += f"{1e3 * t_mesh:>9.1f} {per_atom[num_atoms]:>8.1f} {peak_mesh / 2**20:>8.1f} | "
+        if num_atoms <= direct_max:
+            direct_fn = jax.value_and_grad(direct_energy)
+            t_direct, peak_direct = timed(direct_fn, (pos,), repeats)
+            forces_mesh = jax.jit(mesh_fn)(pos)[1]
+            forces_direct = jax.jit(direct_fn)(pos)[1]
+            diff = jnp.max(jnp.abs(forces_mesh - forces_direct)) / jnp.max(jnp.abs(forces_direct))
+            row += f"{1e3 * t_direct:>9.1f} {1e6 * t_direct / num_atoms:>8.1f} "
+            row += f"{peak_direct / 2**20:>8.1f} | {float(diff):>8.1e}"
+            if crossover is None and t_mesh < t_direct:
+                crossover = num_atoms
+        else:
+            row += f"{'skipped':>9} {'':>8} {'':>8} |"
+        print(row, flush=True)
+    ratio = max(per_atom.values()) / min(per_atom.values())
+    print(f"mesh us/atom max/min over {min(sizes)}..{max(sizes)} atoms: {ratio:.2f} (target < 2)")
+    print(f"crossover (smallest N where the mesh beats direct): {crossover or 'not reached'}")
+
+
 def materialised_row(channels, num_atoms, kset, cell, dtype, repeats, limit_gb):
     """Reference-style cost on the same k-set, and its max deviation from our kernel."""
     m = int(kset.mask.sum())
@@ -158,6 +217,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[192, 648, 1536, 3000, 6000, 12000])
     parser.add_argument("--k-cut", type=float, default=0.8, help="fixed k_cut in 1/A")
     parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--mesh-order", type=int, default=6, help="table 5: B-spline order")
+    parser.add_argument("--mesh-oversampling", type=float, default=2.0, help="table 5")
+    parser.add_argument("--mesh-direct-max", type=int, default=12000, help="table 5: largest N "
+                        "for which the direct kernel is timed too")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--tables", type=int, nargs="+", default=[1, 2], help="which tables")
@@ -182,6 +245,9 @@ def main() -> None:
     if 2 in args.tables:
         title = "2. RSA block, fixed M = 26 (shells |n|^2 <= 3)"
         run_table(title, args.sizes, args.channels, fixed_count, dtype, args.repeats)
+    if 5 in args.tables:
+        mesh_table(args.sizes, args.k_cut, args.channels, dtype, args.repeats, args.mesh_order,
+                   args.mesh_oversampling, args.mesh_direct_max)  # fmt: skip
     model_rows()
 
 
