@@ -62,7 +62,8 @@ def make_potential(energy_fn: EnergyFn, compute_stress: bool = True) -> Callable
         strain = jnp.zeros((graph.num_graphs, 3, 3), positions.dtype)
         argnums = (0, 1) if compute_stress else (0,)
         grads, energies = jax.grad(total, argnums=argnums, has_aux=True)(
-            positions, strain, variables, graph)
+            positions, strain, variables, graph
+        )
         forces = jnp.where(graph.node_mask[:, None], -grads[0], 0.0)
         out = {"energy": energies, "forces": forces}
         if compute_stress:
@@ -71,8 +72,9 @@ def make_potential(energy_fn: EnergyFn, compute_stress: bool = True) -> Callable
             has_cell = (volume > 0) & jnp.all(graph.pbc, axis=-1) & graph.graph_mask
             safe_volume = jnp.where(has_cell, volume, 1.0)
             out["virial"] = -de_deps
-            out["stress"] = jnp.where(has_cell[:, None, None],
-                                      de_deps / safe_volume[:, None, None], 0.0)
+            out["stress"] = jnp.where(
+                has_cell[:, None, None], de_deps / safe_volume[:, None, None], 0.0
+            )
         return out
 
     return jax.jit(compute)

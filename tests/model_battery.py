@@ -67,10 +67,15 @@ class ModelBattery:
         out = jax.tree_util.tree_map(np.asarray, potential(model.variables, graph))
         node_graph = np.asarray(graph.node_graph)
         node_mask = np.asarray(graph.node_mask)
-        return [{"energy": out["energy"][i], "stress": out["stress"][i],
-                 "virial": out["virial"][i],
-                 "forces": out["forces"][(node_graph == i) & node_mask]}
-                for i in range(len(structures))]
+        return [
+            {
+                "energy": out["energy"][i],
+                "stress": out["stress"][i],
+                "virial": out["virial"][i],
+                "forces": out["forces"][(node_graph == i) & node_mask],
+            }
+            for i in range(len(structures))
+        ]
 
     def assert_close(self, a, b, what: str, rtol: float | None = None) -> None:
         a, b = np.asarray(a), np.asarray(b)
@@ -90,8 +95,11 @@ class ModelBattery:
             if atoms.pbc.any():
                 a.cell = atoms.cell.array @ rot.T
             turned.append(a)
-        for ref, out in zip(self.evaluate(model, potential, base),
-                            self.evaluate(model, potential, turned), strict=True):
+        for ref, out in zip(
+            self.evaluate(model, potential, base),
+            self.evaluate(model, potential, turned),
+            strict=True,
+        ):
             self.assert_close(out["energy"], ref["energy"], "energy")
             self.assert_close(out["forces"], ref["forces"] @ rot.T, "forces")
             self.assert_close(out["stress"], rot @ ref["stress"] @ rot.T, "stress")
@@ -101,8 +109,11 @@ class ModelBattery:
         moved = [a.copy() for a in base]
         for a in moved:
             a.positions += np.array([0.31, -1.7, 2.2])
-        for ref, out in zip(self.evaluate(model, potential, base),
-                            self.evaluate(model, potential, moved), strict=True):
+        for ref, out in zip(
+            self.evaluate(model, potential, base),
+            self.evaluate(model, potential, moved),
+            strict=True,
+        ):
             self.assert_close(out["energy"], ref["energy"], "energy")
             self.assert_close(out["forces"], ref["forces"], "forces")
 

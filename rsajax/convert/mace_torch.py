@@ -18,9 +18,14 @@ from rsajax.nn.model import MACEConfig, init_model, save_model
 
 #: torch state_dict entries that carry no parameter: config values, masks, constants we check.
 SKIPPED = (
-    r"atomic_numbers", r"r_max", r"num_interactions",
-    r"atomic_energies_fn\.atomic_energies", r"scale_shift\.(scale|shift)",
-    r".*\.output_mask", r".*\.bias", r"interactions\.\d+\.conv_tp\.weight",
+    r"atomic_numbers",
+    r"r_max",
+    r"num_interactions",
+    r"atomic_energies_fn\.atomic_energies",
+    r"scale_shift\.(scale|shift)",
+    r".*\.output_mask",
+    r".*\.bias",
+    r"interactions\.\d+\.conv_tp\.weight",
     r"radial_embedding\.bessel_fn\.(bessel_weights|r_max|prefactor)",
     r"radial_embedding\.cutoff_fn\.(p|r_max)",
     r"interactions\.\d+\.conv_tp\._compiled_main_left_right\._w3j_\d+_\d+_\d+",
@@ -37,8 +42,9 @@ def import_torch():
     try:
         import torch
     except ImportError as err:
-        raise ImportError("converting mace-torch models needs the [torch] extra "
-                          "(pip install 'rsajax[torch]')") from err
+        raise ImportError(
+            "converting mace-torch models needs the [torch] extra (pip install 'rsajax[torch]')"
+        ) from err
     torch.serialization.add_safe_globals([slice])
     return torch
 
@@ -52,14 +58,18 @@ def load_torch_model(path: str | Path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for non-checkpoint files
-        raise ConversionError(f"{path}: not a torch model file ({type(err).__name__}: {err})") \
-            from err
+        raise ConversionError(
+            f"{path}: not a torch model file ({type(err).__name__}: {err})"
+        ) from err
     if isinstance(obj, dict):
-        raise ConversionError(f"{path}: holds a state_dict/checkpoint dict, not a model object; "
-                              "save the model itself (mace-torch `*.model` files)")
+        raise ConversionError(
+            f"{path}: holds a state_dict/checkpoint dict, not a model object; "
+            "save the model itself (mace-torch `*.model` files)"
+        )
     if type(obj).__name__ not in ("MACE", "ScaleShiftMACE"):
-        raise ConversionError(f"{path}: model class {type(obj).__name__} is not supported "
-                              "(MACE or ScaleShiftMACE)")
+        raise ConversionError(
+            f"{path}: model class {type(obj).__name__} is not supported (MACE or ScaleShiftMACE)"
+        )
     return obj
 
 
@@ -71,8 +81,15 @@ def _check_supported(model) -> None:
             raise ConversionError(f"mace-torch feature {attr!r} is not supported")
     radial = model.radial_embedding
     if type(radial.bessel_fn).__name__ != "BesselBasis" or hasattr(radial, "distance_transform"):
-        raise ConversionError("only the Bessel radial basis without distance transform is supported")
-    for flag in ("use_so3", "use_agnostic_product", "use_last_readout_only", "use_edge_irreps_first"):
+        raise ConversionError(
+            "only the Bessel radial basis without distance transform is supported"
+        )
+    for flag in (
+        "use_so3",
+        "use_agnostic_product",
+        "use_last_readout_only",
+        "use_edge_irreps_first",
+    ):
         if getattr(model, flag, False):
             raise ConversionError(f"mace-torch option {flag}=True is not supported")
     if getattr(model, "edge_irreps", None) is not None:
@@ -90,8 +107,11 @@ def config_from_torch(model) -> MACEConfig:
     _check_supported(model)
     n = int(model.num_interactions)
     inter0 = model.interactions[0]
-    hidden = str(model.products[0].linear.irreps_out) if n == 1 else \
-        str(model.products[0].linear.irreps_out.simplify())
+    hidden = (
+        str(model.products[0].linear.irreps_out)
+        if n == 1
+        else str(model.products[0].linear.irreps_out.simplify())
+    )
     energies = np.asarray(model.atomic_energies_fn.atomic_energies.detach().cpu().numpy())
     if energies.ndim == 2:
         energies = energies[:, 0] if energies.shape[1] == 1 else energies[0]
@@ -106,8 +126,9 @@ def config_from_torch(model) -> MACEConfig:
         num_polynomial_cutoff=int(model.radial_embedding.cutoff_fn.p),
         max_ell=int(model.spherical_harmonics.irreps_out.lmax),
         hidden_irreps=hidden,
-        correlation=tuple(int(p.symmetric_contractions.contractions[0].correlation)
-                          for p in model.products),
+        correlation=tuple(
+            int(p.symmetric_contractions.contractions[0].correlation) for p in model.products
+        ),
         num_interactions=n,
         MLP_irreps=mlp,
         radial_MLP=tuple(int(x) for x in inter0.radial_MLP),
@@ -129,8 +150,12 @@ class _Source:
     """The torch state_dict with a record of which entries were read."""
 
     def __init__(self, model):
-        self.tensors = {k: v.detach().cpu().double().numpy() if v.is_floating_point()
-                        else v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+        self.tensors = {
+            k: v.detach().cpu().double().numpy()
+            if v.is_floating_point()
+            else v.detach().cpu().numpy()
+            for k, v in model.state_dict().items()
+        }
         self.used: set[str] = set()
 
     def take(self, key: str) -> np.ndarray:
@@ -140,8 +165,11 @@ class _Source:
         return self.tensors[key]
 
     def check_all_used(self) -> None:
-        left = [k for k in self.tensors if k not in self.used
-                and not any(re.fullmatch(p, k) for p in SKIPPED)]
+        left = [
+            k
+            for k in self.tensors
+            if k not in self.used and not any(re.fullmatch(p, k) for p in SKIPPED)
+        ]
         if left:
             raise ConversionError(f"torch tensors not mapped and not on the skip list: {left}")
 
@@ -158,7 +186,7 @@ def _linear_blocks(src: _Source, prefix: str, linear) -> dict[str, np.ndarray]:
     for ins in linear.instructions:
         size = int(np.prod(ins.path_shape))
         l = linear.irreps_out[ins.i_out].ir.l
-        blocks.setdefault(l, []).append(flat[offset:offset + size].reshape(ins.path_shape))
+        blocks.setdefault(l, []).append(flat[offset : offset + size].reshape(ins.path_shape))
         weights.setdefault(l, []).append(ins.path_weight)
         offset += size
     if offset != flat.size:
@@ -177,8 +205,9 @@ def _skip_blocks(src: _Source, prefix: str, tp) -> dict[str, np.ndarray]:
     flat, offset, blocks = src.take(f"{prefix}.weight"), 0, {}
     for ins in tp.instructions:
         size = int(np.prod(ins.path_shape))
-        blocks[f"w{tp.irreps_out[ins.i_out].ir.l}"] = flat[offset:offset + size].reshape(
-            ins.path_shape)
+        blocks[f"w{tp.irreps_out[ins.i_out].ir.l}"] = flat[offset : offset + size].reshape(
+            ins.path_shape
+        )
         offset += size
     if offset != flat.size:
         raise ConversionError(f"{prefix}: {flat.size - offset} weights left over")
@@ -187,8 +216,10 @@ def _skip_blocks(src: _Source, prefix: str, tp) -> dict[str, np.ndarray]:
 
 def _check_conv_paths(prefix: str, inter, ls_in: tuple[int, ...], max_ell: int) -> None:
     tp = inter.conv_tp
-    torch_paths = tuple((tp.irreps_in1[i.i_in1].ir.l, tp.irreps_in2[i.i_in2].ir.l,
-                         tp.irreps_out[i.i_out].ir.l) for i in tp.instructions)
+    torch_paths = tuple(
+        (tp.irreps_in1[i.i_in1].ir.l, tp.irreps_in2[i.i_in2].ir.l, tp.irreps_out[i.i_out].ir.l)
+        for i in tp.instructions
+    )
     if torch_paths != mace.conv_paths(ls_in, max_ell):
         raise ConversionError(f"{prefix}.conv_tp: path order {torch_paths} differs from rsajax's")
 

@@ -42,7 +42,7 @@ def parse_hidden_irreps(hidden_irreps: str) -> tuple[int, tuple[int, ...]]:
     return channels.pop(), ls
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wigner_3j(l1: int, l2: int, l3: int) -> np.ndarray:
     """(2l1+1, 2l2+1, 2l3+1) unit-Frobenius coupling; equals e3nn (torch) for even l1+l2+l3."""
     return np.asarray(e3nn.clebsch_gordan(l1, l2, l3))
@@ -83,8 +83,9 @@ class IrrepsLinear(nn.Module):
         out = {}
         for l in self.ls:
             c_in = x[l].shape[1]
-            w = self.param(f"w{l}", nn.initializers.normal(1.0), (c_in, self.features),
-                           self.param_dtype).astype(x[l].dtype)
+            w = self.param(
+                f"w{l}", nn.initializers.normal(1.0), (c_in, self.features), self.param_dtype
+            ).astype(x[l].dtype)
             out[l] = jnp.einsum("ncm,cd->ndm", x[l], w) / np.sqrt(c_in)
         return out
 
@@ -104,8 +105,12 @@ class SpeciesLinear(nn.Module):
         out = {}
         for l in self.ls:
             n, c_in, m = x[l].shape
-            w = self.param(f"w{l}", nn.initializers.normal(1.0),
-                           (c_in, self.num_elements, self.features), self.param_dtype)
+            w = self.param(
+                f"w{l}",
+                nn.initializers.normal(1.0),
+                (c_in, self.num_elements, self.features),
+                self.param_dtype,
+            )
             # (N, m, E*C_in) @ (E*C_in, D): one dense matmul instead of a per-node weight gather.
             xz = jnp.einsum("ncm,ne->nmec", x[l], one_hot).reshape(n, m, -1)
             wz = jnp.transpose(w, (1, 0, 2)).reshape(-1, self.features).astype(x[l].dtype)
@@ -138,9 +143,16 @@ class Interaction(nn.Module):
     param_dtype: jnp.dtype = jnp.float64
 
     @nn.compact
-    def __call__(self, h: Features, one_hot: jax.Array, sh: Features, edge_feats: jax.Array,
-                 cutoff: jax.Array, senders: jax.Array,
-                 receivers: jax.Array) -> tuple[Features, Features | None]:
+    def __call__(
+        self,
+        h: Features,
+        one_hot: jax.Array,
+        sh: Features,
+        edge_feats: jax.Array,
+        cutoff: jax.Array,
+        senders: jax.Array,
+        receivers: jax.Array,
+    ) -> tuple[Features, Features | None]:
         """Message to every node and the residual skip.
 
         Args:
@@ -157,12 +169,18 @@ class Interaction(nn.Module):
             sc = SpeciesLinear(ls, self.channels, self.num_elements, dt, name="skip_tp")(h, one_hot)
             num_nodes, dtype = one_hot.shape[0], h[0].dtype
             # Degrees absent from the input have no path in mace's skip product: zero skip.
-            sc = {l: sc.get(l, jnp.zeros((num_nodes, self.channels, 2 * l + 1), dtype))
-                  for l in self.ls_skip}
+            sc = {
+                l: sc.get(l, jnp.zeros((num_nodes, self.channels, 2 * l + 1), dtype))
+                for l in self.ls_skip
+            }
         h = IrrepsLinear(self.ls_in, self.channels, dt, name="linear_up")(h)
         paths = conv_paths(self.ls_in, self.max_ell)
-        weights = RadialMLP((*self.radial_mlp, len(paths) * self.channels), self.silu_norm, dt,
-                            name="conv_tp_weights")(edge_feats)
+        weights = RadialMLP(
+            (*self.radial_mlp, len(paths) * self.channels),
+            self.silu_norm,
+            dt,
+            name="conv_tp_weights",
+        )(edge_feats)
         if not self.apply_cutoff:
             weights = weights * cutoff[:, None]
         weights = weights.reshape(weights.shape[0], len(paths), self.channels)
@@ -171,16 +189,21 @@ class Interaction(nn.Module):
         per_degree: dict[int, list[jax.Array]] = {l: [] for l in range(self.max_ell + 1)}
         for p, (l1, l2, l3) in enumerate(paths):
             cg = jnp.asarray(wigner_3j(l1, l2, l3) * np.sqrt(2 * l3 + 1), h_src[l1].dtype)
-            coupling = jnp.einsum("ek,mkn->emn", sh[l2], cg)  # (E, 2l1+1, 2l3+1)
-            mji = jnp.einsum("ecm,emn->ecn", h_src[l1] * weights[:, p, :, None], coupling)
+            coupling = (sh[l2] @ cg.transpose(1, 0, 2).reshape(2 * l2 + 1, -1)).reshape(
+                -1, 2 * l1 + 1, 2 * l3 + 1
+            )  # (E, 2l1+1, 2l3+1)
+            weighted = h_src[l1] * weights[:, p, :, None]  # (E, C, 2l1+1)
+            # Tiny per-edge matrices: broadcast-and-sum fuses, a batched dot would not.
+            mji = jnp.sum(weighted[:, :, :, None] * coupling[:, None, :, :], axis=2)
             per_degree[l3].append(jax.ops.segment_sum(mji, receivers, num_segments=num_nodes))
         message = {l: jnp.concatenate(blocks, axis=1) for l, blocks in per_degree.items()}
         ls_out = tuple(range(self.max_ell + 1))
         message = IrrepsLinear(ls_out, self.channels, dt, name="linear")(message)
         message = {l: m / self.avg_num_neighbors for l, m in message.items()}
         if not self.residual:
-            message = SpeciesLinear(ls_out, self.channels, self.num_elements, dt,
-                                    name="skip_tp")(message, one_hot)
+            message = SpeciesLinear(ls_out, self.channels, self.num_elements, dt, name="skip_tp")(
+                message, one_hot
+            )
         return message, sc
 
 
@@ -189,12 +212,11 @@ def symmetric_monomials(d: int, degree: int) -> np.ndarray:
     return np.array(list(itertools.combinations_with_replacement(range(d), degree)), dtype=np.int32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _monomial_of_tuple(d: int, degree: int) -> np.ndarray:
     """(d**degree,) index of the sorted monomial for every ordered index tuple."""
     lookup = {tuple(t): j for j, t in enumerate(symmetric_monomials(d, degree))}
-    return np.array([lookup[tuple(sorted(t))] for t in itertools.product(range(d),
-                                                                        repeat=degree)])
+    return np.array([lookup[tuple(sorted(t))] for t in itertools.product(range(d), repeat=degree)])
 
 
 def symmetrize_basis(u: jax.Array, degree: int) -> jax.Array:
@@ -212,15 +234,22 @@ def symmetrize_basis(u: jax.Array, degree: int) -> jax.Array:
 
 
 def monomials(x: jax.Array, degree: int) -> jax.Array:
-    """(N, C, d) -> (N, C, J) products x_i1 ... x_i_degree over sorted index tuples."""
-    idx = symmetric_monomials(x.shape[-1], degree)
-    out = x[..., idx[:, 0]]
-    for t in range(1, degree):
-        out = out * x[..., idx[:, t]]
+    """(N, C, d) -> (N, C, J) products x_i1 ... x_i_degree over sorted index tuples.
+
+    Built degree by degree from contiguous slices (tuples starting with ``a`` are followed by
+    the lower-degree tuples whose first index is >= a, a contiguous tail), so the backward pass is
+    dense adds rather than a scatter from a gather.
+    """
+    d = x.shape[-1]
+    out = x
+    for k in range(1, degree):
+        first = symmetric_monomials(d, k)[:, 0]
+        starts = np.searchsorted(first, np.arange(d))
+        out = jnp.concatenate([x[..., a : a + 1] * out[..., starts[a] :] for a in range(d)], -1)
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fresh_coupling_basis(ls_in: Sequence[int], l_out: int, degree: int) -> np.ndarray:
     """(2L+1, d, ..., d, K) symmetric coupling basis from e3nn-jax, for models not from torch."""
     irreps = e3nn.Irreps("+".join(f"{l}{'e' if l % 2 == 0 else 'o'}" for l in ls_in))
@@ -234,7 +263,7 @@ def fresh_coupling_basis(ls_in: Sequence[int], l_out: int, degree: int) -> np.nd
 
 class SymmetricContraction(nn.Module):
     """mace-torch ``SymmetricContraction``: per output degree L,
-    ``B[n, c, m] = sum_nu sum_k W_nu[z_n, k, c] sum_{i...} U_nu[m, i1..i_nu, k] x[n, c, i1]..x[n, c, i_nu]``.
+    ``B[n,c,m] = sum_nu sum_k W_nu[z_n,k,c] sum_i U_nu[m,i1..i_nu,k] x[n,c,i1]..x[n,c,i_nu]``.
 
     U_nu live in the ``constants`` collection (copied from torch or built by e3nn-jax at init).
     Evaluation folds U_nu onto symmetric monomials and the weights of each element into it, so the
@@ -251,15 +280,21 @@ class SymmetricContraction(nn.Module):
     def _coupling(self, l_out: int, nu: int) -> jax.Array:
         """U_nu for output degree l_out, (2L+1, d, ..., d, K)."""
         ls_in = tuple(self.ls_in)
-        var = self.variable("constants", f"U_{l_out}_{nu}",
-                            lambda: jnp.asarray(fresh_coupling_basis(ls_in, l_out, nu),
-                                                self.param_dtype))
+        var = self.variable(
+            "constants",
+            f"U_{l_out}_{nu}",
+            lambda: jnp.asarray(fresh_coupling_basis(ls_in, l_out, nu), self.param_dtype),
+        )
         return var.value
 
     def _weights(self, l_out: int, nu: int, k: int, channels: int) -> jax.Array:
         """(num_elements, K, C) weights of order nu (mace: ``weights_max`` / ``weights.i``)."""
-        return self.param(f"W_{l_out}_{nu}", nn.initializers.normal(1.0 / max(k, 1)),
-                          (self.num_elements, k, channels), self.param_dtype)
+        return self.param(
+            f"W_{l_out}_{nu}",
+            nn.initializers.normal(1.0 / max(k, 1)),
+            (self.num_elements, k, channels),
+            self.param_dtype,
+        )
 
     @nn.compact
     def __call__(self, x: jax.Array, one_hot: jax.Array) -> Features:
@@ -282,13 +317,15 @@ class SymmetricContraction(nn.Module):
             res = 0.0
             for e in range(self.num_elements):
                 res = res + one_hot[:, e, None, None] * jnp.einsum(
-                    "ncj,jmc->ncm", mono_all, basis_all[e])
+                    "ncj,jmc->ncm", mono_all, basis_all[e]
+                )
             out[l_out] = res
         return out
 
 
-def contraction_reference(x: jax.Array, one_hot: jax.Array, us: Sequence[jax.Array],
-                          ws: Sequence[jax.Array]) -> jax.Array:
+def contraction_reference(
+    x: jax.Array, one_hot: jax.Array, us: Sequence[jax.Array], ws: Sequence[jax.Array]
+) -> jax.Array:
     """mace-torch's Horner-style einsum recursion, kept as a check of :class:`SymmetricContraction`.
 
     Args:
@@ -320,8 +357,14 @@ class ProductBasis(nn.Module):
     def __call__(self, message: Features, one_hot: jax.Array, sc: Features | None) -> Features:
         """{l: (N, C, 2l+1)} message -> {L: (N, C, 2L+1)} features of the next layer."""
         x = jnp.concatenate([message[l] for l in self.ls_in], axis=-1)
-        h = SymmetricContraction(self.ls_in, self.ls_out, self.correlation, self.num_elements,
-                                 self.param_dtype, name="symmetric_contractions")(x, one_hot)
+        h = SymmetricContraction(
+            self.ls_in,
+            self.ls_out,
+            self.correlation,
+            self.num_elements,
+            self.param_dtype,
+            name="symmetric_contractions",
+        )(x, one_hot)
         h = IrrepsLinear(self.ls_out, self.channels, self.param_dtype, name="linear")(h)
         if sc is not None:
             h = {l: h[l] + sc[l] for l in self.ls_out}

@@ -19,10 +19,12 @@ SILU_NORM_E3NN_JAX = 1.6765620560798837
 
 
 def silu_constant(normalization: str) -> float:
-    """The factor multiplying SiLU in normalised MLPs; ``normalization`` is "torch" or "e3nn-jax"."""
+    """The factor multiplying SiLU in normalised MLPs: "torch" or "e3nn-jax"."""
     constants = {"torch": SILU_NORM_TORCH, "e3nn-jax": SILU_NORM_E3NN_JAX}
     if normalization not in constants:
-        raise ValueError(f"silu_normalization must be one of {sorted(constants)}, got {normalization!r}")
+        raise ValueError(
+            f"silu_normalization must be one of {sorted(constants)}, got {normalization!r}"
+        )
     return constants[normalization]
 
 

@@ -46,9 +46,14 @@ def assert_close(actual, expected, what: str, rtol: float = 1e-9) -> None:
 
 
 def check_case(max_ell, hidden_l, correlation, num_interactions, first, scale_shift):
-    torch_model = make_torch_model(max_ell=max_ell, hidden=HIDDEN[hidden_l],
-                                   correlation=correlation, num_interactions=num_interactions,
-                                   first=first, scale_shift=scale_shift)
+    torch_model = make_torch_model(
+        max_ell=max_ell,
+        hidden=HIDDEN[hidden_l],
+        correlation=correlation,
+        num_interactions=num_interactions,
+        first=first,
+        scale_shift=scale_shift,
+    )
     config = config_from_torch(torch_model)
     variables = variables_from_torch(torch_model, config)
     structures = all_structures()

@@ -8,9 +8,17 @@ from rsajax.convert.mace_torch import import_torch
 from rsajax.data import neighbor_list
 
 
-def make_torch_model(max_ell=2, hidden="4x0e+4x1o", correlation=2, num_interactions=2,
-                     first="RealAgnosticResidualInteractionBlock", scale_shift=True, seed=0,
-                     r_max=4.0, atomic_numbers=(8, 14)):
+def make_torch_model(
+    max_ell=2,
+    hidden="4x0e+4x1o",
+    correlation=2,
+    num_interactions=2,
+    first="RealAgnosticResidualInteractionBlock",
+    scale_shift=True,
+    seed=0,
+    r_max=4.0,
+    atomic_numbers=(8, 14),
+):
     """A small random-initialised float64 mace-torch model."""
     torch = import_torch()
     torch.set_default_dtype(torch.float64)
@@ -19,13 +27,21 @@ def make_torch_model(max_ell=2, hidden="4x0e+4x1o", correlation=2, num_interacti
 
     torch.manual_seed(seed)
     cfg = dict(
-        r_max=r_max, num_bessel=5, num_polynomial_cutoff=5, max_ell=max_ell,
+        r_max=r_max,
+        num_bessel=5,
+        num_polynomial_cutoff=5,
+        max_ell=max_ell,
         interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
         interaction_cls_first=modules.interaction_classes[first],
-        num_interactions=num_interactions, num_elements=len(atomic_numbers),
-        hidden_irreps=o3.Irreps(hidden), MLP_irreps=o3.Irreps("3x0e"),
-        gate=torch.nn.functional.silu, atomic_energies=np.linspace(-1.0, -2.5, len(atomic_numbers)),
-        avg_num_neighbors=3.0, atomic_numbers=list(atomic_numbers), correlation=correlation,
+        num_interactions=num_interactions,
+        num_elements=len(atomic_numbers),
+        hidden_irreps=o3.Irreps(hidden),
+        MLP_irreps=o3.Irreps("3x0e"),
+        gate=torch.nn.functional.silu,
+        atomic_energies=np.linspace(-1.0, -2.5, len(atomic_numbers)),
+        avg_num_neighbors=3.0,
+        atomic_numbers=list(atomic_numbers),
+        correlation=correlation,
         radial_MLP=[6, 6],
     )
     if scale_shift:

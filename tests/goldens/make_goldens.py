@@ -21,11 +21,18 @@ from tests.structures import all_structures
 
 HERE = Path(__file__).parent
 MODELS = {
-    "mace_scaleshift_residual": dict(max_ell=2, hidden="3x0e+3x1o", correlation=3,
-                                     num_interactions=2, scale_shift=True, seed=11),
-    "mace_plain_nonresidual": dict(max_ell=3, hidden="2x0e+2x1o+2x2e", correlation=2,
-                                   num_interactions=3, scale_shift=False, seed=12,
-                                   first="RealAgnosticInteractionBlock"),
+    "mace_scaleshift_residual": dict(
+        max_ell=2, hidden="3x0e+3x1o", correlation=3, num_interactions=2, scale_shift=True, seed=11
+    ),
+    "mace_plain_nonresidual": dict(
+        max_ell=3,
+        hidden="2x0e+2x1o+2x2e",
+        correlation=2,
+        num_interactions=3,
+        scale_shift=False,
+        seed=12,
+        first="RealAgnosticInteractionBlock",
+    ),
 }
 
 

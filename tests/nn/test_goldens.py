@@ -42,8 +42,11 @@ def test_matches_frozen_torch_numbers(path):
     out = make_potential(energy_fn_from_model(MACE(config)))(variables, graph)
     node_graph = np.asarray(graph.node_graph)
     for i, name in enumerate(structures):
-        for key, actual in (("energy", out["energy"][i]), ("stress", out["stress"][i]),
-                            ("forces", np.asarray(out["forces"])[node_graph == i])):
+        for key, actual in (
+            ("energy", out["energy"][i]),
+            ("stress", out["stress"][i]),
+            ("forces", np.asarray(out["forces"])[node_graph == i]),
+        ):
             expected = archive[f"ref/{name}/{key}"]
             scale = max(float(np.max(np.abs(expected))), 1e-12)
             err = float(np.max(np.abs(np.asarray(actual) - expected)))
