@@ -162,24 +162,24 @@ def grid_frequencies(shape: tuple[int, int, int]) -> np.ndarray:
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def mesh_kset(mesh: MeshSpec, periodic: np.ndarray) -> KSet:
+def mesh_kset(mesh: MeshSpec, periodic: jnp.ndarray | np.ndarray) -> KSet:
     """The grid frequencies as a :class:`KSet`, (G, K1 K2 K3) slots in FFT order.
 
     Masked: ``n = 0`` (as in the direct set), the Nyquist planes of even ``K_a`` (ambiguous sign),
     and non-periodic graphs (``periodic`` False, e.g. the padding graph). With it,
     :func:`~rsajax.nn.kspace.kspace_geometry`, :func:`~rsajax.nn.rsa.fixed_kweights` and
-    :class:`~rsajax.nn.rsa.LearnedKWeights` give the mesh weights unchanged.
+    :class:`~rsajax.nn.rsa.LearnedKWeights` give the mesh weights unchanged. ``periodic`` (G,)
+    may be traced (e.g. ``graph.graph_mask & graph.pbc.all(-1)`` inside a jitted model).
     """
-    periodic = np.asarray(periodic, bool)
     n = grid_frequencies(mesh.shape)
     nyquist = np.any((2 * np.abs(n) == np.array(mesh.shape)), axis=1)
     keep = np.any(n != 0, axis=1) & ~nyquist
+    periodic = jnp.asarray(periodic, bool)
     mask = keep[None, :] & periodic[:, None]
-    n = np.where(mask[..., None], n[None], 0).astype(np.int32)
     return KSet(
-        n=n,
-        nodes=np.zeros(n.shape),
-        node_weights=np.zeros(mask.shape),
+        n=jnp.where(mask[..., None], n[None], 0).astype(jnp.int32),
+        nodes=jnp.zeros(mask.shape + (3,)),
+        node_weights=jnp.zeros(mask.shape),
         mask=mask,
         periodic=periodic,
         k_cut=float(mesh.k_cut),
@@ -193,7 +193,7 @@ def mesh_kset(mesh: MeshSpec, periodic: np.ndarray) -> KSet:
 def mesh_kweights(
     mesh: MeshSpec,
     cell: jnp.ndarray,
-    periodic: np.ndarray,
+    periodic: jnp.ndarray | np.ndarray,
     weighting: str | Callable[[jnp.ndarray], jnp.ndarray] = "ewald",
     sigma: float = 5.0,
 ) -> jnp.ndarray:
@@ -203,7 +203,7 @@ def mesh_kweights(
         weighting: ``"ones"`` or ``"ewald"`` (exactly :func:`~rsajax.nn.rsa.fixed_kweights`), or
             a callable ``radial(|k|) -> (..., H)``, e.g. a learned positive function of |k|;
             it is multiplied by the envelope and ``1/V`` as in the direct kernel.
-        periodic: (G,) bool, host array; False graphs (padding) get zero weights.
+        periodic: (G,) bool (may be traced); False graphs (padding, open) get zero weights.
     """
     kset = mesh_kset(mesh, periodic)
     kvectors, measure = kspace_geometry(kset, cell)
