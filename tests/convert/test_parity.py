@@ -27,8 +27,6 @@ DEFAULT_CASES = [
     (1, 0, 1, 1, RES, True),
     (2, 1, 2, 2, NONRES, False),
     (3, 2, 3, 3, RES, True),
-    (2, 2, 3, 2, RES, False),
-    (3, 1, 2, 2, NONRES, True),
 ]
 FULL_CASES = [
     (ell, hl, corr, n, first, ss)
