@@ -26,7 +26,8 @@ the mesh accuracy.
 Cost per atom: ``O(p^3 C^2 / H)`` for spreading and interpolation plus ``O(K log K C^2 / H)`` per
 grid point for the FFTs, ``K ~ V``: flat per atom at fixed density up to the log.
 
-Host side (numpy): :func:`mesh_shape`, :func:`batched_mesh_shape`, :class:`MeshSpec`. Traced side:
+The spline operators live in :mod:`rsajax.nn.bspline_mesh`. Host side (numpy): :func:`mesh_shape`,
+:func:`batched_mesh_shape`, :func:`mesh_spec`, :class:`MeshSpec`. Traced side:
 :func:`mesh_kset` / :func:`mesh_kweights` give the weights ``w(n)`` on the grid frequencies with the
 same functions the direct kernel uses; :func:`mesh_attention` is the kernel.
 """
@@ -34,13 +35,12 @@ same functions the direct kernel uses; :func:`mesh_attention` is the kernel.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import flax.struct
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rsajax.nn.bspline_mesh import bspline_weights, interpolate, spline_transform, spread
 from rsajax.nn.kspace import TWO_PI, KSet, kspace_geometry, smooth_envelope
 from rsajax.nn.rsa import fixed_kweights
 
@@ -156,6 +156,27 @@ def batched_mesh_shape(
     return tuple(int(k) for k in np.max(np.array(shapes), axis=0))
 
 
+def mesh_spec(
+    cells: np.ndarray,
+    pbcs: np.ndarray,
+    k_cut: float,
+    *,
+    order: int = 6,
+    oversampling: float = 2.0,
+    margin: float = 0.1,
+    envelope_width: float = 0.2,
+    active: np.ndarray | None = None,
+) -> MeshSpec:
+    """The static :class:`MeshSpec` for a dataset or batch (host side, like ``max_num_k``).
+
+    Accuracy against the direct kernel (max relative deviation of ``u``, measured in
+    ``tests/nn/test_rsa_mesh.py``): order 4 / 6 / 8 at oversampling 2: ~6e-4 / 2e-5 / 1e-6;
+    order 8 at oversampling 3: ~4e-8. Cost per atom grows like ``order^3``.
+    """
+    shape = batched_mesh_shape(cells, pbcs, k_cut, oversampling, margin, active)
+    return MeshSpec(shape, int(order), float(k_cut), float(envelope_width))
+
+
 def grid_frequencies(shape: tuple[int, int, int]) -> np.ndarray:
     """Signed integer frequencies of the grid in FFT order, (K1 K2 K3, 3) int32."""
     axes = [np.fft.fftfreq(k, 1.0 / k).round().astype(np.int32) for k in shape]
@@ -215,29 +236,6 @@ def mesh_kweights(
     return jnp.where(kset.mask[..., None], weights, 0.0)
 
 
-def bspline_weights(x: jnp.ndarray, order: int) -> jnp.ndarray:
-    """Cardinal B-spline values ``M_p(x + j)``, ``j = 0 .. p-1``, for ``x`` in [0, 1): (..., p).
-
-    Recursion ``M_n(y) = (y M_{n-1}(y) + (n - y) M_{n-1}(y - 1)) / (n - 1)`` from ``M_2``.
-    """
-    if order < 2:
-        raise ValueError(f"B-spline order must be >= 2, got {order}")
-    shift = jnp.arange(order, dtype=x.dtype)
-    y = x[..., None] + shift  # (..., p)
-    w = jnp.where(shift == 0, x[..., None], jnp.where(shift == 1, 1.0 - x[..., None], 0.0))
-    for n in range(3, order + 1):
-        previous = jnp.concatenate([jnp.zeros_like(w[..., :1]), w[..., :-1]], axis=-1)
-        w = (y * w + (n - y) * previous) / (n - 1)
-    return w
-
-
-def spline_transform(shape: tuple[int, int, int], order: int, dtype) -> jnp.ndarray:
-    """Fourier transform of the centred spline at the grid frequencies, ``prod_a sinc(n_a/K_a)^p``,
-    (K1 K2 K3,) in FFT order (constant)."""
-    factors = [np.sinc(np.fft.fftfreq(k)) ** order for k in shape]
-    return jnp.asarray(np.einsum("i,j,k->ijk", *factors).reshape(-1), dtype)
-
-
 def _padded_shape(mesh: MeshSpec) -> tuple[int, int, int]:
     """Grid with a halo of ``p - 1`` points per axis, so a stencil never wraps (folded later)."""
     return tuple(k + mesh.order - 1 for k in mesh.shape)
@@ -293,96 +291,6 @@ def _unfold(field: jnp.ndarray, mesh: MeshSpec) -> jnp.ndarray:
     for axis, (k, padded) in enumerate(zip(mesh.shape, _padded_shape(mesh), strict=True), 1):
         field = jnp.take(field, np.arange(padded) % k, axis=axis)
     return field
-
-
-# --------------------------------------------------------------------------- spline operators
-# Spreading (P^T), interpolation (P) and the stencil derivative are written as scans over the
-# p^3 stencil offsets with custom derivatives that are again these three operators. Plain
-# autodiff of the scans would store an (atoms x channels) residual per offset, p^3 of them
-# (10 GB at 12000 atoms); with these rules memory stays O(N C^2 + K C^2) at any derivative order.
-# Indices come from _stencils: in bounds and sorted, which makes XLA's CPU scatter ~2.4x faster.
-_IN_BOUNDS = "promise_in_bounds"
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(3,))
-def spread(values: jnp.ndarray, flat: jnp.ndarray, stencil: jnp.ndarray, size: int) -> jnp.ndarray:
-    """``grid[m] = sum_t sum_{n: flat[t, n] = m} stencil[t, n] values[n]``: (N, B) -> (size, B)."""
-
-    def step(grid, point):
-        index, weight = point
-        update = weight[:, None] * values
-        return grid.at[index].add(update, mode=_IN_BOUNDS, indices_are_sorted=True), None
-
-    empty = jnp.zeros((size, values.shape[-1]), values.dtype)
-    return jax.lax.scan(step, empty, (flat, stencil))[0]
-
-
-@jax.custom_vjp
-def interpolate(grid: jnp.ndarray, flat: jnp.ndarray, stencil: jnp.ndarray) -> jnp.ndarray:
-    """``out[n] = sum_t stencil[t, n] grid[flat[t, n]]``: (size, B) -> (N, B)."""
-
-    def step(total, point):
-        index, weight = point
-        rows = grid.at[index].get(mode=_IN_BOUNDS, indices_are_sorted=True)
-        return total + weight[:, None] * rows, None
-
-    empty = jnp.zeros((flat.shape[1], grid.shape[-1]), grid.dtype)
-    return jax.lax.scan(step, empty, (flat, stencil))[0]
-
-
-@jax.custom_vjp
-def stencil_dot(grid: jnp.ndarray, flat: jnp.ndarray, values: jnp.ndarray) -> jnp.ndarray:
-    """``out[t, n] = grid[flat[t, n]] . values[n]``: the stencil-weight derivative, (T, N)."""
-
-    def row(index):
-        rows = grid.at[index].get(mode=_IN_BOUNDS, indices_are_sorted=True)
-        return jnp.sum(rows * values, axis=-1)
-
-    return jax.lax.map(row, flat)
-
-
-def _spread_fwd(values, flat, stencil, size):
-    return spread(values, flat, stencil, size), (values, flat, stencil)
-
-
-def _spread_bwd(size, residuals, cotangent):
-    values, flat, stencil = residuals
-    return (
-        interpolate(cotangent, flat, stencil),
-        None,
-        stencil_dot(cotangent, flat, values),
-    )
-
-
-def _interpolate_fwd(grid, flat, stencil):
-    return interpolate(grid, flat, stencil), (grid, flat, stencil)
-
-
-def _interpolate_bwd(residuals, cotangent):
-    grid, flat, stencil = residuals
-    return (
-        spread(cotangent, flat, stencil, grid.shape[0]),
-        None,
-        stencil_dot(grid, flat, cotangent),
-    )
-
-
-def _stencil_dot_fwd(grid, flat, values):
-    return stencil_dot(grid, flat, values), (grid, flat, values)
-
-
-def _stencil_dot_bwd(residuals, cotangent):
-    grid, flat, values = residuals
-    return (
-        spread(values, flat, cotangent, grid.shape[0]),
-        None,
-        interpolate(grid, flat, cotangent),
-    )
-
-
-spread.defvjp(_spread_fwd, _spread_bwd)
-interpolate.defvjp(_interpolate_fwd, _interpolate_bwd)
-stencil_dot.defvjp(_stencil_dot_fwd, _stencil_dot_bwd)
 
 
 def mesh_attention(

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rsajax.nn.bspline_mesh import bspline_weights, interpolate, spread, stencil_dot
 from rsajax.nn.kspace import build_kset, kspace_geometry
 from rsajax.nn.rsa import LearnedKWeights, fixed_kweights, reciprocal_space_attention
 from rsajax.nn.rsa_mesh import (
@@ -17,6 +18,7 @@ from rsajax.nn.rsa_mesh import (
     mesh_kset,
     mesh_kweights,
     mesh_shape,
+    mesh_spec,
 )
 from tests.nn.test_rsa import TRICLINIC, make_graph
 
@@ -211,6 +213,8 @@ def test_host_side_shapes_and_errors():
     assert not mesh.covers(CELL * 2.0)
     big = batched_mesh_shape(np.stack([CELL, CELL * 2]), np.ones((2, 3), bool), K_CUT)
     assert big == mesh_shape(CELL * 2, K_CUT)
+    spec_ = mesh_spec(np.stack([CELL, CELL * 2]), np.ones((2, 3), bool), K_CUT, order=8)
+    assert spec_ == MeshSpec(big, 8, K_CUT, 0.2)
     with pytest.raises(ValueError, match="structure 1: the mesh evaluation needs a fully periodic"):
         batched_mesh_shape(np.stack([CELL, CELL]), np.array([[1, 1, 1], [1, 1, 0]], bool), K_CUT)
     with pytest.raises(ValueError, match="selects no reciprocal lattice vector"):
@@ -220,3 +224,24 @@ def test_host_side_shapes_and_errors():
     with pytest.raises(ValueError, match="expected"):
         positions, qkv = system()
         mesh_attention(*qkv, positions, CELL[None], jnp.zeros((1, 5)), np.zeros(15, int), 1, mesh)
+
+
+def test_spline_operators_partition_of_unity_and_adjointness():
+    x = np.linspace(0.0, 0.999, 7)
+    for order in (2, 5, 8):
+        weights = bspline_weights(jnp.asarray(x), order)
+        np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-14)
+        assert np.all(weights >= 0)
+    rng = np.random.default_rng(8)
+    flat = jnp.asarray(np.sort(rng.integers(0, 40, (6, 9)), axis=1), jnp.int32)
+    stencil, values, grid = (
+        rng.normal(size=(6, 9)),
+        rng.normal(size=(9, 3)),
+        rng.normal(size=(40, 3)),
+    )
+    # <P^T values, grid> == <values, P grid>: spreading is the transpose of interpolation
+    lhs = jnp.sum(spread(values, flat, stencil, 40) * grid)
+    rhs = jnp.sum(values * interpolate(grid, flat, stencil))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+    expected = np.einsum("tnb,nb->tn", grid[np.asarray(flat)], values)
+    np.testing.assert_allclose(stencil_dot(grid, flat, values), expected, rtol=1e-12)
