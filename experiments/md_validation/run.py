@@ -28,6 +28,8 @@ from rsajax.md.teacher import bks_system  # noqa: E402
 from rsajax.nn.model import MACEConfig, init_model  # noqa: E402
 
 HERE = Path(__file__).parent
+DT_FS = (0.5, 1.0)
+PRESSURES_GPA = (0.0, 5.0)
 
 
 def sr_model():
@@ -54,14 +56,14 @@ def drift_per_atom_ps(rows, n_atoms):
     return slope / n_atoms, float(np.ptp(e) / n_atoms)
 
 
-def nve_and_nvt(steps: int) -> dict:
+def nve_and_nvt(steps: int, dts: tuple[float, ...] = DT_FS) -> dict:
     config, model, variables = sr_model()
     atoms = random_silica_box(192, seed=0)
     system = model_system(model, variables, atoms.numbers, atoms.cell.array.T)
     R = jnp.asarray(atoms.get_scaled_positions())
     out = {"model": config.to_dict(), "n_atoms": len(atoms)}
     loose = BlowUpLimits(min_distance=0.05)  # a random model has no short-range repulsion
-    for dt in (0.5, 1.0):
+    for dt in dts:
         schedule = build_schedule([Stage("hold", T=300.0, steps=steps)], dt, 300.0)
         t0 = time.perf_counter()
         res = Simulation(
@@ -104,12 +106,12 @@ def nve_and_nvt(steps: int) -> dict:
     return out
 
 
-def npt_bks(steps: int) -> dict:
+def npt_bks(steps: int, pressures: tuple[float, ...] = PRESSURES_GPA) -> dict:
     atoms = random_silica_box(96, seed=0)
     system = bks_system(atoms.numbers, atoms.cell.array.T, strain_margin=0.1)
     R = relax(system, jnp.asarray(atoms.get_scaled_positions()), 300)
     out = {}
-    for target in (0.0, 5.0):
+    for target in pressures:
         schedule = build_schedule(
             [Stage("hold", T=3000.0, steps=steps, pressure_GPa=target)], 1.0, 3000.0
         )

@@ -66,7 +66,12 @@ def test_edges_equal_jax_md_displacements_and_padding_is_inert(tiny_system):
     assert padded.any(), "the list should hold padding slots"
     lengths = np.linalg.norm(np.asarray(vectors)[padded], axis=-1)
     assert np.all(lengths >= 999.0) and not np.asarray(graph.edge_mask)[padded].any()
-    # more padding slots change nothing
+
+
+@pytest.mark.slow
+def test_more_padding_slots_change_nothing(tiny_system):
+    system, _, R = tiny_system
+    nbrs = system.allocate(R)
     bigger = system.allocate(R, extra_capacity=5)
     assert bigger.idx.shape[1] > nbrs.idx.shape[1]
     energy = jax.jit(system.energy_fn)

@@ -14,6 +14,7 @@ from rsajax.md.simulation import Simulation
 from rsajax.md.teacher import lennard_jones_system
 
 
+@pytest.mark.slow
 def test_vmapped_replicas_equal_separate_runs(lj_system):
     system, R = lj_system
     ensemble = Ensemble("nvt_langevin", dt_fs=2.0)
