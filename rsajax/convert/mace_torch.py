@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from rsajax.nn import mace
-from rsajax.nn.model import MACEConfig, init_model, save_model
+from rsajax.nn.model import MACE, MACEConfig, dummy_graph, save_model
 
 #: torch state_dict entries that carry no parameter: config values, masks, constants we check.
 SKIPPED = (
@@ -240,8 +240,9 @@ def _check_constants(src: _Source, config: MACEConfig) -> None:
 def variables_from_torch(model, config: MACEConfig) -> dict:
     """rsajax variables ``{"params", "constants"}`` holding the torch model's weights."""
     src = _Source(model)
-    _, template = init_model(config)
-    params = jax.tree_util.tree_map(lambda x: np.full(np.shape(x), np.nan), template["params"])
+    # Shapes only: no compilation, the template is NaN-filled anyway.
+    template = jax.eval_shape(MACE(config).init, jax.random.PRNGKey(0), dummy_graph(config))
+    params = jax.tree_util.tree_map(lambda x: np.full(x.shape, np.nan), template["params"])
     constants: dict = {}
     _, ls_hidden = mace.parse_hidden_irreps(config.hidden_irreps)
     num_elements = len(config.atomic_numbers)
