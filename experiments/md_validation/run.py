@@ -145,14 +145,27 @@ def npt_bks(steps: int, pressures: tuple[float, ...] = PRESSURES_GPA) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (plumbing check)")
+    parser.add_argument("--model-steps", type=int, default=2000)
+    parser.add_argument("--bks-steps", type=int, default=4000)
+    parser.add_argument("--only", choices=("model", "bks"), help="run one part")
+    parser.add_argument("--dt-fs", type=float, nargs="+", default=DT_FS, help="NVE time steps")
+    parser.add_argument(
+        "--pressures",
+        type=float,
+        nargs="+",
+        default=PRESSURES_GPA,
+        help="BKS NPT target pressures (GPa)",
+    )
     args = parser.parse_args()
-    steps = 400 if args.quick else 2000
-    results = {
-        "device": jax.devices()[0].platform,
-        "sr_model": nve_and_nvt(steps),
-        "bks_npt": npt_bks(800 if args.quick else 4000),
-    }
-    path = HERE / ("results_quick.json" if args.quick else "results.json")
+    if args.quick:
+        args.model_steps, args.bks_steps = 400, 800
+    results = {"device": jax.devices()[0].platform}
+    if args.only != "bks":
+        results["sr_model"] = nve_and_nvt(args.model_steps, tuple(args.dt_fs))
+    if args.only != "model":
+        results["bks_npt"] = npt_bks(args.bks_steps, tuple(args.pressures))
+    name = "results" + ("_quick" if args.quick else "") + (f"_{args.only}" if args.only else "")
+    path = HERE / f"{name}.json"
     path.write_text(json.dumps(results, indent=2))
     print(f"written {path}")
 
