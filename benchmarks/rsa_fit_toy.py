@@ -47,7 +47,7 @@ VARIANTS = {
     "k_cut=1.2": lambda: RSAConfig.preset("default", k_cut=1.2),
     "sigma=3": lambda: RSAConfig.preset("default", sigma=3.0),
     "learned": lambda: RSAConfig.preset("default", weighting="learned"),
-    "residual": lambda: RSAConfig.preset("default", combine="residual"),
+    "gate": lambda: RSAConfig.preset("default", combine="gate"),
     "tp": lambda: RSAConfig.preset("default", combine="tp"),
 }
 

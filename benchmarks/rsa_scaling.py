@@ -11,6 +11,10 @@ Prints three tables:
 3. The reference's materialised computation (per-atom ``(M, N, C, C)`` outer products, gathered
    back per atom) at the same k-sets as table 1, where it fits in memory.
 
+Then, for the whole model (``--tables 3 4``): RSA-MACE energy+forces (the ``default`` preset) vs
+N next to SR-MACE on the same random silica boxes, and the overhead of RSA-MACE over SR-MACE at 648
+atoms for the presets and single-change variants of the default (the measurement that chose it).
+
 5. (``--tables 5``) The kernel alone, energy + forces of ``sum u``, evaluated on a mesh
    (``rsajax.nn.rsa_mesh``: B-spline spreading, FFT, interpolation) next to the direct kernel at
    the same fixed ``k_cut``: time per atom of the mesh should stay flat; the direct one grows like
@@ -31,8 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rsajax.data import atoms_to_graph, random_silica_box
 from rsajax.nn.kspace import KSet, integer_kset, kspace_geometry
+from rsajax.nn.long_range import RSAConfig, make_kset_fn
+from rsajax.nn.model import MACEConfig, init_model
 from rsajax.nn.rsa import RSABlock, fixed_kweights, reciprocal_space_attention
+from rsajax.potential import energy_fn_from_model, make_potential
 
 #: atoms per A^3 of silica glass at 2.20 g/cm^3 (SiO2: 60.08 g/mol per 3 atoms).
 SILICA_NUMBER_DENSITY = 2.20 / 60.08 * 6.02214076e23 * 1e-24 * 3
@@ -229,12 +237,79 @@ def materialised_row(channels, num_atoms, kset, cell, dtype, repeats, limit_gb):
     return f"{1e3 * t:>11.1f} {peak / 2**20:>12.1f} {diff:>9.1e}"
 
 
-def model_rows() -> None:
-    # ---------------------------------------------------------------------------------------
-    # RSA-MACE energy + forces rows and the RSA-MACE / SR-MACE overhead at 648 atoms go here
-    # once rsajax.nn.model and rsajax.potential exist (issue 4, model half). Not measured yet.
-    # ---------------------------------------------------------------------------------------
-    print("\nRSA-MACE energy+forces rows: not measured (needs rsajax.nn.model / potential)")
+#: The SR-MACE that RSA-MACE extends in tables 3-4 (a mid-size silica model).
+MODEL = dict(r_max=5.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=2, num_channels=32,
+             max_L=1, correlation=3, num_interactions=2, MLP_irreps="16x0e",
+             radial_MLP=(64, 64, 64), avg_num_neighbors=20.0, atomic_numbers=(8, 14),
+             atomic_energies=(-3.0, -5.0))  # fmt: skip
+#: Long-range variants compared in table 4 (``default`` with one change each).
+VARIANTS = {
+    "seed": lambda: RSAConfig.preset("seed"),
+    "default": lambda: RSAConfig.preset("default"),
+    "k_cut=0.6": lambda: RSAConfig.preset("default", k_cut=0.6),
+    "k_cut=1.0": lambda: RSAConfig.preset("default", k_cut=1.0),
+    "learned": lambda: RSAConfig.preset("default", weighting="learned"),
+    "2 heads": lambda: RSAConfig.preset("default", num_heads=2),
+    "gate": lambda: RSAConfig.preset("default", combine="gate"),
+    "tp": lambda: RSAConfig.preset("default", combine="tp"),
+}
+
+
+def model_call(long_range, atoms, dtype):
+    """(compiled energy+forces call, its arguments, peak bytes, M) of (RSA-)MACE on ``atoms``."""
+    config = MACEConfig(**MODEL, dtype=np.dtype(dtype).name, long_range=long_range)
+    model, variables = init_model(config)
+    kset_fn = None if long_range is None else make_kset_fn(long_range, [atoms])
+    graph = atoms_to_graph(atoms, config.r_max, dtype=dtype, kset_fn=kset_fn)
+    potential = make_potential(energy_fn_from_model(model), compute_stress=False)
+    compiled = jax.jit(potential).lower(variables, graph).compile()
+    memory = compiled.memory_analysis()
+    peak = memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
+    jax.block_until_ready(compiled(variables, graph))
+    m = 0 if graph.kset is None else int(np.asarray(graph.kset.mask).sum())
+    return compiled, (variables, graph), peak, m
+
+
+def interleaved_best(runs, repeats: int) -> list[float]:
+    """Best seconds of each compiled call, timed in alternating rounds (fair on a busy machine)."""
+    best = [np.inf] * len(runs)
+    for _ in range(repeats):
+        for index, (compiled, args, *_) in enumerate(runs):
+            start = time.perf_counter()
+            jax.block_until_ready(compiled(*args))
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best
+
+
+def model_rows(sizes, dtype, repeats, variants, overhead_atoms=648) -> None:
+    """Tables 3 and 4: RSA-MACE (default preset) energy+forces vs N, and the overhead over
+    SR-MACE at ``overhead_atoms`` for each variant."""
+    desc = ", ".join(f"{k}={v}" for k, v in MODEL.items() if k not in ("atomic_energies",))
+    print(f"\nSR-MACE: {desc}")
+    if sizes:
+        print("\n3. RSA-MACE energy+forces, default preset "
+              f"({RSAConfig.preset('default')}), random silica boxes")  # fmt: skip
+        print(f"{'N':>6} {'L/A':>6} {'M':>5} {'LR ms':>9} {'us/atom':>8} {'peak MB':>8} "
+              f"{'SR ms':>9} {'SR peak MB':>10} {'overhead':>9}")  # fmt: skip
+    for n in sizes:  # empty unless table 3 is asked for
+        atoms = random_silica_box(n)
+        lr = model_call(RSAConfig.preset("default"), atoms, dtype)
+        sr = model_call(None, atoms, dtype)
+        t_lr, t_sr = interleaved_best([lr, sr], repeats)
+        (peak_lr, m), peak_sr = lr[2:], sr[2]
+        print(f"{n:>6} {atoms.cell[0, 0]:>6.1f} {m:>5} {1e3 * t_lr:>9.1f} "
+              f"{1e6 * t_lr / n:>8.1f} {peak_lr / 2**20:>8.1f} {1e3 * t_sr:>9.1f} "
+              f"{peak_sr / 2**20:>10.1f} {100 * (t_lr / t_sr - 1):>8.1f}%", flush=True)  # fmt: skip
+    atoms = random_silica_box(overhead_atoms)
+    print(f"\n4. RSA-MACE over SR-MACE at {overhead_atoms} atoms (L = {atoms.cell[0, 0]:.1f} A), "
+          "energy+forces")  # fmt: skip
+    runs = [model_call(None, atoms, dtype)]
+    runs += [model_call(VARIANTS[name](), atoms, dtype) for name in variants]
+    times = interleaved_best(runs, repeats)
+    print(f"{'variant':>10} {'M':>5} {'ms':>9} {'peak MB':>8} {'overhead':>9}")
+    for name, t, (_, _, peak, m) in zip(["SR-MACE", *variants], times, runs, strict=True):
+        overhead = f"{100 * (t / times[0] - 1):>8.1f}%" if name != "SR-MACE" else ""
+        print(f"{name:>10} {m:>5} {1e3 * t:>9.1f} {peak / 2**20:>8.1f} {overhead:>9}")
 
 
 def main() -> None:
@@ -248,7 +323,15 @@ def main() -> None:
                         "for which the direct kernel is timed too")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--tables", type=int, nargs="+", default=[1, 2], help="which tables")
+    parser.add_argument(
+        "--tables",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3, 4],
+        help="which tables (3, 4: RSA-MACE energy+forces and its overhead)",
+    )
+    parser.add_argument("--model-sizes", type=int, nargs="+", default=[192, 648, 1536, 3000])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
@@ -273,7 +356,10 @@ def main() -> None:
     if 5 in args.tables:
         mesh_table(args.sizes, args.k_cut, args.channels, dtype, args.repeats, args.mesh_order,
                    args.mesh_oversampling, args.mesh_direct_max)  # fmt: skip
-    model_rows()
+    if 3 in args.tables or 4 in args.tables:
+        sizes = args.model_sizes if 3 in args.tables else []
+        variants = args.variants if 4 in args.tables else []
+        model_rows(sizes, dtype, args.repeats, variants)
 
 
 if __name__ == "__main__":
