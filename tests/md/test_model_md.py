@@ -74,5 +74,8 @@ def test_bks_npt_holds_target_pressure():
     res = Simulation(system, ensemble, R, schedule, records_per_chunk=20, progress=False).run()
     P = np.array([r["P_GPa"] for r in res.rows[100:]])
     T = np.array([r["T_K"] for r in res.rows[100:]])
-    assert abs(P.mean()) < 0.5, P.mean()  # per-record std is about 2.6 GPa at 96 atoms
-    assert abs(T.mean() - 3000.0) < 150.0
+    rho = np.array([r["density_g_cm3"] for r in res.rows])
+    # per-record pressure fluctuates by ~2.6 GPa at 96 atoms; block standard error ~0.3 GPa
+    assert abs(P.mean()) < 1.0, P.mean()
+    assert abs(T.mean() - 3000.0) < 150.0, T.mean()
+    assert rho[100:].mean() > 1.05 * rho[0]  # the barostat compressed the 2.2 g/cm^3 start
