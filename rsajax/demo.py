@@ -194,8 +194,7 @@ def run(args: argparse.Namespace) -> int:
             *map(str, trajectories),
             "--out",
             str(out / "report"),
-            "--index",
-            "-4:",
+            "--index=-4:",
             *compare,
         ],
     )
