@@ -48,7 +48,7 @@ def train_config(data: Path, out: Path, epochs: int, long_range: bool) -> dict:
         "num_interactions": 2,
         "MLP_irreps": "8x0e",
         "radial_MLP": [16, 16],
-        "long_range": {"preset": "default"} if long_range else None,
+        "long_range": "default" if long_range else None,
     }
     return {
         "output_dir": str(out),

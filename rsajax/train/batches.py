@@ -29,7 +29,8 @@ class GlobalBatches:
         records: the structures.
         batch_size: structures per global batch (all sub-batches together).
         sub_batches: D, the number of stacked sub-batches (a multiple of the device count).
-        num_buckets, shuffle, seed, dtype: as in :class:`rsajax.data.GraphDataset`.
+        num_buckets, shuffle, seed, dtype, kset_fn: as in :class:`rsajax.data.GraphDataset`
+            (``kset_fn`` attaches a long-range model's k-set to every sub-batch).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class GlobalBatches:
         shuffle: bool = True,
         seed: int = 0,
         dtype=np.float64,
+        kset_fn=None,
     ):
         if batch_size % sub_batches:
             raise ValueError(
@@ -49,6 +51,7 @@ class GlobalBatches:
                 "sub-batches (one per device, or parallel.sub_batches)"
             )
         self.batch_size, self.sub_batches, self.dtype = batch_size, sub_batches, dtype
+        self.kset_fn = kset_fn
         self.dataset = GraphDataset(
             records,
             batch_size // sub_batches,
@@ -84,7 +87,7 @@ class GlobalBatches:
         active = np.array([len(p) > 0 for p in parts])
         chunks = [[self.records[i] for i in (p if len(p) else order[:1])] for p in parts]
         caps = self._caps(chunks)
-        graphs = [collate(c, caps, dtype=self.dtype) for c in chunks]
+        graphs = [collate(c, caps, dtype=self.dtype, kset_fn=self.kset_fn) for c in chunks]
         return stack_graphs(graphs), active
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[Graph, np.ndarray]]:

@@ -17,6 +17,7 @@ from rsajax.data import (
     compute_statistics,
     read_structures,
 )
+from rsajax.nn.long_range import as_rsa_config, make_kset_fn
 from rsajax.nn.model import MACEConfig
 from rsajax.potential import EnergyFn, make_potential
 from rsajax.train.batches import GlobalBatches
@@ -100,6 +101,10 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
     statistics = compute_statistics(train_records, numbers)
     dtype = np.float64 if cfg.dtype == "float64" else np.float32
     valid_batch = -(-d.valid_batch_size // sub_batches) * sub_batches
+    kset_fn = None
+    if cfg.model.long_range is not None:  # RSA: one static k-set size for the whole dataset
+        rsa = as_rsa_config(cfg.model.long_range)
+        kset_fn = make_kset_fn(rsa, train_records + valid_records)
     return TrainingData(
         train=GlobalBatches(
             train_records,
@@ -109,6 +114,7 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
             shuffle=d.shuffle,
             seed=cfg.seed,
             dtype=dtype,
+            kset_fn=kset_fn,
         ),
         valid=GlobalBatches(
             valid_records,
@@ -118,6 +124,7 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
             shuffle=False,
             seed=cfg.seed,
             dtype=dtype,
+            kset_fn=kset_fn,
         ),
         statistics=statistics,
         source=d.train_file,
