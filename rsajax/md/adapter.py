@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -103,9 +104,53 @@ def graph_from_neighbors(
     )
 
 
-def make_model_energy(model, numbers: np.ndarray, box: np.ndarray, cutoff: float) -> Callable:
+def _allocation_graph(numbers: np.ndarray, box: np.ndarray) -> SimpleNamespace:
+    """The host-side view of :func:`graph_from_neighbors`'s graph slots that k-set builders read."""
+    return SimpleNamespace(
+        cell=np.stack([box.T, np.eye(3) * PADDING_LENGTH]),
+        pbc=np.array([[True] * 3, [False] * 3]),
+        graph_mask=np.array([True, False]),
+        n_node=np.array([len(numbers), 1]),
+    )
+
+
+def long_range_kset(model, numbers: np.ndarray, box: np.ndarray):
+    """The RSA k-set of a long-range model for allocation ``box`` (None for short-range models).
+
+    Integer k-vectors are fixed here, on the host; the Cartesian vectors follow the (strained)
+    box inside the energy, so forces, virial and NPT are exact while the set still covers the box
+    (:func:`kset_check`).
+    """
+    rsa = model.config.long_range
+    if rsa is None:
+        return None
+    from rsajax.nn.long_range import make_kset_fn
+
+    graph = _allocation_graph(numbers, box)
+    return make_kset_fn(rsa, [graph])(graph)
+
+
+def kset_check(kset, k_cut: float) -> BoxCheck:
+    """A box check: does the allocation's integer k-set still hold every ``|k| <= k_cut``?"""
+    from rsajax.nn.kspace import kset_covers
+
+    n, mask = np.asarray(kset.n[0]), np.asarray(kset.mask[0])
+
+    def check(boxes: np.ndarray) -> str | None:
+        for b in np.asarray(boxes, dtype=np.float64).reshape(-1, 3, 3):
+            if not kset_covers(b.T, n, mask, k_cut):
+                return "the box left the range the RSA k-set covers (new k-vectors below k_cut)"
+        return None
+
+    return check
+
+
+def make_model_energy(
+    model, numbers: np.ndarray, box: np.ndarray, cutoff: float, kset=None
+) -> Callable:
     """``energy(variables, R, neighbor, box=None, perturbation=None) -> E`` (parameters explicit,
-    for differentiable MD). ``box`` defaults to the allocation box."""
+    for differentiable MD). ``box`` defaults to the allocation box; ``kset`` is the RSA k-set of
+    a long-range model (:func:`long_range_kset`)."""
     numbers = jnp.asarray(np.asarray(numbers), jnp.int32)
     box0 = np.asarray(box, dtype=np.float64)
 
@@ -113,6 +158,8 @@ def make_model_energy(model, numbers: np.ndarray, box: np.ndarray, cutoff: float
         b = jnp.asarray(box0 if box is None else box, dtype=R.dtype)
         B = strained_box(b, perturbation)
         graph = graph_from_neighbors(numbers, R, neighbor.idx, B, cutoff)
+        if kset is not None:
+            graph = graph.replace(kset=kset)
         return model.apply(variables, graph)[0]
 
     return energy
@@ -209,7 +256,8 @@ def model_system(
         strain_skin: extra list radius (A) that box changes between rebuilds may use up.
         cell_list: use jax-md's cell list (needs an upper-triangular box); default: when the box
             holds at least 4 cells per side.
-        extra_checks: host-side box checks of model structures fixed at allocation (RSA k-set).
+        extra_checks: further host-side box checks of structures fixed at allocation. A
+            long-range model's RSA k-set is built here and checked the same way.
     """
     from rsajax.nn.model import check_species
 
@@ -219,7 +267,14 @@ def model_system(
     box = np.asarray(box, dtype=np.float64)
     cutoff = float(config.r_max if cutoff is None else cutoff)
     list_cutoff = cutoff + strain_skin + skin
-    checks = (minimum_image_check(list_cutoff), *extra_checks)
+    kset = long_range_kset(model, numbers, box)
+    if kset is not None and config.long_range.seed:
+        rsa_checks = (strain_margin_check(box, 0.0, "the seed k-set (fixed, no NPT)"),)
+    elif kset is not None:
+        rsa_checks = (kset_check(kset, config.long_range.k_cut),)
+    else:
+        rsa_checks = ()
+    checks = (minimum_image_check(list_cutoff), *rsa_checks, *extra_checks)
     reason = checks[0](box[None])
     if reason is not None:
         raise ValueError(f"{len(numbers)}-atom system: {reason}")
@@ -242,7 +297,7 @@ def model_system(
         fractional_coordinates=True,
         disable_cell_list=not cell_list,
     )
-    energy = make_model_energy(model, numbers, box, cutoff)
+    energy = make_model_energy(model, numbers, box, cutoff, kset=kset)
 
     def energy_fn(R, neighbor, box=None, perturbation=None, **unused):
         return energy(variables, R, neighbor, box=box, perturbation=perturbation)

@@ -106,3 +106,35 @@ def test_errors_are_clear(tiny_model):
     system = model_system(model, variables, atoms.numbers, atoms.cell.array.T)
     assert "strained" not in (system.check_boxes(atoms.cell.array.T[None]) or "")
     assert "minimum image" in system.check_boxes(0.8 * atoms.cell.array.T[None])
+
+
+def test_rsa_mace_in_jax_md_equals_rsajax_potential():
+    """A long-range model: the k-set is built at allocation, the k-vectors follow the strained
+    box, so jax-md's energy, forces and stress equal rsajax.potential's."""
+    from rsajax.md.adapter import long_range_kset
+    from rsajax.nn.long_range import RSAConfig, make_kset_fn
+    from rsajax.nn.model import init_model
+    from tests.md.conftest import tiny_config
+
+    rsa = RSAConfig(k_cut=1.2, weighting="ewald", sigma=2.0, num_heads=1, combine="residual")
+    model, variables = init_model(tiny_config(long_range=rsa), seed=1)
+    atoms = triclinic_silica()
+    box = atoms.cell.array.T
+    system = model_system(model, variables, atoms.numbers, box)
+    R = jnp.asarray(atoms.get_scaled_positions())
+    nbrs = system.allocate(R)
+    e, forces, stress = jax_md_labels(system, R, nbrs, jnp.asarray(box))
+
+    graph = atoms_to_graph(atoms, model.config.r_max, kset_fn=make_kset_fn(rsa, [atoms]))
+    ref = make_potential(energy_fn_from_model(model))(variables, graph)
+    n = len(atoms)
+    np.testing.assert_allclose(e, ref["energy"][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(forces, ref["forces"][:n], atol=1e-11)
+    np.testing.assert_allclose(stress, ref["stress"][0], atol=1e-12)
+    kset = long_range_kset(model, atoms.numbers, box)
+    assert int(np.asarray(kset.mask[0]).sum()) > 0
+
+    # A box strained past what the k-set covers is reported, so the run reallocates.
+    assert system.check_boxes(box[None]) is None
+    reason = system.check_boxes((box * 1.3)[None])
+    assert reason is not None and "RSA k-set" in reason
