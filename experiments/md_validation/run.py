@@ -1,6 +1,7 @@
 """Must-show checks of rsajax-in-jax-md, with numbers written to results.json.
 
-1. NVE energy drift of a random-initialised short-range MACE (192-atom silica, float64).
+1. NVE energy drift of a random-initialised short-range MACE (192-atom silica, float64), or of
+   RSA-MACE with ``--long-range``.
 2. Langevin NVT: reaches and holds a target temperature (same model).
 3. Nose-Hoover NPT on the BKS teacher: holds the target pressure (96 atoms, 3000 K, 0 GPa).
 
@@ -32,7 +33,8 @@ DT_FS = (0.5, 1.0)
 PRESSURES_GPA = (0.0, 5.0)
 
 
-def sr_model():
+def sr_model(long_range=None):
+    """The random-initialised test model; ``long_range`` (an RSAConfig) makes it RSA-MACE."""
     config = MACEConfig(
         r_max=5.0,
         num_bessel=8,
@@ -45,6 +47,7 @@ def sr_model():
         atomic_energies=(0.0, 0.0),
         avg_num_neighbors=20.0,
         MLP_irreps="16x0e",
+        long_range=long_range,
     )
     return config, *init_model(config, seed=0)
 
@@ -56,8 +59,8 @@ def drift_per_atom_ps(rows, n_atoms):
     return slope / n_atoms, float(np.ptp(e) / n_atoms)
 
 
-def nve_and_nvt(steps: int, dts: tuple[float, ...] = DT_FS) -> dict:
-    config, model, variables = sr_model()
+def nve_and_nvt(steps: int, dts: tuple[float, ...] = DT_FS, long_range=None) -> dict:
+    config, model, variables = sr_model(long_range)
     atoms = random_silica_box(192, seed=0)
     system = model_system(model, variables, atoms.numbers, atoms.cell.array.T)
     R = jnp.asarray(atoms.get_scaled_positions())
@@ -148,6 +151,9 @@ def main():
     parser.add_argument("--model-steps", type=int, default=2000)
     parser.add_argument("--bks-steps", type=int, default=4000)
     parser.add_argument("--only", choices=("model", "bks"), help="run one part")
+    parser.add_argument(
+        "--long-range", action="store_true", help="the model part with RSA-MACE (default preset)"
+    )
     parser.add_argument("--dt-fs", type=float, nargs="+", default=DT_FS, help="NVE time steps")
     parser.add_argument(
         "--pressures",
@@ -161,10 +167,16 @@ def main():
         args.model_steps, args.bks_steps = 400, 800
     results = {"device": jax.devices()[0].platform}
     if args.only != "bks":
-        results["sr_model"] = nve_and_nvt(args.model_steps, tuple(args.dt_fs))
+        key, long_range = "sr_model", None
+        if args.long_range:
+            from rsajax.nn.long_range import RSAConfig
+
+            key, long_range = "lr_model", RSAConfig.preset("default")
+        results[key] = nve_and_nvt(args.model_steps, tuple(args.dt_fs), long_range)
     if args.only != "model":
         results["bks_npt"] = npt_bks(args.bks_steps, tuple(args.pressures))
     name = "results" + ("_quick" if args.quick else "") + (f"_{args.only}" if args.only else "")
+    name += "_rsa" if args.long_range else ""
     path = HERE / f"{name}.json"
     path.write_text(json.dumps(results, indent=2))
     print(f"written {path}")

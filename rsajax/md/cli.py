@@ -131,7 +131,8 @@ def run(args) -> int:
     system = build_system(config, atoms, dtype)
     ensemble = Ensemble(**config.get("ensemble", {}))
     output = dict(config.get("output", {}))
-    out_dir = args.out or Path(output.pop("dir", "md_run"))
+    config_dir = Path(output.pop("dir", "md_run"))  # always removed: Simulation takes no "dir"
+    out_dir = args.out or config_dir
     log_every = int(output.pop("log_every", 10))
     stages = [stage_from_dict(s) for s in config["stages"]]
     schedule = build_schedule(stages, ensemble.dt_fs, config.get("initial_temperature_K", 300.0))

@@ -42,9 +42,10 @@ stages:
   - {{kind: heat, T_end: 600, steps: 45}}
   - {{kind: quench, T_end: 300, rate_K_per_ps: 10000}}
 limits: {{min_distance: 0.05}}
-output: {{log_every: 10, records_per_chunk: 2, frame_every: 20, checkpoint_every: 1}}
+output: {{dir: {tmp_path / "unused"}, log_every: 10, records_per_chunk: 2, frame_every: 20,
+          checkpoint_every: 1}}
 """)
-    out = tmp_path / "out"
+    out = tmp_path / "out"  # --out wins over output.dir
     assert cli.run(parse(["md", str(config), "--out", str(out), "--no-progress"])) == 0
     rows = (out / "thermo.csv").read_text().splitlines()
     assert len(rows) == 1 + 8  # 45 + 30 steps, padded to 80
@@ -52,3 +53,4 @@ output: {{log_every: 10, records_per_chunk: 2, frame_every: 20, checkpoint_every
     assert [a.info["step"] for a in frames] == [20, 40, 60, 80]
     assert cli.run(parse(["md", str(config), "--out", str(out), "--resume", "--no-progress"])) == 0
     assert (out / "thermo.csv").read_text().splitlines() == rows  # nothing left to run
+    assert not (tmp_path / "unused").exists()
