@@ -61,12 +61,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def run_labels(paths: list[Path]) -> list[str]:
+    """Short names for runs: the fewest trailing path parts that tell the files apart.
+
+    ``[a/md_sr/trajectory.extxyz, a/md_lr/trajectory.extxyz]`` -> ``[md_sr/trajectory.extxyz,
+    md_lr/trajectory.extxyz]``; distinct file names stay bare.
+    """
+    parts = [Path(p).resolve().parts for p in paths]
+    for depth in range(1, max(len(x) for x in parts) + 1):
+        labels = ["/".join(x[-depth:]) for x in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the analysis described by ``args``; returns a process exit code."""
     if args.compare == "experiment" and args.exp_path is None:
         raise SystemExit("rsajax analyze: --compare experiment needs --exp-path FILE")
     exp = read_nimrod_mint01(args.exp_path) if args.compare == "experiment" else None
-    runs_frames = [(str(p), read_frames(p, args.index)) for p in args.traj]
+    labels = run_labels(list(args.traj))
+    runs_frames = [
+        (name, read_frames(p, args.index)) for name, p in zip(labels, args.traj, strict=True)
+    ]
     if args.merge:
         runs_frames = [
             (" + ".join(n for n, _ in runs_frames), [f for _, fs in runs_frames for f in fs])

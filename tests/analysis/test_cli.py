@@ -94,3 +94,11 @@ def test_read_frames_rejects_open_boundaries(tmp_path):
     ase.io.write(path, a)
     with pytest.raises(ValueError, match="periodic"):
         read_frames(path)
+
+
+def test_run_labels_are_the_shortest_unique_suffixes(tmp_path):
+    from rsajax.analysis.cli import run_labels
+
+    paths = [tmp_path / "md_sr" / "trajectory.extxyz", tmp_path / "md_lr" / "trajectory.extxyz"]
+    assert run_labels(paths) == ["md_sr/trajectory.extxyz", "md_lr/trajectory.extxyz"]
+    assert run_labels([tmp_path / "a.xyz", tmp_path / "b.xyz"]) == ["a.xyz", "b.xyz"]
