@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
+import jax
 import numpy as np
 from ase import Atoms
 
@@ -178,7 +179,15 @@ def collate(
         has_stress=has["stress"],
         has_dipole=has["dipole"],
     )
-    return graph if kset_fn is None else graph.replace(kset=kset_fn(graph))
+    if kset_fn is None:
+        return graph
+    # The k-set's quadrature nodes and weights follow the graph's dtype (a float32 batch must not
+    # carry float64 inputs that promote the model under x64).
+    kset = jax.tree_util.tree_map(
+        lambda a: np.asarray(a, dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else a,
+        kset_fn(graph),
+    )
+    return graph.replace(kset=kset)
 
 
 def atoms_to_graph(

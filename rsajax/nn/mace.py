@@ -86,7 +86,7 @@ class IrrepsLinear(nn.Module):
             w = self.param(
                 f"w{l}", nn.initializers.normal(1.0), (c_in, self.features), self.param_dtype
             ).astype(x[l].dtype)
-            out[l] = jnp.einsum("ncm,cd->ndm", x[l], w) / np.sqrt(c_in)
+            out[l] = jnp.einsum("ncm,cd->ndm", x[l], w) / float(np.sqrt(c_in))
         return out
 
 
@@ -114,7 +114,7 @@ class SpeciesLinear(nn.Module):
             # (N, m, E*C_in) @ (E*C_in, D): one dense matmul instead of a per-node weight gather.
             xz = jnp.einsum("ncm,ne->nmec", x[l], one_hot).reshape(n, m, -1)
             wz = jnp.transpose(w, (1, 0, 2)).reshape(-1, self.features).astype(x[l].dtype)
-            y = (xz @ wz) / np.sqrt(c_in * self.num_elements)
+            y = (xz @ wz) / float(np.sqrt(c_in * self.num_elements))
             out[l] = jnp.transpose(y, (0, 2, 1))
         return out
 
@@ -233,19 +233,124 @@ def symmetrize_basis(u: jax.Array, degree: int) -> jax.Array:
     return jax.ops.segment_sum(flat, jnp.asarray(idx), num_segments=int(idx.max()) + 1)
 
 
-def monomials(x: jax.Array, degree: int) -> jax.Array:
-    """(N, C, d) -> (N, C, J) products x_i1 ... x_i_degree over sorted index tuples.
+@functools.cache
+def _tail_starts(d: int, degree: int) -> np.ndarray:
+    """(d,) index of the first ``degree``-monomial whose leading index is >= a, for each a."""
+    return np.searchsorted(symmetric_monomials(d, degree)[:, 0], np.arange(d))
 
-    Built degree by degree from contiguous slices (tuples starting with ``a`` are followed by
-    the lower-degree tuples whose first index is >= a, a contiguous tail), so the backward pass is
-    dense adds rather than a scatter from a gather.
+
+def _extend_forward(x: jax.Array, lower: jax.Array) -> jax.Array:
+    d, j_lower = x.shape[-1], lower.shape[-1]
+    starts = _tail_starts(d, _degree_of(d, j_lower))
+    # Monomials starting with index a are x_a times the lower monomials whose first index >= a:
+    # a contiguous tail, so the new degree is d scaled slices, concatenated.
+    return jnp.concatenate([x[..., a : a + 1] * lower[..., starts[a] :] for a in range(d)], -1)
+
+
+@jax.custom_vjp
+def extend_monomials(x: jax.Array, lower: jax.Array) -> jax.Array:
+    """Monomials one degree higher: (..., d), (..., J_k) -> (..., J_{k+1}) in sorted-tuple order.
+
+    The custom backward pass matters for speed: autodiff of the slice-concatenate forward turns
+    every slice into a full-size zero-padded cotangent (d of them per degree); here each cotangent
+    element of ``lower`` is written once, as a short sum of slices.
     """
-    d = x.shape[-1]
+    return _extend_forward(x, lower)
+
+
+def _extend_fwd(x, lower):
+    return _extend_forward(x, lower), (x, lower)
+
+
+def _extend_bwd(residuals, g):
+    x, lower = residuals
+    d, j_lower = x.shape[-1], lower.shape[-1]
+    starts = _tail_starts(d, _degree_of(d, j_lower))
+    offsets = np.concatenate([[0], np.cumsum(j_lower - starts)])
+    blocks = [g[..., offsets[a] : offsets[a + 1]] for a in range(d)]
+    grad_x = jnp.concatenate(
+        [jnp.sum(blocks[a] * lower[..., starts[a] :], -1, keepdims=True) for a in range(d)], -1
+    )
+    # Lower monomial p receives from every a with starts[a] <= p: split p into the ranges
+    # [starts[b], starts[b+1]) and sum the b+1 contributing slices in each.
+    bounds = [*starts.tolist(), j_lower]
+    segments = []
+    for b in range(d):
+        lo, hi = bounds[b], bounds[b + 1]
+        if hi > lo:
+            segments.append(
+                sum(
+                    x[..., a : a + 1] * blocks[a][..., lo - starts[a] : hi - starts[a]]
+                    for a in range(b + 1)
+                )
+            )
+    return grad_x, jnp.concatenate(segments, -1)
+
+
+extend_monomials.defvjp(_extend_fwd, _extend_bwd)
+
+
+@functools.cache
+def _degree_of(d: int, num_monomials: int) -> int:
+    for k in range(1, 16):
+        if len(symmetric_monomials(d, k)) == num_monomials:
+            return k
+    raise ValueError(f"{num_monomials} is not a number of monomials in {d} variables")
+
+
+def monomials(x: jax.Array, degree: int) -> jax.Array:
+    """(..., d) -> (..., J) products x_i1 ... x_i_degree over sorted index tuples."""
     out = x
-    for k in range(1, degree):
-        first = symmetric_monomials(d, k)[:, 0]
-        starts = np.searchsorted(first, np.arange(d))
-        out = jnp.concatenate([x[..., a : a + 1] * out[..., starts[a] :] for a in range(d)], -1)
+    for _ in range(1, degree):
+        out = extend_monomials(x, out)
+    return out
+
+
+@functools.cache
+def _top_degree_index(d: int, degree: int) -> np.ndarray:
+    """(J_{degree-1}, d) index of the monomial (a, *tuple_p) for lower monomial p and a leading
+    index a <= tuple_p[0]; J_degree (a zero row) where that tuple is not sorted."""
+    lookup = {tuple(t): j for j, t in enumerate(symmetric_monomials(d, degree))}
+    lower = symmetric_monomials(d, degree - 1)
+    index = np.full((len(lower), d), len(lookup), dtype=np.int32)
+    for p, t in enumerate(lower):
+        for a in range(int(t[0]) + 1):
+            index[p, a] = lookup[(a, *map(int, t))]
+    return index
+
+
+def _batched_matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """(C, N, J) @ (C, J, P) -> (C, N, P), batched over the leading channel axis."""
+    return jax.lax.dot_general(a, b, (((2,), (1,)), ((0,), (0,))))
+
+
+def contract_monomials(x: jax.Array, bases: Sequence[jax.Array]) -> jax.Array:
+    """``sum_nu monomials(x, nu) @ bases[nu - 1]`` per channel, without the top-degree monomials.
+
+    The top degree is evaluated Horner-style, ``sum_a x_a (monomials(x, nu - 1) @ B'_a)`` with
+    ``B'`` the top basis regrouped by leading index: the largest monomial array (816 entries per
+    channel for d=16, nu=3) is never built, and all work is dense batched matmuls.
+
+    Args:
+        x: (C, N, d). bases[nu - 1]: (C, J_nu, P).
+    Returns:
+        (C, N, P).
+    """
+    top = len(bases)
+    if top == 1:
+        return _batched_matmul(x, bases[0])
+    c, _, d = x.shape
+    p = bases[0].shape[-1]
+    lower = [x]
+    for _ in range(2, top):
+        lower.append(extend_monomials(x, lower[-1]))
+    padded = jnp.concatenate([bases[-1], jnp.zeros((c, 1, p), bases[-1].dtype)], axis=1)
+    regrouped = padded[:, _top_degree_index(d, top)]  # (C, J_{top-1}, d, P)
+    head = jnp.concatenate([bases[top - 2], regrouped.reshape(c, regrouped.shape[1], d * p)], -1)
+    t = _batched_matmul(lower[-1], head)
+    out = t[..., :p] + jnp.einsum("cna,cnap->cnp", x, t[..., p:].reshape(*t.shape[:2], d, p))
+    for nu in range(1, top - 1):
+        out = out + _batched_matmul(lower[nu - 1], bases[nu - 1])
     return out
 
 
@@ -266,9 +371,10 @@ class SymmetricContraction(nn.Module):
     ``B[n,c,m] = sum_nu sum_k W_nu[z_n,k,c] sum_i U_nu[m,i1..i_nu,k] x[n,c,i1]..x[n,c,i_nu]``.
 
     U_nu live in the ``constants`` collection (copied from torch or built by e3nn-jax at init).
-    Evaluation folds U_nu onto symmetric monomials and the weights of each element into it, so the
-    per-node work is one (J x M) matmul per channel; this is exact and avoids mace-torch's
-    (N, C, d, ..., d) intermediates.
+    Evaluation folds U_nu onto symmetric monomials and the weights of each element into it, then
+    :func:`contract_monomials` does the per-node work as batched matmuls over channels (all
+    elements and output degrees in one). This is exact and avoids mace-torch's (N, C, d, ..., d)
+    intermediates.
     """
 
     ls_in: Sequence[int]
@@ -299,28 +405,28 @@ class SymmetricContraction(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, one_hot: jax.Array) -> Features:
         """(N, C, d), (N, E) -> {L: (N, C, 2L+1)}."""
-        channels = x.shape[1]
-        monos = [monomials(x, nu) for nu in range(1, self.correlation + 1)]
-        out = {}
-        for l_out in self.ls_out:
-            folded = []  # per nu: (E, J_nu, M, C)
-            for nu in range(1, self.correlation + 1):
+        num_nodes, channels, d = x.shape
+        sizes = [2 * l + 1 for l in self.ls_out]
+        bases = []  # per nu: (C, J_nu, E * sum(2L+1)), every element and output degree at once
+        for nu in range(1, self.correlation + 1):
+            per_l = []
+            for l_out in self.ls_out:
                 u = self._coupling(l_out, nu).astype(x.dtype)
                 w = self._weights(l_out, nu, u.shape[-1], channels).astype(x.dtype)
                 if u.shape[-1] == 0:
-                    folded.append(None)
-                    continue
-                folded.append(jnp.einsum("jmk,ekc->ejmc", symmetrize_basis(u, nu), w))
-            terms = [(mono, f) for mono, f in zip(monos, folded, strict=True) if f is not None]
-            mono_all = jnp.concatenate([t[0] for t in terms], axis=-1)  # (N, C, J)
-            basis_all = jnp.concatenate([t[1] for t in terms], axis=1)  # (E, J, M, C)
-            res = 0.0
-            for e in range(self.num_elements):
-                res = res + one_hot[:, e, None, None] * jnp.einsum(
-                    "ncj,jmc->ncm", mono_all, basis_all[e]
-                )
-            out[l_out] = res
-        return out
+                    shape = (self.num_elements, len(symmetric_monomials(d, nu)), 2 * l_out + 1)
+                    per_l.append(jnp.zeros((*shape, channels), x.dtype))
+                else:
+                    per_l.append(jnp.einsum("jmk,ekc->ejmc", symmetrize_basis(u, nu), w))
+            folded = jnp.concatenate(per_l, axis=2)  # (E, J, M, C)
+            bases.append(jnp.transpose(folded, (3, 1, 0, 2)).reshape(channels, folded.shape[1], -1))
+        res = contract_monomials(jnp.transpose(x, (1, 0, 2)), bases)
+        res = res.reshape(channels, num_nodes, self.num_elements, sum(sizes))
+        # Each node keeps its own element's result; the other elements' work is the price of
+        # one dense matmul per channel instead of a per-node weight gather.
+        res = jnp.einsum("cnem,ne->ncm", res, one_hot)
+        bounds = np.cumsum([0, *sizes])
+        return {l: res[..., bounds[i] : bounds[i + 1]] for i, l in enumerate(self.ls_out)}
 
 
 def contraction_reference(

@@ -203,7 +203,7 @@ class MACE(nn.Module):
         embedding = self.param(
             "node_embedding", nn.initializers.normal(1.0), (num_elements, channels), dt
         )
-        h = {0: (one_hot @ embedding / np.sqrt(num_elements))[:, :, None]}
+        h = {0: (one_hot @ embedding / float(np.sqrt(num_elements)))[:, :, None]}
 
         readout_energies = []
         for t in range(cfg.num_interactions):

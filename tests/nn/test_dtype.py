@@ -1,0 +1,58 @@
+"""A float32 model must compute in float32 even with x64 enabled (as in the tests, MD and training).
+
+NumPy scalars are not weakly typed in JAX: ``x32 / np.sqrt(c)`` is float64 under x64. Such a leak
+once made every "float32" model run in float64 at half the speed, silently. The check reads the
+jaxpr of energy, forces and stress and fails on any float64 array that is not a scalar constant.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import numpy as np
+import pytest
+
+from rsajax.data import atoms_to_graph
+from rsajax.nn.long_range import RSAConfig, make_kset_fn
+from rsajax.nn.model import MACEConfig, init_model
+from rsajax.potential import energy_fn_from_model, make_potential
+from tests.structures import triclinic
+
+BASE = dict(
+    r_max=3.5,
+    num_bessel=4,
+    max_ell=3,
+    num_channels=4,
+    max_L=1,
+    correlation=3,
+    num_interactions=2,
+    MLP_irreps="2x0e",
+    radial_MLP=(8,),
+    avg_num_neighbors=5.0,
+    atomic_numbers=(8, 14),
+    atomic_energies=(-2.0, -4.0),
+    dtype="float32",
+)
+
+
+def float64_arrays(jaxpr_text: str) -> list[str]:
+    """Every ``f64[...]`` with at least one dimension in a printed jaxpr."""
+    return sorted(set(re.findall(r"f64\[\d[\d,]*\]", jaxpr_text)))
+
+
+@pytest.mark.parametrize("long_range", [None, "default"])
+def test_float32_model_has_no_float64_arrays(long_range):
+    assert jax.config.jax_enable_x64
+    lr = None if long_range is None else RSAConfig.preset(long_range, k_cut=1.5)
+    config = MACEConfig(**BASE, long_range=lr)
+    model, variables = init_model(config)
+    variables = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), variables)
+    atoms = triclinic()
+    kset_fn = None if lr is None else make_kset_fn(lr, [atoms])
+    graph = atoms_to_graph(atoms, config.r_max, dtype=np.float32, kset_fn=kset_fn)
+    potential = make_potential(energy_fn_from_model(model))
+    text = str(jax.make_jaxpr(potential)(variables, graph))
+    assert float64_arrays(text) == []
+    out = potential(variables, graph)
+    assert {k: str(v.dtype) for k, v in out.items()} == dict.fromkeys(out, "float32")
