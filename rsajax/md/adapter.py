@@ -117,9 +117,10 @@ def _allocation_graph(numbers: np.ndarray, box: np.ndarray) -> SimpleNamespace:
 def long_range_kset(model, numbers: np.ndarray, box: np.ndarray):
     """The RSA k-set of a long-range model for allocation ``box`` (None for short-range models).
 
-    Integer k-vectors are fixed here, on the host; the Cartesian vectors follow the (strained)
-    box inside the energy, so forces, virial and NPT are exact while the set still covers the box
-    (:func:`kset_check`).
+    Integer k-vectors (or, for ``evaluation="mesh"``, the grid ``kset.mesh``, sized with the
+    config's margin) are fixed here, on the host; the Cartesian vectors follow the (strained)
+    box inside the energy, so forces, virial and NPT are exact while the set or grid still covers
+    the box (:func:`kset_check`).
     """
     rsa = model.config.long_range
     if rsa is None:
@@ -131,8 +132,12 @@ def long_range_kset(model, numbers: np.ndarray, box: np.ndarray):
 
 
 def kset_check(kset, k_cut: float) -> BoxCheck:
-    """A box check: does the allocation's integer k-set still hold every ``|k| <= k_cut``?"""
+    """A box check: does the allocation's integer k-set still hold every ``|k| <= k_cut``? For a
+    mesh k-set: does the grid still resolve them at the oversampling it was sized with?"""
     from rsajax.nn.kspace import kset_covers
+
+    if kset.mesh is not None:
+        return _mesh_check(kset.mesh)
 
     n, mask = np.asarray(kset.n[0]), np.asarray(kset.mask[0])
 
@@ -140,6 +145,19 @@ def kset_check(kset, k_cut: float) -> BoxCheck:
         for b in np.asarray(boxes, dtype=np.float64).reshape(-1, 3, 3):
             if not kset_covers(b.T, n, mask, k_cut):
                 return "the box left the range the RSA k-set covers (new k-vectors below k_cut)"
+        return None
+
+    return check
+
+
+def _mesh_check(mesh) -> BoxCheck:
+    def check(boxes: np.ndarray) -> str | None:
+        for b in np.asarray(boxes, dtype=np.float64).reshape(-1, 3, 3):
+            if not mesh.covers(b.T, mesh.oversampling):
+                return (
+                    f"the box left the range the RSA mesh {mesh.shape} covers (|k| <= "
+                    f"{mesh.k_cut} 1/A no longer resolved at oversampling {mesh.oversampling})"
+                )
         return None
 
     return check

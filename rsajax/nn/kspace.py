@@ -21,6 +21,8 @@ The host functions here (numpy) choose the k-set; only :func:`reciprocal_vectors
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.struct
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +48,10 @@ class KSet:
         envelope_width: the envelope falls from 1 to 0 over ``[k_cut (1 - width), k_cut]``.
         smooth: False only for the seed set, whose weights carry no envelope (static).
         has_open: True if any graph uses quadrature nodes (static), checked at trace time.
+        mesh: None for the direct lattice sum, or a :class:`rsajax.nn.rsa_mesh.MeshSpec` (static:
+            grid shape and spline order are compile-time constants) when the attention is
+            evaluated on a particle mesh; ``n``/``nodes`` are then unused one-slot placeholders
+            and only ``periodic`` is read (see :func:`rsajax.nn.long_range.make_kset_fn`).
     """
 
     n: np.ndarray
@@ -57,6 +63,7 @@ class KSet:
     envelope_width: float = flax.struct.field(pytree_node=False, default=0.2)
     smooth: bool = flax.struct.field(pytree_node=False, default=True)
     has_open: bool = flax.struct.field(pytree_node=False, default=False)
+    mesh: Any = flax.struct.field(pytree_node=False, default=None)
 
     @property
     def num_k(self) -> int:

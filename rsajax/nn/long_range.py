@@ -10,12 +10,21 @@ The k-vectors are chosen on the host, once per batch, by the function :func:`mak
 returns (pass it as ``kset_fn`` to :func:`rsajax.data.collate`, ``atoms_to_graph`` or
 ``GraphDataset``); the model reads them from ``graph.kset`` and computes the Cartesian vectors
 from the (strained) cell inside the differentiated function, so forces and stress are exact.
+
+Evaluation (``RSAConfig.evaluation``): ``direct`` sums over the lattice vectors with
+``|k| <= k_cut`` (cost ``O(N M)``, and ``M ~ V`` at fixed ``k_cut``: quadratic in N at fixed
+density; exact). ``mesh`` evaluates the same sums by smooth particle-mesh Ewald
+(:mod:`rsajax.nn.rsa_mesh`: linear in N up to the FFT's log; relative deviation from ``direct``
+~2e-5 at the default order 6 and oversampling 2, ~1e-6 at order 8). The mesh's grid is a static
+:class:`~rsajax.nn.mesh_spec.MeshSpec` chosen on the host by :func:`make_kset_fn` with the same
+``margin`` as the k-set and carried in ``graph.kset.mesh``, so it is a compile-time constant. The
+mesh is lattice-only: open-boundary and slab structures raise (use ``direct``). The parameters do
+not depend on the evaluation: a model trained with one can be run with the other.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,11 +44,11 @@ from rsajax.nn.kspace import (
     max_num_k,
     seed_kset,
 )
-from rsajax.nn.rsa import WEIGHTINGS, RSABlock
+from rsajax.nn.mesh_spec import MeshSpec, make_mesh_kset_fn
+from rsajax.nn.rsa import EVALUATIONS, WEIGHTINGS, RSABlock
 from rsajax.nn.rsa_combine import COMBINATIONS, make_combination
 
 Features = dict[int, jax.Array]
-EVALUATIONS = ("direct", "mesh")
 KSET_HINT = "build batches with kset_fn=make_kset_fn(config.long_range, structures)"
 
 
@@ -58,8 +67,11 @@ class RSAConfig:
         envelope_width: the envelope falls from 1 to 0 over ``[k_cut (1 - width), k_cut]``.
         seed: use the reference's six k-vectors (orthorhombic cells >= 10 A only).
         layers: indices of the interaction layers that get RSA (None: all).
-        evaluation: ``direct`` (lattice sum / quadrature) or ``mesh`` (particle mesh, if present).
+        evaluation: ``direct`` (lattice sum / quadrature) or ``mesh`` (particle mesh, periodic
+            cells only; same parameters, linear cost in N).
         num_radial, lebedev_degree: the open-boundary quadrature.
+        mesh_order: B-spline order of the mesh (accuracy ~2e-5 at 6, ~1e-6 at 8; cost ~order^3).
+        mesh_oversampling: grid points per needed frequency, ``K / (2 n_max + 1)`` (>= 1).
     """
 
     k_cut: float = 0.8
@@ -75,6 +87,8 @@ class RSAConfig:
     evaluation: str = "direct"
     num_radial: int = 16
     lebedev_degree: int = 29
+    mesh_order: int = 6
+    mesh_oversampling: float = 2.0
 
     def __post_init__(self):
         if self.layers is not None:
@@ -104,12 +118,26 @@ class RSAConfig:
             raise ValueError(
                 f"RSAConfig.evaluation must be one of {EVALUATIONS}, got {self.evaluation!r}"
             )
+        if self.evaluation == "mesh" and self.seed:
+            raise ValueError(
+                "RSAConfig.seed=True uses the reference's six k-vectors; evaluate them 'direct'"
+            )
+        if not 3 <= self.mesh_order <= 12:
+            raise ValueError(f"RSAConfig.mesh_order must be in [3, 12], got {self.mesh_order}")
+        if not self.mesh_oversampling >= 1.0:
+            raise ValueError(
+                f"RSAConfig.mesh_oversampling must be >= 1, got {self.mesh_oversampling}"
+            )
 
     @classmethod
     def preset(cls, name: str, **overrides) -> RSAConfig:
         """``seed``: the reference model (six reference k-vectors, unit weights, ``tp``, 1 head).
         ``default``: ``ewald`` weights (sigma 5 A), k_cut 0.8 1/A, one head, ``residual``: the
-        best-behaved configuration measured here (held-out toy Coulomb fit, overhead; README)."""
+        best-behaved configuration measured here (held-out toy Coulomb fit, overhead; README).
+        Both evaluate ``direct``. For large periodic cells pass ``evaluation="mesh"`` (e.g.
+        ``RSAConfig.preset("default", evaluation="mesh")``): the direct sum's cost per atom grows
+        with the volume at fixed ``k_cut``, the mesh's does not (``benchmarks/rsa_scaling.py``
+        tables 6-7 measure the crossover)."""
         presets = {
             "seed": dict(
                 k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp", seed=True
@@ -208,18 +236,15 @@ def check_kset(config: RSAConfig, kset: KSet | None) -> None:
             f"but the model has k_cut={config.k_cut}, envelope_width={config.envelope_width}; "
             + KSET_HINT
         )
-
-
-def check_evaluation(config: RSAConfig) -> None:
-    if config.evaluation == "mesh":
-        if importlib.util.find_spec("rsajax.nn.rsa_mesh") is None:
-            raise NotImplementedError(
-                "RSAConfig.evaluation='mesh' is not available: rsajax.nn.rsa_mesh is not "
-                "installed; use evaluation='direct'"
-            )
-        raise NotImplementedError(
-            "RSAConfig.evaluation='mesh': rsajax.nn.rsa_mesh exists but RSABlock cannot select "
-            "it yet; use evaluation='direct'"
+    if (kset.mesh is not None) != (config.evaluation == "mesh"):
+        have = "a mesh k-set" if kset.mesh is not None else "a direct k-set"
+        raise ValueError(
+            f"the model evaluates RSA {config.evaluation!r} but graph.kset is {have}; {KSET_HINT}"
+        )
+    if kset.mesh is not None and kset.mesh.order != config.mesh_order:
+        raise ValueError(
+            f"graph.kset's mesh has B-spline order {kset.mesh.order} but the model has "
+            f"mesh_order={config.mesh_order}; {KSET_HINT}"
         )
 
 
@@ -232,9 +257,11 @@ class LongRangeLayer(nn.Module):
     @nn.compact
     def __call__(self, h_in: Features, h_out: Features, graph, positions: jax.Array) -> Features:
         cfg = self.config
-        check_evaluation(cfg)
         check_kset(cfg, graph.kset)
-        block = RSABlock(self.channels, cfg.num_heads, cfg.weighting, cfg.sigma, name="rsa")
+        block = RSABlock(
+            self.channels, cfg.num_heads, cfg.weighting, cfg.sigma, evaluation=cfg.evaluation,
+            name="rsa",
+        )  # fmt: skip
         u = block(
             h_in[0][..., 0],
             positions,
@@ -285,8 +312,17 @@ def init_kset(config: RSAConfig, graph) -> KSet:
     kset = placeholder_kset(graph)
     if config.seed:
         return kset
+    mesh = None
+    if config.evaluation == "mesh":  # a smallest grid; all graphs non-periodic, weights 0
+        mesh = MeshSpec(
+            (config.mesh_order,) * 3, config.mesh_order, float(config.k_cut),
+            float(config.envelope_width), float(config.mesh_oversampling),
+        )  # fmt: skip
     return kset.replace(
-        k_cut=float(config.k_cut), envelope_width=float(config.envelope_width), smooth=True
+        k_cut=float(config.k_cut),
+        envelope_width=float(config.envelope_width),
+        smooth=True,
+        mesh=mesh,
     )
 
 
@@ -318,16 +354,30 @@ def make_kset_fn(
 
     Every structure is checked now (empty k-set, open boundaries in a lattice-only mode, seed
     mode on a non-orthorhombic or small cell), so errors name the structure before training.
+    With ``evaluation="mesh"`` the static grid (:class:`~rsajax.nn.mesh_spec.MeshSpec`, exposed
+    as ``kset_fn.mesh``) is sized here for every structure with ``config.margin`` of head room,
+    and every structure must be fully periodic.
 
     Args:
         config: the model's long-range configuration.
         structures: every structure the function will see: ASE Atoms, ``GraphRecord``s or Graphs.
-        m_max: a floor for the number of k slots (head room for NPT; the dataset's need wins).
+        m_max: a floor for the number of k slots (head room for NPT; the dataset's need wins;
+            unused by the mesh, whose head room is ``config.margin``).
     Returns:
         ``kset_fn`` for :func:`rsajax.data.collate`, ``atoms_to_graph`` and ``GraphDataset``.
     """
     cells, pbcs = _cells_and_pbcs(structures)
     open_ = ~pbcs.any(axis=1)
+    if config.evaluation == "mesh":
+        return make_mesh_kset_fn(
+            cells,
+            pbcs,
+            config.k_cut,
+            order=config.mesh_order,
+            oversampling=config.mesh_oversampling,
+            margin=config.margin,
+            envelope_width=config.envelope_width,
+        )
     lattice_only = config.seed or config.weighting == "ones"
     if lattice_only and open_.any():
         bad = np.flatnonzero(open_).tolist()

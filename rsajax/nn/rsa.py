@@ -17,6 +17,7 @@ one matmul over k followed by a per-atom contraction over ``p``. Memory: ``O(G M
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import e3nn_jax as e3nn
@@ -28,6 +29,7 @@ from rsajax.nn.kspace import KSet, kspace_geometry, smooth_envelope
 
 Weighting = Literal["ones", "ewald", "learned"]
 WEIGHTINGS = ("ones", "ewald", "learned")
+EVALUATIONS = ("direct", "mesh")
 
 
 def reciprocal_space_attention(
@@ -120,6 +122,26 @@ def fixed_kweights(
     return jnp.where(kset.mask, weights, 0.0)
 
 
+def check_evaluation(evaluation: str, kset: KSet):
+    """The mesh of ``kset`` (None for the direct kernel); raise if it does not match
+    ``evaluation`` (a k-set built for the other kernel)."""
+    if evaluation not in EVALUATIONS:
+        raise ValueError(f"evaluation must be one of {EVALUATIONS}, got {evaluation!r}")
+    if evaluation == "mesh" and kset.mesh is None:
+        raise ValueError(
+            "evaluation 'mesh' needs a k-set that carries a MeshSpec (kset.mesh), got a direct "
+            "k-set; build it with make_kset_fn for a config with evaluation='mesh'"
+        )
+    if evaluation == "direct" and kset.mesh is not None:
+        raise ValueError(
+            "evaluation 'direct' got a mesh k-set (kset.mesh is set); build it with make_kset_fn "
+            "for a config with evaluation='direct'"
+        )
+    if kset.mesh is not None and kset.has_open:
+        raise ValueError("the mesh evaluation is lattice-only; open-boundary graphs need 'direct'")
+    return kset.mesh
+
+
 class LearnedKWeights(nn.Module):
     """Per-head positive radial function of |k|, times the envelope and the measure: (G, M, H).
 
@@ -134,11 +156,14 @@ class LearnedKWeights(nn.Module):
     def __call__(self, kset: KSet, kvectors: jnp.ndarray, measure: jnp.ndarray) -> jnp.ndarray:
         k_norm = jnp.sqrt(jnp.where(kset.mask, jnp.sum(kvectors**2, axis=-1), 1.0))
         x = k_norm / kset.k_cut
-        centres = jnp.linspace(0.0, 1.0, self.num_basis)
+        centres = jnp.linspace(0.0, 1.0, self.num_basis, dtype=x.dtype)
         basis = jnp.exp(-(((x[..., None] - centres) * (self.num_basis - 1)) ** 2))
-        coeffs = self.param("coeffs", nn.initializers.zeros, (self.num_basis, self.num_heads))
+        # parameters in the model's dtype; softplus(bias) = 1 at init (a Python float constant)
+        coeffs = self.param(
+            "coeffs", nn.initializers.zeros, (self.num_basis, self.num_heads), x.dtype
+        )
         bias = self.param(
-            "bias", nn.initializers.constant(jnp.log(jnp.expm1(1.0))), (self.num_heads,)
+            "bias", nn.initializers.constant(math.log(math.expm1(1.0))), (self.num_heads,), x.dtype
         )
         radial = jax.nn.softplus(basis @ coeffs.astype(x.dtype) + bias.astype(x.dtype))
         envelope = smooth_envelope(k_norm, kset.k_cut, kset.envelope_width)
@@ -151,8 +176,15 @@ class RSABlock(nn.Module):
     """RSA of one interaction layer: input scalars (N, C_in) -> u (N, C) (RSA.md steps 1-5).
 
     ``s = W_lin x`` (e3nn Linear to ``C x 0e``), ``q, k, v = split(W_qkv s)`` (no bias),
-    ``q <- SiLU(q) / sqrt(C)``, ``k <- SiLU(k)``, then :func:`reciprocal_space_attention` with the
-    chosen per-k weights. ``cell`` must be the cell the caller strains with the positions.
+    ``q <- SiLU(q) / sqrt(C)``, ``k <- SiLU(k)``, then steps 3-5 with the chosen per-k weights by
+    one of two kernels with the same parameters and the same result (to the mesh accuracy):
+
+    - ``evaluation="direct"``: :func:`reciprocal_space_attention`, the lattice sum over the
+      k-set's vectors (or the open-boundary quadrature); ``O(N M)``, ``M ~ V`` at fixed ``k_cut``.
+    - ``evaluation="mesh"``: :func:`rsajax.nn.rsa_mesh.mesh_attention`, smooth-PME on the grid
+      ``kset.mesh`` (fully periodic cells only); ``O(N)`` up to the FFT's log.
+
+    ``cell`` must be the cell the caller strains with the positions.
     """
 
     channels: int
@@ -160,6 +192,7 @@ class RSABlock(nn.Module):
     weighting: Weighting = "ewald"
     sigma: float = 5.0  # A, Gaussian width of the 'ewald' weighting
     num_basis: int = 8  # radial basis of the 'learned' weighting
+    evaluation: Literal["direct", "mesh"] = "direct"
 
     @nn.compact
     def __call__(
@@ -178,8 +211,14 @@ class RSABlock(nn.Module):
         s = e3nn.flax.Linear(f"{self.channels}x0e", name="W_lin")(scalars.filter(keep="0e")).array
         qkv = nn.Dense(3 * self.channels, use_bias=False, name="W_qkv", param_dtype=s.dtype)(s)
         q, k, v = jnp.split(qkv, 3, axis=-1)
-        q = jax.nn.silu(q) / jnp.sqrt(self.channels)
+        q = jax.nn.silu(q) / self.channels**0.5  # a Python float keeps float32 in float32
         k = jax.nn.silu(k)
+        mesh = check_evaluation(self.evaluation, kset)
+        if mesh is not None:
+            # rsa_mesh imports this module (fixed_kweights), hence the local import.
+            from rsajax.nn.rsa_mesh import mesh_kset
+
+            kset = mesh_kset(mesh, kset.periodic, cell.dtype)  # the grid's frequencies
         kvectors, measure = kspace_geometry(kset, cell)
         if self.weighting == "learned":
             weights = LearnedKWeights(self.num_heads, self.num_basis, name="k_weights")(
@@ -187,6 +226,13 @@ class RSABlock(nn.Module):
             )
         else:
             weights = fixed_kweights(kset, kvectors, measure, self.weighting, self.sigma)
+        if mesh is not None:
+            from rsajax.nn.rsa_mesh import mesh_attention
+
+            return mesh_attention(
+                q, k, v, positions, cell, weights, node_graph, cell.shape[0], mesh,
+                node_mask=node_mask, num_heads=self.num_heads,
+            )  # fmt: skip
         return reciprocal_space_attention(
             q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
             node_mask=node_mask, num_heads=self.num_heads,

@@ -14,6 +14,8 @@ irreps, and are equivariant because ``u`` is invariant.
 
 from __future__ import annotations
 
+import math
+
 import e3nn_jax as e3nn
 import flax.linen as nn
 import jax
@@ -73,7 +75,7 @@ class TensorProductCombine(nn.Module):
                     f"w_{i}_{index}", nn.initializers.normal(1.0), (mul, u.shape[-1], mul_out)
                 ).astype(u.dtype)
                 mixed = jnp.einsum("nb,abw->naw", u, weight)  # (N, mul_in, mul_out)
-                out = out + jnp.einsum("nam,naw->nwm", chunk, mixed) / jnp.sqrt(fan_in)
+                out = out + jnp.einsum("nam,naw->nwm", chunk, mixed) / math.sqrt(fan_in)
             chunks.append(out)
         return e3nn.from_chunks(irreps_out, chunks, u.shape[:-1], u.dtype)
 

@@ -26,155 +26,33 @@ the mesh accuracy.
 Cost per atom: ``O(p^3 C^2 / H)`` for spreading and interpolation plus ``O(K log K C^2 / H)`` per
 grid point for the FFTs, ``K ~ V``: flat per atom at fixed density up to the log.
 
-The spline operators live in :mod:`rsajax.nn.bspline_mesh`. Host side (numpy): :func:`mesh_shape`,
-:func:`batched_mesh_shape`, :func:`mesh_spec`, :class:`MeshSpec`. Traced side:
-:func:`mesh_kset` / :func:`mesh_kweights` give the weights ``w(n)`` on the grid frequencies with the
-same functions the direct kernel uses; :func:`mesh_attention` is the kernel.
+The spline operators live in :mod:`rsajax.nn.bspline_mesh`; the host side (numpy: grid shape,
+:class:`MeshSpec`, the batch's ``graph.kset``) in :mod:`rsajax.nn.mesh_spec`, re-exported here.
+Traced side: :func:`mesh_kset` / :func:`mesh_kweights` give the weights ``w(n)`` on the grid
+frequencies with the same functions the direct kernel uses; :func:`mesh_attention` is the kernel.
+In RSA-MACE it is selected by ``RSAConfig(evaluation="mesh")`` (:class:`rsajax.nn.rsa.RSABlock`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import flax.struct
 import jax.numpy as jnp
 import numpy as np
 
 from rsajax.nn.bspline_mesh import bspline_weights, interpolate, spline_transform, spread
-from rsajax.nn.kspace import TWO_PI, KSet, kspace_geometry, smooth_envelope
+from rsajax.nn.kspace import KSet, kspace_geometry, smooth_envelope
+from rsajax.nn.mesh_spec import (  # noqa: F401  (re-exported: the host half of the mesh)
+    MeshSpec,
+    batched_mesh_shape,
+    build_mesh_kset,
+    fft_size,
+    mesh_shape,
+    mesh_spec,
+)
 from rsajax.nn.rsa import fixed_kweights
 
-# --------------------------------------------------------------------------- host side
-
-
-@flax.struct.dataclass
-class MeshSpec:
-    """Static description of the mesh of a batch: every field is a compile-time constant.
-
-    Attributes:
-        shape: (K1, K2, K3) grid points along the three lattice vectors.
-        order: B-spline order ``p`` (``p^3`` grid points per atom; 4 to 10 are sensible).
-        k_cut: the weights' cutoff in 1/A (the envelope is 0 beyond it).
-        envelope_width: relative width of the envelope (as in :class:`~rsajax.nn.kspace.KSet`).
-    """
-
-    shape: tuple[int, int, int] = flax.struct.field(pytree_node=False)
-    order: int = flax.struct.field(pytree_node=False, default=8)
-    k_cut: float = flax.struct.field(pytree_node=False, default=0.8)
-    envelope_width: float = flax.struct.field(pytree_node=False, default=0.2)
-
-    def covers(self, cell: np.ndarray, oversampling: float = 1.0) -> bool:
-        """Whether this grid still resolves every ``|k| <= k_cut`` of ``cell`` (NPT check).
-
-        With ``oversampling = 1`` it answers "represented at all" (``K_a > 2 n_max``); pass the
-        oversampling the grid was built with to check that its accuracy is kept.
-        """
-        need = _max_frequency(np.asarray(cell, float), self.k_cut, 0.0)
-        return all(
-            k >= max(2 * n + 1, oversampling * (2 * n + 1))
-            for k, n in zip(self.shape, need, strict=True)
-        )
-
-
-def fft_size(minimum: int) -> int:
-    """The smallest integer >= ``minimum`` whose only prime factors are 2, 3 and 5."""
-    size = max(1, int(minimum))
-    while True:
-        rest = size
-        for prime in (2, 3, 5):
-            while rest % prime == 0:
-                rest //= prime
-        if rest == 1:
-            return size
-        size += 1
-
-
-def _max_frequency(cell: np.ndarray, k_cut: float, margin: float) -> np.ndarray:
-    """Largest ``|n_a|`` with ``|k_n| <= k_cut (1 + margin)``: ``|n_a| <= |k| |a_a| / 2 pi``."""
-    if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-9:
-        raise ValueError(f"the mesh needs a non-singular (3, 3) cell, got\n{cell}")
-    return np.floor(k_cut * (1.0 + margin) * np.linalg.norm(cell, axis=1) / TWO_PI).astype(int)
-
-
-def mesh_shape(
-    cell: np.ndarray,
-    k_cut: float,
-    oversampling: float = 2.0,
-    margin: float = 0.1,
-    name: str = "structure",
-) -> tuple[int, int, int]:
-    """FFT-friendly grid ``(K1, K2, K3)`` for one cell.
-
-    ``n_max_a`` bounds ``|n_a|`` over ``|k_n| <= k_cut (1 + margin)`` (the margin lets the cell
-    strain by ~``margin`` before the grid must grow; see :meth:`MeshSpec.covers`); then
-    ``K_a = fft_size(ceil(oversampling (2 n_max_a + 1)))``. The aliasing error of the order-``p``
-    spline at the largest needed frequency is about ``(1 / (2 oversampling - 1))^p``.
-    """
-    if not k_cut > 0:
-        raise ValueError(f"{name}: k_cut must be positive, got {k_cut}")
-    if not oversampling >= 1.0:
-        raise ValueError(f"{name}: oversampling must be >= 1, got {oversampling}")
-    try:
-        n_max = _max_frequency(np.asarray(cell, dtype=np.float64), k_cut, margin)
-    except ValueError as error:
-        raise ValueError(f"{name}: {error}") from None
-    if not np.any(n_max > 0):
-        raise ValueError(
-            f"{name}: k_cut={k_cut:g} 1/A selects no reciprocal lattice vector of this cell (the "
-            "cell is too small for this k_cut); the attention would be exactly zero"
-        )
-    return tuple(fft_size(int(np.ceil(oversampling * (2 * n + 1)))) for n in n_max)
-
-
-def batched_mesh_shape(
-    cells: np.ndarray,
-    pbcs: np.ndarray,
-    k_cut: float,
-    oversampling: float = 2.0,
-    margin: float = 0.1,
-    active: np.ndarray | None = None,
-) -> tuple[int, int, int]:
-    """One static grid for a batch or a dataset: the elementwise maximum of :func:`mesh_shape`.
-
-    Args:
-        cells: (S, 3, 3); pbcs: (S, 3) bool; active: (S,) bool (default all), e.g. a graph mask.
-    Raises:
-        ValueError naming the structure if an active one is not fully periodic.
-    """
-    cells, pbcs = np.asarray(cells, np.float64), np.asarray(pbcs, bool)
-    active = np.ones(len(cells), bool) if active is None else np.asarray(active, bool)
-    shapes = []
-    for index in np.flatnonzero(active):
-        if not pbcs[index].all():
-            raise ValueError(
-                f"structure {index}: the mesh evaluation needs a fully periodic cell, got "
-                f"pbc={pbcs[index].tolist()}; use the direct kernel (evaluation 'direct')"
-            )
-        shapes.append(mesh_shape(cells[index], k_cut, oversampling, margin, f"structure {index}"))
-    if not shapes:
-        raise ValueError("no active structure to size the mesh for")
-    return tuple(int(k) for k in np.max(np.array(shapes), axis=0))
-
-
-def mesh_spec(
-    cells: np.ndarray,
-    pbcs: np.ndarray,
-    k_cut: float,
-    *,
-    order: int = 6,
-    oversampling: float = 2.0,
-    margin: float = 0.1,
-    envelope_width: float = 0.2,
-    active: np.ndarray | None = None,
-) -> MeshSpec:
-    """The static :class:`MeshSpec` for a dataset or batch (host side, like ``max_num_k``).
-
-    Accuracy against the direct kernel (max relative deviation of ``u``, measured in
-    ``tests/nn/test_rsa_mesh.py``): order 4 / 6 / 8 at oversampling 2: ~6e-4 / 2e-5 / 1e-6;
-    order 8 at oversampling 3: ~4e-8. Cost per atom grows like ``order^3``.
-    """
-    shape = batched_mesh_shape(cells, pbcs, k_cut, oversampling, margin, active)
-    return MeshSpec(shape, int(order), float(k_cut), float(envelope_width))
+# --------------------------------------------------------------------------- grid frequencies
 
 
 def grid_frequencies(shape: tuple[int, int, int]) -> np.ndarray:
@@ -183,7 +61,7 @@ def grid_frequencies(shape: tuple[int, int, int]) -> np.ndarray:
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def mesh_kset(mesh: MeshSpec, periodic: jnp.ndarray | np.ndarray) -> KSet:
+def mesh_kset(mesh: MeshSpec, periodic: jnp.ndarray | np.ndarray, dtype=None) -> KSet:
     """The grid frequencies as a :class:`KSet`, (G, K1 K2 K3) slots in FFT order.
 
     Masked: ``n = 0`` (as in the direct set), the Nyquist planes of even ``K_a`` (ambiguous sign),
@@ -191,6 +69,7 @@ def mesh_kset(mesh: MeshSpec, periodic: jnp.ndarray | np.ndarray) -> KSet:
     :func:`~rsajax.nn.kspace.kspace_geometry`, :func:`~rsajax.nn.rsa.fixed_kweights` and
     :class:`~rsajax.nn.rsa.LearnedKWeights` give the mesh weights unchanged. ``periodic`` (G,)
     may be traced (e.g. ``graph.graph_mask & graph.pbc.all(-1)`` inside a jitted model).
+    ``dtype``: of the (unused) float placeholders, so a float32 model stays float32 under x64.
     """
     n = grid_frequencies(mesh.shape)
     nyquist = np.any((2 * np.abs(n) == np.array(mesh.shape)), axis=1)
@@ -199,8 +78,8 @@ def mesh_kset(mesh: MeshSpec, periodic: jnp.ndarray | np.ndarray) -> KSet:
     mask = keep[None, :] & periodic[:, None]
     return KSet(
         n=jnp.where(mask[..., None], n[None], 0).astype(jnp.int32),
-        nodes=jnp.zeros(mask.shape + (3,)),
-        node_weights=jnp.zeros(mask.shape),
+        nodes=jnp.zeros(mask.shape + (3,), dtype),
+        node_weights=jnp.zeros(mask.shape, dtype),
         mask=mask,
         periodic=periodic,
         k_cut=float(mesh.k_cut),
@@ -226,7 +105,7 @@ def mesh_kweights(
             it is multiplied by the envelope and ``1/V`` as in the direct kernel.
         periodic: (G,) bool (may be traced); False graphs (padding, open) get zero weights.
     """
-    kset = mesh_kset(mesh, periodic)
+    kset = mesh_kset(mesh, periodic, cell.dtype)
     kvectors, measure = kspace_geometry(kset, cell)
     if isinstance(weighting, str):
         return fixed_kweights(kset, kvectors, measure, weighting, sigma)[..., None]

@@ -307,9 +307,6 @@ def test_clear_errors():
         MACEConfig(**BASE, long_range=RSAConfig(num_heads=4))
     with pytest.raises(ValueError, match="out of range"):
         MACEConfig(**BASE, long_range=RSAConfig(layers=(2,)))
-    with pytest.raises(NotImplementedError, match="mesh"):
-        config = MACEConfig(**BASE, long_range=RSAConfig(evaluation="mesh"))
-        init_model(config)
     _, model, variables, _ = variant("gate-learned-2heads")
     graph = atoms_to_graph(triclinic(), R_MAX)
     with pytest.raises(ValueError, match=r"kset_fn=make_kset_fn"):
