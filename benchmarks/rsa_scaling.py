@@ -20,6 +20,14 @@ atoms for the presets and single-change variants of the default (the measurement
    the same fixed ``k_cut``: time per atom of the mesh should stay flat; the direct one grows like
    ``M``. Prints the max/min ratio of the mesh's us/atom, the crossover size and the force error.
 
+6. (``--tables 6``) The RSA block (``RSABlock``: W_lin, W_qkv, weights, attention) alone,
+   energy + forces of ``sum u``, with ``evaluation="mesh"`` (its k-set and grid from
+   ``make_kset_fn``, as in the model) next to ``evaluation="direct"``.
+7. (``--tables 7``) RSA-MACE energy+forces with ``RSAConfig.preset("default", evaluation="mesh")``
+   vs N next to SR-MACE and the direct default, with the max/min ratio of us/atom.
+
+Table 4 also lists the default preset evaluated on the mesh (``mesh``, ``mesh o4``: order 4).
+
 Peak memory is XLA's temporary buffer size for the compiled call (``memory_analysis``), plus
 arguments and outputs. Random positions: the kernel's cost does not depend on the structure.
 
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +47,7 @@ import numpy as np
 from rsajax.data import atoms_to_graph, random_silica_box
 from rsajax.nn.kspace import KSet, integer_kset, kspace_geometry
 from rsajax.nn.long_range import RSAConfig, make_kset_fn
+from rsajax.nn.mesh_spec import make_mesh_kset_fn
 from rsajax.nn.model import MACEConfig, init_model
 from rsajax.nn.rsa import RSABlock, fixed_kweights, reciprocal_space_attention
 from rsajax.potential import energy_fn_from_model, make_potential
@@ -94,8 +104,8 @@ def materialised_attention(q, k, v, positions, kvectors, weights):
     return jnp.einsum("m,mnc->nc", weights, beta)
 
 
-def block_functions(channels: int, num_atoms: int, kset: KSet, dtype):
-    block = RSABlock(channels, weighting="ewald", sigma=2.0)
+def block_functions(channels: int, num_atoms: int, kset: KSet, dtype, evaluation="direct"):
+    block = RSABlock(channels, weighting="ewald", sigma=2.0, evaluation=evaluation)
     positions, cell = box(num_atoms)
     scalars = np.random.default_rng(1).normal(size=(num_atoms, channels)).astype(dtype)
     node_graph, node_mask = np.zeros(num_atoms, np.int32), np.ones(num_atoms, bool)
@@ -252,6 +262,8 @@ VARIANTS = {
     "2 heads": lambda: RSAConfig.preset("default", num_heads=2),
     "gate": lambda: RSAConfig.preset("default", combine="gate"),
     "tp": lambda: RSAConfig.preset("default", combine="tp"),
+    "mesh": lambda: RSAConfig.preset("default", evaluation="mesh"),
+    "mesh o4": lambda: RSAConfig.preset("default", evaluation="mesh", mesh_order=4),
 }
 
 
@@ -267,6 +279,8 @@ def model_call(long_range, atoms, dtype):
     peak = memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
     jax.block_until_ready(compiled(variables, graph))
     m = 0 if graph.kset is None else int(np.asarray(graph.kset.mask).sum())
+    if graph.kset is not None and graph.kset.mesh is not None:
+        m = int(np.prod(graph.kset.mesh.shape))  # grid points instead of k-vectors
     return compiled, (variables, graph), peak, m
 
 
@@ -312,6 +326,97 @@ def model_rows(sizes, dtype, repeats, variants, overhead_atoms=648) -> None:
         print(f"{name:>10} {m:>5} {1e3 * t:>9.1f} {peak / 2**20:>8.1f} {overhead:>9}")
 
 
+def ratio_line(what: str, per_atom: dict) -> str:
+    ratio = max(per_atom.values()) / min(per_atom.values())
+    sizes = sorted(per_atom)
+    return f"{what} us/atom max/min over {sizes[0]}..{sizes[-1]} atoms: {ratio:.2f} (target < 2)"
+
+
+def fft_seconds(shape, channels: int, dtype, repeats: int) -> float:
+    """Best time of the mesh's FFT round trip (fftn, weights, ifftn) and its gradient on a
+    grid of ``channels^2 / 2`` complex amplitudes (one head), as in ``mesh_attention``."""
+    complex_dtype = jnp.result_type(dtype, jnp.complex64)
+    grid = jnp.ones((1, *shape, channels * channels // 2), complex_dtype)
+    weights = jnp.ones((1, *shape, 1), dtype)
+
+    def round_trip(grid):
+        field = jnp.fft.ifftn(jnp.fft.fftn(grid, axes=(1, 2, 3)) * weights, axes=(1, 2, 3))
+        return jnp.sum(jnp.abs(field) ** 2)
+
+    return timed(jax.value_and_grad(round_trip), (grid,), repeats)[0]
+
+
+def mesh_block_table(sizes, k_cut, channels, dtype, repeats, order, oversampling, direct_max):
+    """Table 6: the RSA block, energy + forces of ``sum u``, mesh vs direct evaluation."""
+    print(
+        f"\n6. RSA block energy+forces, evaluation mesh (order {order}, oversampling "
+        f"{oversampling}, grid from make_kset_fn, margin 0.1) vs direct, k_cut = {k_cut} 1/A"
+    )
+    print("(FFT ms: the forward and inverse FFTs of the grid with their gradients alone, the part "
+          "that pruning to |k| <= k_cut could shrink)")  # fmt: skip
+    print(f"{'N':>6} {'grid':>10} {'M':>5} | {'mesh ms':>9} {'us/atom':>8} {'peak MB':>8} "
+          f"{'FFT ms':>7} | {'direct ms':>9} {'us/atom':>8} {'peak MB':>8}")  # fmt: skip
+    per_atom = {}
+    for num_atoms in sizes:
+        _, cell = box(num_atoms)
+        graph = SimpleNamespace(
+            cell=cell[None], pbc=np.ones((1, 3), bool), graph_mask=np.ones(1, bool),
+            n_node=np.array([num_atoms]),
+        )  # fmt: skip
+        kset_fn = make_mesh_kset_fn(cell[None], graph.pbc, k_cut, order=order,
+                                    oversampling=oversampling)  # fmt: skip
+        _, mesh_fn, params, pos = block_functions(
+            channels, num_atoms, kset_fn(graph), dtype, evaluation="mesh"
+        )
+        t_mesh, peak_mesh = timed(mesh_fn, (params, pos), repeats)
+        per_atom[num_atoms] = 1e6 * t_mesh / num_atoms
+        direct = single_kset(*integer_kset(cell, k_cut, margin=0.1), k_cut)
+        row = f"{num_atoms:>6} {'x'.join(map(str, kset_fn.mesh.shape)):>10} {direct.num_k:>5} | "
+        row += f"{1e3 * t_mesh:>9.1f} {per_atom[num_atoms]:>8.1f} {peak_mesh / 2**20:>8.1f} "
+        row += f"{1e3 * fft_seconds(kset_fn.mesh.shape, channels, dtype, repeats):>7.1f} | "
+        if num_atoms <= direct_max:
+            _, direct_fn, params, pos = block_functions(channels, num_atoms, direct, dtype)
+            t_direct, peak_direct = timed(direct_fn, (params, pos), repeats)
+            row += f"{1e3 * t_direct:>9.1f} {1e6 * t_direct / num_atoms:>8.1f} "
+            row += f"{peak_direct / 2**20:>8.1f}"
+        else:
+            row += f"{'skipped':>9}"
+        print(row, flush=True)
+    print(ratio_line("mesh block", per_atom))
+
+
+def mesh_model_table(sizes, dtype, repeats, direct_max) -> None:
+    """Table 7: RSA-MACE (default preset, mesh) energy+forces vs N, with SR-MACE and direct."""
+    mesh_config = RSAConfig.preset("default", evaluation="mesh")
+    print(f"\n7. RSA-MACE energy+forces, default preset evaluated on the mesh (order "
+          f"{mesh_config.mesh_order}, oversampling {mesh_config.mesh_oversampling}), random "
+          "silica boxes; SR-MACE and the direct default alongside")  # fmt: skip
+    print(
+        f"{'N':>6} {'L/A':>6} {'grid':>6} | {'mesh ms':>9} {'us/atom':>8} {'peak MB':>8} "
+        f"{'overhead':>8} | {'SR ms':>9} {'us/atom':>8} | {'direct ms':>9} {'overhead':>8}"
+    )
+    per_atom, per_atom_sr = {}, {}
+    for n in sizes:
+        atoms = random_silica_box(n)
+        runs = [model_call(mesh_config, atoms, dtype), model_call(None, atoms, dtype)]
+        if n <= direct_max:
+            runs.append(model_call(RSAConfig.preset("default"), atoms, dtype))
+        times = interleaved_best(runs, repeats)
+        per_atom[n], per_atom_sr[n] = 1e6 * times[0] / n, 1e6 * times[1] / n
+        row = f"{n:>6} {atoms.cell[0, 0]:>6.1f} {runs[0][3]:>6} | {1e3 * times[0]:>9.1f} "
+        row += f"{per_atom[n]:>8.1f} {runs[0][2] / 2**20:>8.1f} "
+        row += f"{100 * (times[0] / times[1] - 1):>7.1f}% | {1e3 * times[1]:>9.1f} "
+        row += f"{per_atom_sr[n]:>8.1f} | "
+        if n <= direct_max:
+            row += f"{1e3 * times[2]:>9.1f} {100 * (times[2] / times[1] - 1):>7.1f}%"
+        else:
+            row += f"{'skipped':>9}"
+        print(row, flush=True)
+        del runs
+    print(ratio_line("RSA-MACE (mesh)", per_atom))
+    print(ratio_line("SR-MACE", per_atom_sr))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[192, 648, 1536, 3000, 6000, 12000])
@@ -328,9 +433,18 @@ def main() -> None:
         type=int,
         nargs="+",
         default=[1, 2, 3, 4],
-        help="which tables (3, 4: RSA-MACE energy+forces and its overhead)",
+        help="which tables (3, 4: RSA-MACE energy+forces and its overhead; 5-7: mesh)",
     )
     parser.add_argument("--model-sizes", type=int, nargs="+", default=[192, 648, 1536, 3000])
+    parser.add_argument(
+        "--mesh-model-sizes",
+        type=int,
+        nargs="+",
+        default=[192, 648, 1536, 3000, 6000, 12000],
+        help="table 7",
+    )
+    parser.add_argument("--model-direct-max", type=int, default=3000, help="table 7: largest N "
+                        "for which the direct RSA-MACE is timed too")  # fmt: skip
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     if args.dtype == "float64":
@@ -356,6 +470,11 @@ def main() -> None:
     if 5 in args.tables:
         mesh_table(args.sizes, args.k_cut, args.channels, dtype, args.repeats, args.mesh_order,
                    args.mesh_oversampling, args.mesh_direct_max)  # fmt: skip
+    if 6 in args.tables:
+        mesh_block_table(args.sizes, args.k_cut, args.channels, dtype, args.repeats,
+                         args.mesh_order, args.mesh_oversampling, args.mesh_direct_max)  # fmt: skip
+    if 7 in args.tables:
+        mesh_model_table(args.mesh_model_sizes, dtype, args.repeats, args.model_direct_max)
     if 3 in args.tables or 4 in args.tables:
         sizes = args.model_sizes if 3 in args.tables else []
         variants = args.variants if 4 in args.tables else []
