@@ -293,6 +293,20 @@ def long_range_combine(
     return layer_module(h_in, h_out, graph, positions)
 
 
+def with_evaluation(model, evaluation: str, **mesh_options):
+    """The same RSA-MACE module evaluated ``direct`` or on the ``mesh`` (same parameters).
+
+    E.g. a model trained on small cells with ``direct`` runs large MD boxes with
+    ``with_evaluation(model, "mesh", mesh_order=6)``; the batches' ``kset_fn`` (or the MD
+    allocation) must then come from the new ``model.config.long_range``.
+    """
+    config = model.config
+    if config.long_range is None:
+        raise ValueError("with_evaluation needs a long-range (RSA) model; this one is short-range")
+    long_range = dataclasses.replace(config.long_range, evaluation=evaluation, **mesh_options)
+    return type(model)(dataclasses.replace(config, long_range=long_range))
+
+
 def placeholder_kset(graph) -> KSet:
     """An all-masked k-set of one slot for parameter initialisation (shapes do not depend on M)."""
     num_graphs = np.asarray(graph.cell).shape[0]
@@ -428,4 +442,5 @@ __all__ = [
     "irreps_to_features",
     "long_range_combine",
     "make_kset_fn",
+    "with_evaluation",
 ]

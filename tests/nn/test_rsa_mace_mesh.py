@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rsajax.data import atoms_to_graph, random_silica_box
-from rsajax.nn.long_range import RSAConfig, make_kset_fn
+from rsajax.nn.long_range import RSAConfig, make_kset_fn, with_evaluation
 from rsajax.nn.model import MACEConfig, init_model
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.structures import molecule
@@ -51,7 +51,9 @@ def models(order: int = 6):
         direct, long_range=RSAConfig(**RSA, evaluation="mesh", mesh_order=order)
     )
     model_direct, variables = init_model(direct, seed=2)
-    model_mesh, variables_mesh = init_model(mesh, seed=2)
+    model_mesh = with_evaluation(model_direct, "mesh", mesh_order=order)
+    assert model_mesh.config == mesh
+    _, variables_mesh = init_model(mesh, seed=2)
     shapes = jax.tree_util.tree_map(np.shape, variables)
     assert shapes == jax.tree_util.tree_map(np.shape, variables_mesh)
     potentials = [make_potential(energy_fn_from_model(m)) for m in (model_direct, model_mesh)]
