@@ -10,27 +10,15 @@ from ase import Atoms
 
 from rsajax.calculator import RsajaxCalculator
 from rsajax.data import atoms_to_graph
-from rsajax.nn.model import MACEConfig, init_model, save_model
+from rsajax.nn.model import init_model, save_model
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.structures import molecule, triclinic
+from tests.tiny_models import tiny_config
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    config = MACEConfig(
-        r_max=3.5,
-        num_bessel=4,
-        max_ell=1,
-        num_channels=3,
-        max_L=1,
-        correlation=2,
-        num_interactions=2,
-        MLP_irreps="2x0e",
-        radial_MLP=(4,),
-        avg_num_neighbors=5.0,
-        atomic_numbers=(8, 14),
-        atomic_energies=(-2.0, -4.0),
-    )
+    config = tiny_config(max_ell=1, correlation=2)
     _, variables = init_model(config, seed=3)
     return save_model(tmp_path_factory.mktemp("model"), config, variables)
 

@@ -13,24 +13,9 @@ from rsajax.nn import mace
 from rsajax.nn.model import MACEConfig, init_model, load_model, save_model
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.structures import triclinic
+from tests.tiny_models import tiny_config
 
-
-def small_config(**kw) -> MACEConfig:
-    base = dict(
-        r_max=3.5,
-        num_bessel=4,
-        max_ell=2,
-        num_channels=3,
-        max_L=1,
-        correlation=3,
-        num_interactions=2,
-        MLP_irreps="2x0e",
-        radial_MLP=(4,),
-        avg_num_neighbors=5.0,
-        atomic_numbers=(8, 14),
-        atomic_energies=(-2.0, -4.0),
-    )
-    return MACEConfig(**{**base, **kw})
+small_config = tiny_config
 
 
 @pytest.mark.parametrize("l_out", [0, 1, 2])

@@ -1,0 +1,25 @@
+"""Tiny MACE configurations shared by the tests: two elements (O, Si), a few channels."""
+
+from __future__ import annotations
+
+from rsajax.nn.model import MACEConfig
+
+TINY = dict(
+    r_max=3.5,
+    num_bessel=4,
+    max_ell=2,
+    num_channels=3,
+    max_L=1,
+    correlation=3,
+    num_interactions=2,
+    MLP_irreps="2x0e",
+    radial_MLP=(4,),
+    avg_num_neighbors=5.0,
+    atomic_numbers=(8, 14),
+    atomic_energies=(-2.0, -4.0),
+)
+
+
+def tiny_config(**overrides) -> MACEConfig:
+    """A two-layer MACE small enough for float64 finite differences; ``overrides`` win."""
+    return MACEConfig(**{**TINY, **overrides})
