@@ -18,6 +18,7 @@ from rsajax.nn.model import MACEConfig, init_model
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.structures import molecule
 
+#: Not tests/tiny_models.TINY: RSA needs an even channel count (complex pairs); that one has 3.
 TINY = dict(
     r_max=3.0,
     num_bessel=4,
