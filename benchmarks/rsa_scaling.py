@@ -284,14 +284,19 @@ def model_call(long_range, atoms, dtype):
     return compiled, (variables, graph), peak, m
 
 
-def interleaved_best(runs, repeats: int) -> list[float]:
-    """Best seconds of each compiled call, timed in alternating rounds (fair on a busy machine)."""
+def interleaved_best(runs, repeats: int, cpu: list | None = None) -> list[float]:
+    """Best seconds of each compiled call, timed in alternating rounds (fair on a busy machine);
+    the best process CPU seconds are written into ``cpu`` if given."""
     best = [np.inf] * len(runs)
+    best_cpu = [np.inf] * len(runs)
     for _ in range(repeats):
         for index, (compiled, args, *_) in enumerate(runs):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             jax.block_until_ready(compiled(*args))
             best[index] = min(best[index], time.perf_counter() - start)
+            best_cpu[index] = min(best_cpu[index], time.process_time() - start_cpu)
+    if cpu is not None:
+        cpu[:] = best_cpu
     return best
 
 
@@ -354,9 +359,11 @@ def mesh_block_table(sizes, k_cut, channels, dtype, repeats, order, oversampling
     )
     print("(FFT ms: the forward and inverse FFTs of the grid with their gradients alone, the part "
           "that pruning to |k| <= k_cut could shrink)")  # fmt: skip
-    print(f"{'N':>6} {'grid':>10} {'M':>5} | {'mesh ms':>9} {'us/atom':>8} {'peak MB':>8} "
-          f"{'FFT ms':>7} | {'direct ms':>9} {'us/atom':>8} {'peak MB':>8}")  # fmt: skip
-    per_atom = {}
+    print("(us/atom: wall time; cpu: process CPU time per atom, all threads, steadier when shared)")
+    print(f"{'N':>6} {'grid':>10} {'M':>5} | {'mesh ms':>9} {'us/atom':>8} {'cpu':>7} "
+          f"{'peak MB':>8} {'FFT ms':>7} | {'direct ms':>9} {'us/atom':>8} {'cpu':>7} "
+          f"{'peak MB':>8}")  # fmt: skip
+    per_atom, per_atom_cpu = {}, {}
     for num_atoms in sizes:
         _, cell = box(num_atoms)
         graph = SimpleNamespace(
@@ -368,21 +375,25 @@ def mesh_block_table(sizes, k_cut, channels, dtype, repeats, order, oversampling
         _, mesh_fn, params, pos = block_functions(
             channels, num_atoms, kset_fn(graph), dtype, evaluation="mesh"
         )
-        t_mesh, peak_mesh = timed(mesh_fn, (params, pos), repeats)
+        t_mesh, cpu_mesh, peak_mesh = timed_cpu(mesh_fn, (params, pos), repeats)
         per_atom[num_atoms] = 1e6 * t_mesh / num_atoms
+        per_atom_cpu[num_atoms] = 1e6 * cpu_mesh / num_atoms
         direct = single_kset(*integer_kset(cell, k_cut, margin=0.1), k_cut)
         row = f"{num_atoms:>6} {'x'.join(map(str, kset_fn.mesh.shape)):>10} {direct.num_k:>5} | "
-        row += f"{1e3 * t_mesh:>9.1f} {per_atom[num_atoms]:>8.1f} {peak_mesh / 2**20:>8.1f} "
+        row += f"{1e3 * t_mesh:>9.1f} {per_atom[num_atoms]:>8.1f} {per_atom_cpu[num_atoms]:>7.1f} "
+        row += f"{peak_mesh / 2**20:>8.1f} "
         row += f"{1e3 * fft_seconds(kset_fn.mesh.shape, channels, dtype, repeats):>7.1f} | "
         if num_atoms <= direct_max:
             _, direct_fn, params, pos = block_functions(channels, num_atoms, direct, dtype)
-            t_direct, peak_direct = timed(direct_fn, (params, pos), repeats)
+            t_direct, cpu_direct, peak_direct = timed_cpu(direct_fn, (params, pos), repeats)
             row += f"{1e3 * t_direct:>9.1f} {1e6 * t_direct / num_atoms:>8.1f} "
+            row += f"{1e6 * cpu_direct / num_atoms:>7.1f} "
             row += f"{peak_direct / 2**20:>8.1f}"
         else:
             row += f"{'skipped':>9}"
         print(row, flush=True)
-    print(ratio_line("mesh block", per_atom))
+    print(ratio_line("mesh block wall", per_atom))
+    print(ratio_line("mesh block cpu", per_atom_cpu))
 
 
 def mesh_model_table(sizes, dtype, repeats, direct_max) -> None:
@@ -391,30 +402,36 @@ def mesh_model_table(sizes, dtype, repeats, direct_max) -> None:
     print(f"\n7. RSA-MACE energy+forces, default preset evaluated on the mesh (order "
           f"{mesh_config.mesh_order}, oversampling {mesh_config.mesh_oversampling}), random "
           "silica boxes; SR-MACE and the direct default alongside")  # fmt: skip
+    print("(cpu: process CPU us/atom, all threads, steadier when shared)")
     print(
-        f"{'N':>6} {'L/A':>6} {'grid':>6} | {'mesh ms':>9} {'us/atom':>8} {'peak MB':>8} "
-        f"{'overhead':>8} | {'SR ms':>9} {'us/atom':>8} | {'direct ms':>9} {'overhead':>8}"
+        f"{'N':>6} {'L/A':>6} {'grid':>6} | {'mesh ms':>9} {'us/atom':>8} {'cpu':>7} "
+        f"{'peak MB':>8} {'overhead':>8} | {'SR ms':>9} {'us/atom':>8} {'cpu':>7} | "
+        f"{'direct ms':>9} {'overhead':>8}"
     )
-    per_atom, per_atom_sr = {}, {}
+    per_atom, per_atom_sr, cpu_mesh, cpu_sr = {}, {}, {}, {}
     for n in sizes:
         atoms = random_silica_box(n)
         runs = [model_call(mesh_config, atoms, dtype), model_call(None, atoms, dtype)]
         if n <= direct_max:
             runs.append(model_call(RSAConfig.preset("default"), atoms, dtype))
-        times = interleaved_best(runs, repeats)
+        cpu: list = []
+        times = interleaved_best(runs, repeats, cpu)
         per_atom[n], per_atom_sr[n] = 1e6 * times[0] / n, 1e6 * times[1] / n
+        cpu_mesh[n], cpu_sr[n] = 1e6 * cpu[0] / n, 1e6 * cpu[1] / n
         row = f"{n:>6} {atoms.cell[0, 0]:>6.1f} {runs[0][3]:>6} | {1e3 * times[0]:>9.1f} "
-        row += f"{per_atom[n]:>8.1f} {runs[0][2] / 2**20:>8.1f} "
+        row += f"{per_atom[n]:>8.1f} {cpu_mesh[n]:>7.1f} {runs[0][2] / 2**20:>8.1f} "
         row += f"{100 * (times[0] / times[1] - 1):>7.1f}% | {1e3 * times[1]:>9.1f} "
-        row += f"{per_atom_sr[n]:>8.1f} | "
+        row += f"{per_atom_sr[n]:>8.1f} {cpu_sr[n]:>7.1f} | "
         if n <= direct_max:
             row += f"{1e3 * times[2]:>9.1f} {100 * (times[2] / times[1] - 1):>7.1f}%"
         else:
             row += f"{'skipped':>9}"
         print(row, flush=True)
         del runs
-    print(ratio_line("RSA-MACE (mesh)", per_atom))
-    print(ratio_line("SR-MACE", per_atom_sr))
+    print(ratio_line("RSA-MACE (mesh) wall", per_atom))
+    print(ratio_line("RSA-MACE (mesh) cpu", cpu_mesh))
+    print(ratio_line("SR-MACE wall", per_atom_sr))
+    print(ratio_line("SR-MACE cpu", cpu_sr))
 
 
 def main() -> None:
