@@ -105,3 +105,26 @@ def test_save_load_and_remat_give_same_numbers(tmp_path):
     for key in ("energy", "forces", "stress"):
         np.testing.assert_array_equal(again[key], out[key])
         np.testing.assert_allclose(with_remat[key], out[key], rtol=1e-12, atol=1e-14)
+
+
+def test_hessian_matches_finite_differences_of_forces():
+    """jax.hessian goes forward over the custom monomial backward pass (phonons need it)."""
+    config = small_config()
+    model, variables = init_model(config)
+    graph = atoms_to_graph(triclinic(), config.r_max)
+    n = int(graph.n_node[0])
+
+    def energy(positions):
+        return model.apply(variables, graph.replace(positions=positions)).sum()
+
+    positions = graph.positions
+    hessian = jax.hessian(energy)(positions)[:n, :, :n, :]
+    np.testing.assert_allclose(hessian, hessian.transpose(2, 3, 0, 1), atol=1e-10)
+    grad = jax.jit(jax.grad(energy))
+    step = 1e-5
+    for atom, axis in [(0, 0), (n - 1, 2)]:
+        shift = np.zeros(positions.shape)
+        shift[atom, axis] = step
+        column = (grad(positions + shift) - grad(positions - shift))[:n] / (2 * step)
+        np.testing.assert_allclose(hessian[:, :, atom, axis], column, rtol=1e-6, atol=1e-7)
+    assert np.abs(hessian).max() > 1e-2
