@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow test-parity lint bench clean
 
 $(VENV)/.created:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rsajax needs Python >= 3.11"'
@@ -34,6 +34,10 @@ test: lint
 
 test-slow: $(VENV)/.test
 	$(PY) -m pytest -n 2 --dist loadfile -m slow
+
+# The full mace-torch parity matrix (the default run checks a subset); about 10 min on 2 cores.
+test-parity: $(VENV)/.test
+	$(PY) -m pytest -n 2 -m slow tests/convert/test_parity.py
 
 bench: $(VENV)/.base
 	for script in benchmarks/*.py; do $(PY) $$script --quick || exit 1; done
