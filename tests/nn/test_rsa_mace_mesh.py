@@ -79,7 +79,9 @@ def short_range(variables, atoms):
     return {"energy": out["energy"][0], "forces": out["forces"][:n], "stress": out["stress"][0]}
 
 
-@pytest.mark.parametrize("order, tolerance", [(6, 1e-4), (8, 1e-5)])
+@pytest.mark.parametrize(
+    "order, tolerance", [(6, 1e-4), pytest.param(8, 1e-5, marks=pytest.mark.slow)]
+)
 def test_mesh_equals_direct_to_the_mesh_accuracy(order, tolerance):
     """Order 6 / 8 at oversampling 2: the energy's RSA part, forces and stress agree with the
     direct lattice sum to ~1e-5 / ~1e-6 relative (tolerances 1e-4 / 1e-5)."""
