@@ -52,6 +52,9 @@ class KSet:
             grid shape and spline order are compile-time constants) when the attention is
             evaluated on a particle mesh; ``n``/``nodes`` are then unused one-slot placeholders
             and only ``periodic`` is read (see :func:`rsajax.nn.long_range.make_kset_fn`).
+        pair_index: None, or (G, ceil(M/2)) int32 slots of one vector of each ``(n, -n)`` pair
+            (padded with masked slots). Set by :func:`build_kset` when every graph is periodic,
+            so the direct kernel can sum over half the vectors (:func:`inversion_pairs`).
     """
 
     n: np.ndarray
@@ -64,6 +67,7 @@ class KSet:
     smooth: bool = flax.struct.field(pytree_node=False, default=True)
     has_open: bool = flax.struct.field(pytree_node=False, default=False)
     mesh: Any = flax.struct.field(pytree_node=False, default=None)
+    pair_index: np.ndarray | None = None
 
     @property
     def num_k(self) -> int:
@@ -204,6 +208,30 @@ def kset_covers(cell: np.ndarray, n: np.ndarray, mask: np.ndarray, k_cut: float)
     needed, _ = integer_kset(cell, k_cut, margin=0.0)
     have = {tuple(row) for row in np.asarray(n)[np.asarray(mask)]}
     return all(tuple(row) in have for row in needed)
+
+
+def inversion_pairs(n: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One slot of every ``(n, -n)`` pair per graph: (G, M, 3), (G, M) -> (G, ceil(M / 2)) int32.
+
+    The representative has its first non-zero component positive. Unused entries point at a masked
+    slot (one exists whenever fewer than ``ceil(M/2)`` pairs are real). Raises if a graph's set is
+    not closed under ``n -> -n`` (lattice sets from :func:`integer_kset` always are).
+    """
+    n, mask = np.asarray(n), np.asarray(mask, bool)
+    half = (n.shape[1] + 1) // 2
+    index = np.zeros((n.shape[0], half), np.int32)
+    for g in range(n.shape[0]):
+        real = np.flatnonzero(mask[g])
+        vectors = n[g, real]
+        first = vectors[np.arange(len(real)), np.argmax(vectors != 0, axis=1)]
+        present = {tuple(v) for v in vectors}
+        if any(tuple(-v) not in present for v in vectors):
+            raise ValueError(f"graph {g}: the k-set is not closed under n -> -n")
+        reps = real[first > 0]
+        padding = np.flatnonzero(~mask[g])
+        index[g, : len(reps)] = reps
+        index[g, len(reps) :] = padding[0] if len(padding) else 0
+    return index
 
 
 def seed_kset(cell: np.ndarray, name: str = "structure") -> tuple[np.ndarray, np.ndarray]:
@@ -401,6 +429,7 @@ def build_kset(
         envelope_width=float(envelope_width),
         smooth=True,
         has_open=has_open,
+        pair_index=None if has_open else inversion_pairs(n, mask),
     )
 
 

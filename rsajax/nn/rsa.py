@@ -44,6 +44,7 @@ def reciprocal_space_attention(
     num_graphs: int,
     node_mask: jnp.ndarray | None = None,
     num_heads: int = 1,
+    paired: bool = False,
 ) -> jnp.ndarray:
     """RSA steps 3-5 on already activated queries and keys.
 
@@ -60,6 +61,8 @@ def reciprocal_space_attention(
         num_graphs: G (static).
         node_mask: (N,) bool; padded nodes neither contribute nor receive (default: all real).
         num_heads: H; ``C / H`` must be even.
+        paired: each slot stands for ``k`` and ``-k`` with the same weight (a half set from
+            :attr:`KSet.pair_index`); the result equals the full set's, at half the cost.
     Returns:
         u: (N, C), zero on padded nodes.
     """
@@ -75,7 +78,6 @@ def reciprocal_space_attention(
 
     theta = jnp.einsum("nmi,ni->nm", kvectors[node_graph], positions)  # (N, M)
     in_graph = (node_graph[:, None] == jnp.arange(num_graphs)[None, :]) & node_mask[:, None]
-    phases = jnp.where(in_graph[:, :, None], jnp.exp(1j * theta)[:, None, :], 0.0)  # (N, G, M)
 
     def heads(x):  # (N, C) -> (N, H, D)
         return x.reshape(num_nodes, num_heads, width)
@@ -86,11 +88,47 @@ def reciprocal_space_attention(
     qc, kc = complex_pairs(heads(q)), complex_pairs(heads(k))
     values = heads(jnp.where(node_mask[:, None], v, 0.0))
     pairs = jnp.conj(kc)[..., :, None] * values[..., None, :]  # (N, H, D/2, D)
-    structure = jnp.einsum("ngm,nhpd->gmhpd", jnp.conj(phases), pairs)  # (G, M, H, D/2, D)
-    structure = structure * weights[..., None, None]
-    readout = jnp.einsum("ngm,gmhpd->nhpd", phases, structure)  # (N, H, D/2, D)
+    if paired:
+        # Each slot stands for k and -k: the sine parts cancel and the pair sums to
+        # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls
+        # over half the vectors do the work of complex ones over all of them.
+        def split(x):
+            return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1)  # (..., 2)
+
+        cos = jnp.where(in_graph[:, :, None], jnp.cos(theta)[:, None, :], 0.0)  # (N, G, M)
+        sin = jnp.where(in_graph[:, :, None], jnp.sin(theta)[:, None, :], 0.0)
+        a = split(pairs)  # (N, H, D/2, D, 2)
+        w = (2.0 * weights)[..., None, None, None]
+        c_sum = jnp.einsum("ngm,nhpdr->gmhpdr", cos, a) * w
+        s_sum = jnp.einsum("ngm,nhpdr->gmhpdr", sin, a) * w
+        read = jnp.einsum("ngm,gmhpdr->nhpdr", cos, c_sum) + jnp.einsum(
+            "ngm,gmhpdr->nhpdr", sin, s_sum
+        )
+        readout = read[..., 0] + 1j * read[..., 1]
+    else:
+        phases = jnp.where(in_graph[:, :, None], jnp.exp(1j * theta)[:, None, :], 0.0)
+        structure = jnp.einsum("ngm,nhpd->gmhpd", jnp.conj(phases), pairs)  # (G, M, H, D/2, D)
+        structure = structure * weights[..., None, None]
+        readout = jnp.einsum("ngm,gmhpd->nhpd", phases, structure)  # (N, H, D/2, D)
     u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
     return jnp.where(node_mask[:, None], u, 0.0)
+
+
+def half_kset(kset: KSet) -> KSet:
+    """The slots ``kset.pair_index`` names: one vector of each ``(n, -n)`` pair, (G, ceil(M/2))."""
+    index = jnp.asarray(kset.pair_index)
+
+    def take(x):
+        x = jnp.asarray(x)
+        return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
+
+    return kset.replace(
+        n=take(kset.n),
+        nodes=take(kset.nodes),
+        node_weights=take(kset.node_weights),
+        mask=take(kset.mask),
+        pair_index=None,
+    )
 
 
 def fixed_kweights(
@@ -219,6 +257,9 @@ class RSABlock(nn.Module):
             from rsajax.nn.rsa_mesh import mesh_kset
 
             kset = mesh_kset(mesh, kset.periodic, cell.dtype)  # the grid's frequencies
+        paired = mesh is None and kset.pair_index is not None
+        if paired:
+            kset = half_kset(kset)
         kvectors, measure = kspace_geometry(kset, cell)
         if self.weighting == "learned":
             weights = LearnedKWeights(self.num_heads, self.num_basis, name="k_weights")(
@@ -235,5 +276,5 @@ class RSABlock(nn.Module):
             )  # fmt: skip
         return reciprocal_space_attention(
             q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
-            node_mask=node_mask, num_heads=self.num_heads,
+            node_mask=node_mask, num_heads=self.num_heads, paired=paired,
         )  # fmt: skip

@@ -10,7 +10,14 @@ from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
 from rsajax.graph import Graph
-from rsajax.nn.kspace import KSet, build_kset, build_seed_kset, integer_kset, kspace_geometry
+from rsajax.nn.kspace import (
+    KSet,
+    build_kset,
+    build_seed_kset,
+    integer_kset,
+    inversion_pairs,
+    kspace_geometry,
+)
 from rsajax.nn.rsa import RSABlock, fixed_kweights, reciprocal_space_attention
 from rsajax.nn.rsa_combine import make_combination
 
@@ -328,3 +335,31 @@ def test_combinations_are_equivariant(kind):
         assert not np.delete(changed, scalars, axis=1).any()
     else:  # the tensor product vanishes with u
         np.testing.assert_array_equal(apply(params, h, 0 * u).array, 0.0)
+
+
+@pytest.mark.parametrize("weighting", ["ones", "ewald", "learned"])
+def test_half_set_over_inversion_pairs_equals_the_full_set(weighting):
+    """Periodic k-sets carry one slot per (n, -n) pair; the paired kernel must change nothing."""
+    s = Setup(weighting, num_heads=2)
+    assert s.kset.pair_index is not None
+    assert s.kset.pair_index.shape == (2, (s.kset.num_k + 1) // 2)
+    full = s.kset.replace(pair_index=None)
+    u_half, u_full = s.u(s.positions, s.cell), s.u(s.positions, s.cell, full)
+    assert np.abs(u_full).max() > 1e-3
+    np.testing.assert_allclose(u_half, u_full, rtol=0, atol=1e-12 * np.abs(u_full).max())
+    grad = jax.grad(s.energy, argnums=(0, 1))
+    for a, b in zip(grad(s.positions, s.cell), grad(s.positions, s.cell, full), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.abs(b).max())
+
+
+def test_inversion_pairs_padding_and_errors():
+    n, mask = integer_kset(TRICLINIC, 1.0, m_max=41)
+    index = inversion_pairs(n[None], mask[None])[0]
+    real = int(mask.sum())
+    assert index.shape == (21,) and real % 2 == 0
+    reps = n[index[: real // 2]]
+    assert not mask[index[real // 2 :]].any()  # unused entries point at padding
+    both = {tuple(r) for r in reps} | {tuple(-r) for r in reps}
+    assert both == {tuple(r) for r in n[mask]}
+    with pytest.raises(ValueError, match="not closed under n -> -n"):
+        inversion_pairs(np.array([[[1, 0, 0], [0, 1, 0]]]), np.ones((1, 2), bool))
