@@ -215,6 +215,7 @@ class MDSystem:
     rebuild: Callable[[np.ndarray], MDSystem]
     energy_with_params: Callable | None = None
     variables: object = None
+    _cell_list_fns: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def check_boxes(self, boxes: np.ndarray) -> str | None:
         """None if every box (T, 3, 3) is valid for this allocation, else the first reason."""
@@ -232,6 +233,14 @@ class MDSystem:
         if getattr(nbrs, "cell_size", None) is not None:
             # a jnp scalar in static metadata breaks the next jitted call after reallocation
             nbrs = dataclasses.replace(nbrs, cell_size=float(nbrs.cell_size))
+        if getattr(nbrs, "cell_list_fn", None) is not None:
+            # Every allocation makes new (equivalent) cell-list functions, which are static
+            # pytree metadata: reuse the first of each kind, or every run and every reallocation
+            # would retrace and recompile the jitted MD chunk (~8 s for a 648-atom MACE).
+            key = (nbrs.cell_list_capacity, nbrs.cell_size, np.asarray(b).tobytes())
+            nbrs = dataclasses.replace(
+                nbrs, cell_list_fn=self._cell_list_fns.setdefault(key, nbrs.cell_list_fn)
+            )
         return nbrs
 
 
