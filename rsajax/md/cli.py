@@ -110,7 +110,11 @@ def build_system(config: dict, atoms, dtype: str):
             ),
             variables,
         )
-    return model_system(model, variables, atoms.numbers, box, skin=skin)
+    # Listed pairs are model work (masked beyond r_max): only NPT needs list room for box changes.
+    npt = config.get("ensemble", {}).get("kind") == "npt"
+    return model_system(
+        model, variables, atoms.numbers, box, skin=skin, strain_skin=0.2 if npt else 0.0
+    )
 
 
 def run(args) -> int:
