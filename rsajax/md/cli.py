@@ -112,9 +112,8 @@ def build_system(config: dict, atoms, dtype: str):
         )
     # Listed pairs are model work (masked beyond r_max): only NPT needs list room for box changes.
     npt = config.get("ensemble", {}).get("kind") == "npt"
-    return model_system(
-        model, variables, atoms.numbers, box, skin=skin, strain_skin=0.2 if npt else 0.0
-    )
+    no_box_change = {} if npt else {"strain_skin": 0.0}
+    return model_system(model, variables, atoms.numbers, box, skin=skin, **no_box_change)
 
 
 def run(args) -> int:

@@ -125,6 +125,23 @@ def kspace_geometry(kset: KSet, cell: jnp.ndarray) -> tuple[jnp.ndarray, jnp.nda
     return jnp.where(mask[..., None], kvectors, 0.0), jnp.where(mask, measure, 0.0)
 
 
+def half_kset(kset: KSet) -> KSet:
+    """The slots ``kset.pair_index`` names: one vector of each ``(n, -n)`` pair, (G, ceil(M/2))."""
+    index = jnp.asarray(kset.pair_index)
+
+    def take(x):
+        x = jnp.asarray(x)
+        return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
+
+    return kset.replace(
+        n=take(kset.n),
+        nodes=take(kset.nodes),
+        node_weights=take(kset.node_weights),
+        mask=take(kset.mask),
+        pair_index=None,
+    )
+
+
 # --------------------------------------------------------------------------- host: lattice sets
 
 

@@ -234,14 +234,18 @@ def symmetrize_basis(u: jax.Array, degree: int) -> jax.Array:
 
 
 @functools.cache
-def _tail_starts(d: int, degree: int) -> np.ndarray:
-    """(d,) index of the first ``degree``-monomial whose leading index is >= a, for each a."""
-    return np.searchsorted(symmetric_monomials(d, degree)[:, 0], np.arange(d))
+def _tail_starts(d: int, num_lower: int) -> np.ndarray:
+    """(d,) index of the first of the ``num_lower`` lower monomials whose leading index is >= a."""
+    for degree in range(1, 16):
+        lower = symmetric_monomials(d, degree)
+        if len(lower) == num_lower:
+            return np.searchsorted(lower[:, 0], np.arange(d))
+    raise ValueError(f"{num_lower} is not a number of monomials in {d} variables")
 
 
 def _extend_forward(x: jax.Array, lower: jax.Array) -> jax.Array:
     d, j_lower = x.shape[-1], lower.shape[-1]
-    starts = _tail_starts(d, _degree_of(d, j_lower))
+    starts = _tail_starts(d, j_lower)
     # Monomials starting with index a are x_a times the lower monomials whose first index >= a:
     # a contiguous tail, so the new degree is d scaled slices, concatenated.
     return jnp.concatenate([x[..., a : a + 1] * lower[..., starts[a] :] for a in range(d)], -1)
@@ -265,7 +269,7 @@ def _extend_fwd(x, lower):
 def _extend_bwd(residuals, g):
     x, lower = residuals
     d, j_lower = x.shape[-1], lower.shape[-1]
-    starts = _tail_starts(d, _degree_of(d, j_lower))
+    starts = _tail_starts(d, j_lower)
     offsets = np.concatenate([[0], np.cumsum(j_lower - starts)])
     blocks = [g[..., offsets[a] : offsets[a + 1]] for a in range(d)]
     grad_x = jnp.concatenate(
@@ -291,22 +295,6 @@ extend_monomials.defvjp(_extend_fwd, _extend_bwd)
 
 
 @functools.cache
-def _degree_of(d: int, num_monomials: int) -> int:
-    for k in range(1, 16):
-        if len(symmetric_monomials(d, k)) == num_monomials:
-            return k
-    raise ValueError(f"{num_monomials} is not a number of monomials in {d} variables")
-
-
-def monomials(x: jax.Array, degree: int) -> jax.Array:
-    """(..., d) -> (..., J) products x_i1 ... x_i_degree over sorted index tuples."""
-    out = x
-    for _ in range(1, degree):
-        out = extend_monomials(x, out)
-    return out
-
-
-@functools.cache
 def _top_degree_index(d: int, degree: int) -> np.ndarray:
     """(J_{degree-1}, d) index of the monomial (a, *tuple_p) for lower monomial p and a leading
     index a <= tuple_p[0]; J_degree (a zero row) where that tuple is not sorted."""
@@ -325,9 +313,10 @@ def _batched_matmul(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def contract_monomials(x: jax.Array, bases: Sequence[jax.Array]) -> jax.Array:
-    """``sum_nu monomials(x, nu) @ bases[nu - 1]`` per channel, without the top-degree monomials.
+    """``sum_nu m_nu(x) @ bases[nu - 1]`` per channel, ``m_nu`` the degree-nu monomials in sorted
+    index order (:func:`extend_monomials`), without ever building the top degree's.
 
-    The top degree is evaluated Horner-style, ``sum_a x_a (monomials(x, nu - 1) @ B'_a)`` with
+    The top degree is evaluated Horner-style, ``sum_a x_a (m_{nu-1}(x) @ B'_a)`` with
     ``B'`` the top basis regrouped by leading index: the largest monomial array (816 entries per
     channel for d=16, nu=3) is never built, and all work is dense batched matmuls.
 

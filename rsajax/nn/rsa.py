@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rsajax.nn.kspace import KSet, kspace_geometry, smooth_envelope
+from rsajax.nn.kspace import KSet, half_kset, kspace_geometry, smooth_envelope
 
 Weighting = Literal["ones", "ewald", "learned"]
 WEIGHTINGS = ("ones", "ewald", "learned")
@@ -91,19 +91,14 @@ def reciprocal_space_attention(
     if paired:
         # Each slot stands for k and -k: the sine parts cancel and the pair sums to
         # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls
-        # over half the vectors do the work of complex ones over all of them.
-        def split(x):
-            return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1)  # (..., 2)
-
-        cos = jnp.where(in_graph[:, :, None], jnp.cos(theta)[:, None, :], 0.0)  # (N, G, M)
-        sin = jnp.where(in_graph[:, :, None], jnp.sin(theta)[:, None, :], 0.0)
-        a = split(pairs)  # (N, H, D/2, D, 2)
-        w = (2.0 * weights)[..., None, None, None]
-        c_sum = jnp.einsum("ngm,nhpdr->gmhpdr", cos, a) * w
-        s_sum = jnp.einsum("ngm,nhpdr->gmhpdr", sin, a) * w
-        read = jnp.einsum("ngm,gmhpdr->nhpdr", cos, c_sum) + jnp.einsum(
-            "ngm,gmhpdr->nhpdr", sin, s_sum
-        )
+        # over half the vectors do the work of complex ones over all of them. cos and sin sit
+        # side by side on the k axis, so that sum is one contraction over (cos, sin).
+        trig = jnp.concatenate([jnp.cos(theta), jnp.sin(theta)], axis=-1)  # (N, 2M)
+        trig = jnp.where(in_graph[:, :, None], trig[:, None, :], 0.0)  # (N, G, 2M)
+        a = jnp.stack([jnp.real(pairs), jnp.imag(pairs)], axis=-1)  # (N, H, D/2, D, 2)
+        w = 2.0 * jnp.concatenate([weights, weights], axis=1)  # (G, 2M, H)
+        structure = jnp.einsum("ngm,nhpdr->gmhpdr", trig, a) * w[..., None, None, None]
+        read = jnp.einsum("ngm,gmhpdr->nhpdr", trig, structure)
         readout = read[..., 0] + 1j * read[..., 1]
     else:
         phases = jnp.where(in_graph[:, :, None], jnp.exp(1j * theta)[:, None, :], 0.0)
@@ -112,23 +107,6 @@ def reciprocal_space_attention(
         readout = jnp.einsum("ngm,gmhpd->nhpd", phases, structure)  # (N, H, D/2, D)
     u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
     return jnp.where(node_mask[:, None], u, 0.0)
-
-
-def half_kset(kset: KSet) -> KSet:
-    """The slots ``kset.pair_index`` names: one vector of each ``(n, -n)`` pair, (G, ceil(M/2))."""
-    index = jnp.asarray(kset.pair_index)
-
-    def take(x):
-        x = jnp.asarray(x)
-        return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
-
-    return kset.replace(
-        n=take(kset.n),
-        nodes=take(kset.nodes),
-        node_weights=take(kset.node_weights),
-        mask=take(kset.mask),
-        pair_index=None,
-    )
 
 
 def fixed_kweights(
