@@ -25,6 +25,7 @@ not depend on the evaluation: a model trained with one can be run with the other
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,51 +43,102 @@ from rsajax.nn.kspace import (
     build_seed_kset,
     integer_kset,
     max_num_k,
+    radial_nodes_for,
     seed_kset,
+    structure_diameter,
 )
 from rsajax.nn.mesh_spec import MeshSpec, make_mesh_kset_fn
 from rsajax.nn.rsa import EVALUATIONS, WEIGHTINGS, RSABlock
 from rsajax.nn.rsa_combine import COMBINATIONS, make_combination
 
+#: e^2 / (4 pi eps0) in eV A (CODATA 2018), the unit of the ``energy`` combination.
+COULOMB_CONSTANT = 14.3996454784
+
 Features = dict[int, jax.Array]
 KSET_HINT = "build batches with kset_fn=make_kset_fn(config.long_range, structures)"
+
+
+#: Relative accuracy of the default split: the real-space remainder ``erfc(r_max / (sqrt 2 sigma))``
+#: at the local cutoff and the Gaussian ``exp(-k_on^2 sigma^2 / 2)`` where the envelope starts.
+DEFAULT_ACCURACY = 1e-3
+#: Combinations: the three feature merges of :mod:`rsajax.nn.rsa_combine`, or ``energy``.
+COMBINE_CHOICES = tuple(sorted(COMBINATIONS)) + ("energy",)
+
+
+def ewald_split(
+    r_max: float, accuracy: float = DEFAULT_ACCURACY, envelope_width: float = 0.2
+) -> tuple[float, float]:
+    """The Gaussian width and k cutoff that make a local model of cutoff ``r_max`` and the
+    reciprocal-space kernel together represent ``1/r`` to ``accuracy``.
+
+    The long-range kernel ``erf(r / (sqrt 2 sigma)) / r`` leaves ``erfc(r / (sqrt 2 sigma)) / r``
+    to real space; beyond ``r_max`` nobody covers it, so ``sigma`` is chosen to make
+    ``erfc(r_max / (sqrt 2 sigma)) = accuracy``. Its Fourier weight ``exp(-k^2 sigma^2 / 2)`` must
+    have fallen to ``accuracy`` where the envelope starts cutting, ``k_on = (1 - width) k_cut``.
+    Measured (``tests/nn/test_long_range_defaults.py``): at ``r_max`` = 5 A and 1e-3 this gives
+    sigma = 1.52 A and k_cut = 3.06 1/A, and the kernel is ``1/r`` to 1.0e-3 relative at 5 A and
+    1e-5 beyond 7 A.
+
+    Returns:
+        (sigma in A, k_cut in 1/A).
+    """
+    from scipy.special import erfcinv
+
+    if not 0.0 < accuracy < 1.0:
+        raise ValueError(f"RSAConfig.accuracy must be in (0, 1), got {accuracy}")
+    if not r_max > 0:
+        raise ValueError(f"r_max must be positive, got {r_max}")
+    sigma = r_max / (math.sqrt(2.0) * float(erfcinv(accuracy)))
+    k_on = math.sqrt(2.0 * math.log(1.0 / accuracy)) / sigma
+    return sigma, k_on / (1.0 - envelope_width)
 
 
 @dataclasses.dataclass(frozen=True)
 class RSAConfig:
     """Hyperparameters of the long-range part (JSON-serialisable; see :meth:`preset`).
 
+    The defaults are the ``default`` preset. ``sigma`` and ``k_cut`` left as None are derived
+    from the model's ``r_max`` and ``accuracy`` by :func:`ewald_split` when the model is built
+    (:class:`rsajax.nn.model.MACEConfig` calls :meth:`resolved`); a saved model stores numbers.
+
     Attributes:
-        k_cut: envelope cutoff in 1/A (the weights reach 0 here).
+        k_cut: envelope cutoff in 1/A (the weights reach 0 here); None: from ``accuracy``.
         margin: relative extra radius of the host-side integer k-set (NPT head room).
-        weighting: per-k weights, ``ones`` (reference, lattice only), ``ewald`` or ``learned``.
-        sigma: Gaussian width (A) of the ``ewald`` weighting.
+        weighting: per-k weights: ``ones`` (reference, lattice only), ``ewald``, ``learned`` (a
+            positive radial function per head), ``ewald_learned`` (Ewald times a learned
+            positive correction per head, starting at 1).
+        sigma: Gaussian width (A) of the ``ewald`` kernels; None: from ``r_max`` and ``accuracy``.
+        accuracy: relative accuracy of the derived split (see :func:`ewald_split`).
         num_heads: attention heads; ``channels / num_heads`` must be even.
         channels: RSA width C (None: the model's ``num_channels``).
-        combine: how ``u`` enters the layer output: ``tp``, ``gate`` or ``residual``.
+        combine: how ``u`` enters the model: ``tp``, ``gate``, ``residual`` (merged into the
+            layer's features) or ``energy`` (an additive per-atom energy
+            ``k_e sum_c p_ic u_ic``, ``p = Linear(scalars of the layer output)``, started at zero;
+            ``k_e`` is the Coulomb constant, so a head that learns charges gives eV).
         envelope_width: the envelope falls from 1 to 0 over ``[k_cut (1 - width), k_cut]``.
         seed: use the reference's six k-vectors (orthorhombic cells >= 10 A only).
         layers: indices of the interaction layers that get RSA (None: all).
-        evaluation: ``direct`` (lattice sum / quadrature) or ``mesh`` (particle mesh, periodic
-            cells only; same parameters, linear cost in N).
-        num_radial, lebedev_degree: the open-boundary quadrature.
+        evaluation: ``direct`` (lattice sum / open-boundary pair sum), ``mesh`` (particle mesh,
+            periodic cells only; same parameters, linear cost in N).
+        num_radial: radial k nodes of the open-boundary kernel (None: sized from the data's
+            largest structure by :func:`make_kset_fn`).
         mesh_order: B-spline order of the mesh (accuracy ~2e-5 at 6, ~1e-6 at 8; cost ~order^3).
         mesh_oversampling: grid points per needed frequency, ``K / (2 n_max + 1)`` (>= 1).
     """
 
-    k_cut: float = 0.8
+    k_cut: float | None = None
     margin: float = 0.1
-    weighting: str = "ewald"
-    sigma: float = 5.0
-    num_heads: int = 1
-    channels: int | None = None
-    combine: str = "residual"
+    weighting: str = "ewald_learned"
+    sigma: float | None = None
+    accuracy: float = DEFAULT_ACCURACY
+    num_heads: int = 2
+    channels: int | None = 16
+    combine: str = "energy"
     envelope_width: float = 0.2
     seed: bool = False
     layers: tuple[int, ...] | None = None
     evaluation: str = "direct"
-    num_radial: int = 16
-    lebedev_degree: int = 29
+    num_radial: int | None = None
     mesh_order: int = 6
     mesh_oversampling: float = 2.0
 
@@ -97,18 +149,24 @@ class RSAConfig:
             raise ValueError(
                 f"RSAConfig.weighting must be one of {WEIGHTINGS}, got {self.weighting!r}"
             )
-        if self.combine not in COMBINATIONS:
+        if self.combine not in COMBINE_CHOICES:
             raise ValueError(
-                f"RSAConfig.combine must be one of {sorted(COMBINATIONS)}, got {self.combine!r}"
+                f"RSAConfig.combine must be one of {COMBINE_CHOICES}, got {self.combine!r}"
             )
-        if not self.k_cut > 0:
+        if self.k_cut is not None and not self.k_cut > 0:
             raise ValueError(f"RSAConfig.k_cut must be positive (1/A), got {self.k_cut}")
+        if self.sigma is not None and not self.sigma > 0:
+            raise ValueError(f"RSAConfig.sigma must be positive (A), got {self.sigma}")
+        if not 0.0 < self.accuracy < 1.0:
+            raise ValueError(f"RSAConfig.accuracy must be in (0, 1), got {self.accuracy}")
         if not 0 < self.envelope_width <= 1:
             raise ValueError(
                 f"RSAConfig.envelope_width must be in (0, 1], got {self.envelope_width}"
             )
         if self.num_heads < 1:
             raise ValueError(f"RSAConfig.num_heads must be >= 1, got {self.num_heads}")
+        if self.num_radial is not None and self.num_radial < 8:
+            raise ValueError(f"RSAConfig.num_radial must be >= 8, got {self.num_radial}")
         if self.seed and self.weighting != "ones":
             raise ValueError(
                 "RSAConfig.seed=True reproduces the reference: weighting must be "
@@ -129,24 +187,48 @@ class RSAConfig:
                 f"RSAConfig.mesh_oversampling must be >= 1, got {self.mesh_oversampling}"
             )
 
+    @property
+    def is_resolved(self) -> bool:
+        """True once ``k_cut`` and ``sigma`` are numbers (``sigma`` unused by ``ones``)."""
+        return self.k_cut is not None and (self.sigma is not None or self.weighting == "ones")
+
+    def resolved(self, r_max: float) -> RSAConfig:
+        """This configuration with ``sigma`` and ``k_cut`` derived from ``r_max`` where None.
+
+        ``sigma`` None: :func:`ewald_split` of ``r_max``. ``k_cut`` None: from ``sigma`` (given
+        or derived) so that ``exp(-k_on^2 sigma^2 / 2) = accuracy``.
+        """
+        if self.is_resolved:
+            return self
+        sigma = self.sigma
+        if sigma is None:
+            sigma, _ = ewald_split(r_max, self.accuracy, self.envelope_width)
+        k_cut = self.k_cut
+        if k_cut is None:
+            k_on = math.sqrt(2.0 * math.log(1.0 / self.accuracy)) / sigma
+            k_cut = k_on / (1.0 - self.envelope_width)
+        return dataclasses.replace(self, sigma=float(sigma), k_cut=float(k_cut))
+
     @classmethod
     def preset(cls, name: str, **overrides) -> RSAConfig:
         """``seed``: the reference model (six reference k-vectors, unit weights, ``tp``, 1 head).
-        ``default``: ``ewald`` weights (sigma 5 A), k_cut 0.8 1/A, one head, ``residual``: the
-        best-behaved configuration measured here (held-out toy Coulomb fit, overhead; README).
-        Both evaluate ``direct``. For large periodic cells pass ``evaluation="mesh"`` (e.g.
-        ``RSAConfig.preset("default", evaluation="mesh")``): the direct sum's cost per atom grows
-        with the volume at fixed ``k_cut``, the mesh's does not (``benchmarks/rsa_scaling.py``
-        tables 6-7 measure the crossover)."""
+        ``default``: the defaults of this class, chosen by physics (RSA.md, README): an Ewald
+        split tied to the local cutoff (``sigma``, ``k_cut`` from ``r_max`` at 1e-3), two heads of
+        8 channels each with a learned correction to the Ewald kernel, and an additive
+        long-range energy. ``default-v0``: the earlier default (sigma 5 A, k_cut 0.8 1/A, one
+        head, ``residual``), kept to reproduce older runs; it cannot represent a Coulomb tail
+        beyond a 5 A local model (its kernel leaves 32% of 1/r uncovered at 5 A).
+        All evaluate ``direct``; ``evaluation="mesh"`` for large periodic boxes."""
         presets = {
             "seed": dict(
-                k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp", seed=True
-            ),
-            # Chosen by benchmarks/rsa_fit_toy.py and rsa_scaling.py --tables 4 (see README):
-            # residual fits held-out Coulomb energies best and leaves h_sr intact at u = 0.
-            "default": dict(
-                k_cut=0.8, weighting="ewald", sigma=5.0, num_heads=1, combine="residual"
-            ),
+                k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp",
+                seed=True, channels=None,
+            ),  # fmt: skip
+            "default": {},
+            "default-v0": dict(
+                k_cut=0.8, weighting="ewald", sigma=5.0, num_heads=1, combine="residual",
+                channels=None,
+            ),  # fmt: skip
         }
         if name not in presets:
             raise ValueError(f"unknown RSA preset {name!r}; choose from {sorted(presets)}")
@@ -159,6 +241,10 @@ class RSAConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RSAConfig:
+        d = dict(d)
+        # Files written before the open-boundary kernel became a radial pair sum name the old
+        # sphere rule's degree; the radial kernel integrates the angles exactly and needs none.
+        d.pop("lebedev_degree", None)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown RSAConfig fields: {sorted(unknown)}")
@@ -182,18 +268,23 @@ class RSAConfig:
         return self.layers is None or layer in self.layers
 
 
-def as_rsa_config(value: Any) -> RSAConfig | None:
-    """``MACEConfig.long_range`` from None, an :class:`RSAConfig`, a dict or a preset name."""
-    if value is None or isinstance(value, RSAConfig):
-        return value
-    if isinstance(value, dict):
-        return RSAConfig.from_dict(value)
-    if isinstance(value, str):
-        return RSAConfig.preset(value)
-    raise TypeError(
-        f"long_range must be None, an RSAConfig, a dict or a preset name, got "
-        f"{type(value).__name__}"
-    )
+def as_rsa_config(value: Any, r_max: float | None = None) -> RSAConfig | None:
+    """``MACEConfig.long_range`` from None, an :class:`RSAConfig`, a dict or a preset name;
+    resolved for ``r_max`` when given."""
+    if value is None:
+        return None
+    if isinstance(value, RSAConfig):
+        config = value
+    elif isinstance(value, dict):
+        config = RSAConfig.from_dict(value)
+    elif isinstance(value, str):
+        config = RSAConfig.preset(value)
+    else:
+        raise TypeError(
+            f"long_range must be None, an RSAConfig, a dict or a preset name, got "
+            f"{type(value).__name__}"
+        )
+    return config if r_max is None else config.resolved(r_max)
 
 
 # --------------------------------------------------------------------------- features <-> e3nn
@@ -249,13 +340,22 @@ def check_kset(config: RSAConfig, kset: KSet | None) -> None:
 
 
 class LongRangeLayer(nn.Module):
-    """RSA on the layer input's scalars, merged into the layer output: Features -> Features."""
+    """RSA on the layer input's scalars, merged into the layer output or read out as an energy.
+
+    ``(h_in, h_out, graph, positions) -> (h_next (Features), node_energy (N,))``: for the feature
+    combinations (``tp``, ``gate``, ``residual``) ``node_energy`` is 0 and ``h_next`` carries
+    ``u``; for ``energy`` ``h_next = h_out`` and ``node_energy = k_e sum_c p_ic u_ic`` (eV) with
+    ``p = Linear(scalars of h_out)``, zero at initialisation so the model starts as its
+    short-range part and the branch gets a gradient from the first step.
+    """
 
     config: RSAConfig
     channels: int
 
     @nn.compact
-    def __call__(self, h_in: Features, h_out: Features, graph, positions: jax.Array) -> Features:
+    def __call__(
+        self, h_in: Features, h_out: Features, graph, positions: jax.Array
+    ) -> tuple[Features, jax.Array]:
         cfg = self.config
         check_kset(cfg, graph.kset)
         block = RSABlock(
@@ -270,8 +370,16 @@ class LongRangeLayer(nn.Module):
             graph.node_graph,
             graph.node_mask,
         )
+        if cfg.combine == "energy":
+            scalars = h_out[0][..., 0]
+            readout = nn.Dense(
+                self.channels, use_bias=False, kernel_init=nn.initializers.zeros,
+                param_dtype=scalars.dtype, name="energy_readout",
+            )  # fmt: skip
+            energy = COULOMB_CONSTANT * jnp.sum(readout(scalars) * u, axis=-1)
+            return h_out, jnp.where(graph.node_mask, energy, 0.0)
         merged = make_combination(cfg.combine, name="combine")(features_to_irreps(h_out), u)
-        return irreps_to_features(merged)
+        return irreps_to_features(merged), jnp.zeros(u.shape[0], u.dtype)
 
 
 def long_range_combine(
@@ -282,11 +390,12 @@ def long_range_combine(
     h_out: Features,
     graph,
     positions: jax.Array,
-) -> Features:
-    """What ``MACE.combine`` returns for a long-range model; call it inside MACE's compact scope
-    (the submodule ``long_range_{layer}`` is created in the calling module)."""
+) -> tuple[Features, jax.Array | None]:
+    """What ``MACE.combine`` returns for a long-range model: the next features and the layer's
+    long-range node energies (None where the layer has no RSA). Call it inside MACE's compact
+    scope (the submodule ``long_range_{layer}`` is created in the calling module)."""
     if not config.applies_to(layer):
-        return h_out
+        return h_out, None
     layer_module = LongRangeLayer(
         config, config.channels or num_channels, name=f"long_range_{layer}"
     )
@@ -380,6 +489,11 @@ def make_kset_fn(
     Returns:
         ``kset_fn`` for :func:`rsajax.data.collate`, ``atoms_to_graph`` and ``GraphDataset``.
     """
+    if not config.is_resolved:
+        raise ValueError(
+            "make_kset_fn needs a resolved RSAConfig (sigma and k_cut are derived from the "
+            "model's r_max): pass model.config.long_range, or RSAConfig(...).resolved(r_max)"
+        )
     cells, pbcs = _cells_and_pbcs(structures)
     open_ = ~pbcs.any(axis=1)
     if config.evaluation == "mesh":
@@ -411,9 +525,11 @@ def make_kset_fn(
         return build_seed_kset
     for index in np.flatnonzero(~open_):  # a vector strictly inside k_cut, not just the margin
         integer_kset(cells[index], config.k_cut, margin=0.0, name=f"structure {index}")
-    need = max_num_k(
-        cells, pbcs, config.k_cut, config.margin, config.num_radial, config.lebedev_degree
-    )
+    num_radial = config.num_radial
+    if num_radial is None:  # resolve the largest open structure, with the margin as head room
+        diameter = max(_open_diameters(structures), default=0.0) * (1.0 + config.margin)
+        num_radial = radial_nodes_for(config.k_cut, diameter)
+    need = max_num_k(cells, pbcs, config.k_cut, config.margin, num_radial)
     slots = max(need, m_max or 0)
 
     def kset_fn(graph) -> KSet:
@@ -424,15 +540,34 @@ def make_kset_fn(
             m_max=slots,
             envelope_width=config.envelope_width,
             lattice_only=lattice_only,
-            num_radial=config.num_radial,
-            lebedev_degree=config.lebedev_degree,
+            num_radial=num_radial,
         )
 
     kset_fn.m_max = slots
+    kset_fn.num_radial = num_radial
     return kset_fn
 
 
+def _open_diameters(structures: Sequence[Any]) -> list[float]:
+    """Bounding-box diagonals (A) of the open-boundary structures among ``structures``."""
+    out = []
+    for s in structures:
+        pbc = np.asarray(s.pbc, bool)
+        positions = np.asarray(getattr(s, "positions", None) if not hasattr(s, "get_positions")
+                               else s.get_positions(), np.float64)  # fmt: skip
+        if pbc.ndim == 2:  # a batched Graph
+            node_graph = np.asarray(s.node_graph)
+            node_mask = np.asarray(s.node_mask, bool)
+            real = np.asarray(s.graph_mask, bool) & (np.asarray(s.n_node) > 0)
+            for g in np.flatnonzero(real & ~pbc.any(axis=1)):
+                out.append(structure_diameter(positions[(node_graph == g) & node_mask]))
+        elif not pbc.any():
+            out.append(structure_diameter(positions))
+    return out
+
+
 __all__ = [
+    "COULOMB_CONSTANT",
     "SEED_NUM_K",
     "LongRangeLayer",
     "RSAConfig",
@@ -442,5 +577,6 @@ __all__ = [
     "irreps_to_features",
     "long_range_combine",
     "make_kset_fn",
+    "ewald_split",
     "with_evaluation",
 ]

@@ -96,7 +96,9 @@ class MACEConfig:
         if self.max_L > self.max_ell:
             raise ValueError("hidden_irreps degree exceeds max_ell")
         silu_constant(self.silu_normalization)
-        object.__setattr__(self, "long_range", rsa_long_range.as_rsa_config(self.long_range))
+        object.__setattr__(
+            self, "long_range", rsa_long_range.as_rsa_config(self.long_range, r_max=self.r_max)
+        )
         if self.long_range is not None:
             self.long_range.check_model(self.num_interactions, self.num_channels)
         if self.num_interactions < 1:
@@ -141,6 +143,9 @@ class MACE(nn.Module):
     """MACE / ScaleShiftMACE energy model on a padded :class:`rsajax.graph.Graph`."""
 
     config: MACEConfig
+    #: Evaluate with every RSA output set to zero (the short-range part of a feature-combined
+    #: RSA-MACE; used by :meth:`energy_parts`). Parameters are unchanged.
+    long_range_off: bool = False
 
     def combine(
         self,
@@ -149,9 +154,10 @@ class MACE(nn.Module):
         h_out: mace.Features,
         graph: Graph,
         positions: jax.Array,
-    ) -> mace.Features:
-        """Hook for long-range models: may replace layer ``layer``'s output ``h_out``; it sees the
-        layer's input ``h_in`` (scalars in ``h_in[0]``, (N, C, 1)). Identity for plain MACE."""
+    ) -> tuple[mace.Features, jax.Array | None]:
+        """Hook for long-range models: may replace layer ``layer``'s output ``h_out`` and add
+        per-node energies (N,) (None: none); it sees the layer's input ``h_in`` (scalars in
+        ``h_in[0]``, (N, C, 1)). Identity for plain MACE."""
         if self.config.long_range is not None:
             return rsa_long_range.long_range_combine(
                 self.config.long_range,
@@ -162,7 +168,7 @@ class MACE(nn.Module):
                 graph,
                 positions,
             )
-        return h_out
+        return h_out, None
 
     def __call__(self, graph: Graph) -> jax.Array:
         """Per-graph energies (G,); padded nodes and the padding graph contribute zero."""
@@ -170,9 +176,33 @@ class MACE(nn.Module):
             self.node_energies(graph), graph.node_graph, num_segments=graph.num_graphs
         )
 
-    @nn.compact
     def node_energies(self, graph: Graph) -> jax.Array:
         """(N,) per-atom energies including E0, zero on padded nodes."""
+        return self.node_energy_parts(graph)[0]
+
+    def energy_parts(self, graph: Graph) -> tuple[jax.Array, jax.Array]:
+        """Per-graph ``(energy, long_range_energy)``, both (G,).
+
+        ``long_range_energy`` is what the RSA branch adds to the energy: the sum of the ``energy``
+        combination's terms (exactly additive: ``energy - long_range_energy`` is the short-range
+        MACE's energy). For the feature combinations (``tp``, ``gate``, ``residual``) ``u`` is
+        mixed into the features and no additive part exists: it is the energy minus that of the
+        same parameters with every RSA output set to zero (one more forward pass). Zero for a
+        short-range model.
+        """
+        total, long_range = self.node_energy_parts(graph)
+        lr = self.config.long_range
+        if lr is not None and lr.combine != "energy":
+            switched_off = MACE(self.config, long_range_off=True)  # same parameters, u = 0
+            total_off = switched_off.apply(self.variables, graph, method=MACE.node_energies)
+            long_range = total - total_off
+        segments = dict(segment_ids=graph.node_graph, num_segments=graph.num_graphs)
+        return jax.ops.segment_sum(total, **segments), jax.ops.segment_sum(long_range, **segments)
+
+    @nn.compact
+    def node_energy_parts(self, graph: Graph) -> tuple[jax.Array, jax.Array]:
+        """(N,) per-atom energies including E0 and (N,) their additive long-range part (the
+        ``energy`` combination's terms; 0 otherwise), both zero on padded nodes."""
         cfg = self.config
         dt = jnp.dtype(cfg.dtype)
         num_elements = len(cfg.atomic_numbers)
@@ -205,7 +235,7 @@ class MACE(nn.Module):
         )
         h = {0: (one_hot @ embedding / float(np.sqrt(num_elements)))[:, :, None]}
 
-        readout_energies = []
+        readout_energies, long_range_energies = [], []
         for t in range(cfg.num_interactions):
             last = t == cfg.num_interactions - 1
             ls_in = (0,) if t == 0 else ls_hidden
@@ -237,7 +267,12 @@ class MACE(nn.Module):
                 dt,
                 name=f"products_{t}",
             )(message, one_hot, sc)
-            h = self.combine(t, h, h_out, graph, positions)
+            if self.long_range_off:
+                h = h_out
+            else:
+                h, layer_energy = self.combine(t, h, h_out, graph, positions)
+                if layer_energy is not None:
+                    long_range_energies.append(layer_energy)
             if last and cfg.num_interactions > 1:
                 mlp = int(mace.e3nn.Irreps(cfg.MLP_irreps).simplify()[0].mul)
                 readout = mace.NonLinearReadout(mlp, silu_norm, dt, name=f"readouts_{t}")
@@ -249,7 +284,10 @@ class MACE(nn.Module):
         if cfg.model_type == "ScaleShiftMACE":
             node_inter = cfg.scale * node_inter + cfg.shift
         e0 = one_hot @ jnp.asarray(cfg.atomic_energies, dt)
-        return jnp.where(node_mask, e0 + node_inter, 0.0)
+        # The long-range energy is in eV already (Coulomb constant), outside scale and shift.
+        long_range = sum(long_range_energies) if long_range_energies else jnp.zeros_like(e0)
+        long_range = jnp.where(node_mask, long_range, 0.0)
+        return jnp.where(node_mask, e0 + node_inter + long_range, 0.0), long_range
 
 
 def dummy_graph(config: MACEConfig) -> Graph:

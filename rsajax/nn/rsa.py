@@ -27,8 +27,8 @@ import jax.numpy as jnp
 
 from rsajax.nn.kspace import KSet, half_kset, kspace_geometry, smooth_envelope
 
-Weighting = Literal["ones", "ewald", "learned"]
-WEIGHTINGS = ("ones", "ewald", "learned")
+Weighting = Literal["ones", "ewald", "learned", "ewald_learned"]
+WEIGHTINGS = ("ones", "ewald", "learned", "ewald_learned")
 EVALUATIONS = ("direct", "mesh")
 
 
@@ -109,6 +109,73 @@ def reciprocal_space_attention(
     return jnp.where(node_mask[:, None], u, 0.0)
 
 
+def open_boundary_attention(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    positions: jnp.ndarray,
+    knorm: jnp.ndarray,
+    kweights: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    open_graph: jnp.ndarray,
+    node_mask: jnp.ndarray | None = None,
+    num_heads: int = 1,
+) -> jnp.ndarray:
+    """RSA steps 3-5 for open-boundary graphs, with the angular integral done exactly.
+
+    For a k-set that is a continuous, isotropic integral the phase sum becomes a radial kernel,
+    ``sum_m w_m e^{i k_m . r} -> phi(r) = sum_m w_m sinc(|k_m| r)``, and the sine (``omega``)
+    part of the closed form in RSA.md vanishes, so for head ``h``::
+
+        u_ih = sum_{j in graph(i)} phi_h(|r_i - r_j|) (q_ih . k_jh) v_jh     (self term included)
+
+    where ``q . k`` is the real dot product of the head's ``D`` channels (``Re sum_p q_p
+    conj(k_p)``). Cost ``O(N^2 M)`` over the batch's nodes: meant for molecules and clusters.
+
+    Args:
+        q, k, v: (N, C) activated queries, keys, values (as for
+            :func:`reciprocal_space_attention`).
+        positions: (N, 3) Cartesian positions.
+        knorm: (G, M) radial nodes ``|k_m|`` of each graph, 1/A.
+        kweights: (G, M) or (G, M, H) weights (radial measure, envelope, weighting included),
+            0 on masked slots.
+        node_graph: (N,) graph of each node.
+        open_graph: (G,) bool, the graphs this kernel serves (others get u = 0).
+        node_mask: (N,) bool, real nodes.
+        num_heads: H.
+    Returns:
+        u: (N, C), zero on padded nodes and on nodes of other graphs.
+    """
+    num_nodes, channels = q.shape
+    width = channels // num_heads
+    if node_mask is None:
+        node_mask = jnp.ones(num_nodes, dtype=bool)
+    weights = kweights if kweights.ndim == 3 else kweights[..., None]
+    weights = jnp.broadcast_to(weights, knorm.shape + (num_heads,))
+    active = node_mask & open_graph[node_graph]
+    pair = (node_graph[:, None] == node_graph[None, :]) & active[:, None] & active[None, :]
+    diff = positions[:, None, :] - positions[None, :, :]
+    r_sq = jnp.sum(diff * diff, axis=-1)
+    positive = r_sq > 0
+    r = jnp.sqrt(jnp.where(positive, r_sq, 1.0))  # double where: no NaN gradient at r = 0
+    r = jnp.where(positive, r, 0.0)
+    kr = knorm[node_graph][:, None, :] * r[:, :, None]  # (N, N, M), i's graph
+    phi = jnp.einsum("ijm,imh->ijh", jnp.sinc(kr / jnp.pi), weights[node_graph])
+    phi = jnp.where(pair[..., None], phi, 0.0)
+    qh, kh = q.reshape(num_nodes, num_heads, width), k.reshape(num_nodes, num_heads, width)
+    vh = jnp.where(active[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
+    attention = jnp.einsum("ihd,jhd->ijh", qh, kh) * phi
+    u = jnp.einsum("ijh,jhd->ihd", attention, vh).reshape(num_nodes, channels)
+    return jnp.where(active[:, None], u, 0.0)
+
+
+def ewald_kernel(k_sq: jnp.ndarray, sigma: float) -> jnp.ndarray:
+    """``4 pi exp(-k^2 sigma^2 / 2) / k^2`` (A^2): the Fourier transform of the Gaussian-smeared
+    Coulomb kernel ``erf(r / (sqrt(2) sigma)) / r``. Times the measure (1/A^3) it gives a kernel
+    in 1/A. ``k_sq`` must be positive."""
+    return 4.0 * jnp.pi * jnp.exp(-0.5 * sigma**2 * k_sq) / k_sq
+
+
 def fixed_kweights(
     kset: KSet, kvectors: jnp.ndarray, measure: jnp.ndarray, weighting: str, sigma: float = 5.0
 ) -> jnp.ndarray:
@@ -134,7 +201,7 @@ def fixed_kweights(
     if weighting == "ones":
         weights = envelope
     else:
-        weights = 4.0 * jnp.pi * jnp.exp(-0.5 * sigma**2 * k_sq) / k_sq * measure * envelope
+        weights = ewald_kernel(k_sq, sigma) * measure * envelope
     return jnp.where(kset.mask, weights, 0.0)
 
 
@@ -162,15 +229,20 @@ class LearnedKWeights(nn.Module):
     """Per-head positive radial function of |k|, times the envelope and the measure: (G, M, H).
 
     ``f_h(x) = softplus(sum_b c_hb exp(-((x - mu_b) / s)^2) + b_h)`` with ``x = |k| / k_cut``,
-    initialised to ``f = 1``; Gaussians centred on ``[0, 1]``.
+    initialised to ``f = 1``; Gaussians centred on ``[0, 1]``. With ``ewald_sigma`` set
+    (weighting ``ewald_learned``) ``f_h`` multiplies the Ewald kernel of that width, so every head
+    starts as a Gaussian-smeared ``1/r`` and learns a correction to its shape; without it
+    (``learned``) the weights are ``f_h`` alone.
     """
 
     num_heads: int
     num_basis: int = 8
+    ewald_sigma: float | None = None
 
     @nn.compact
     def __call__(self, kset: KSet, kvectors: jnp.ndarray, measure: jnp.ndarray) -> jnp.ndarray:
-        k_norm = jnp.sqrt(jnp.where(kset.mask, jnp.sum(kvectors**2, axis=-1), 1.0))
+        k_sq = jnp.where(kset.mask, jnp.sum(kvectors**2, axis=-1), 1.0)
+        k_norm = jnp.sqrt(k_sq)
         x = k_norm / kset.k_cut
         centres = jnp.linspace(0.0, 1.0, self.num_basis, dtype=x.dtype)
         basis = jnp.exp(-(((x[..., None] - centres) * (self.num_basis - 1)) ** 2))
@@ -184,7 +256,10 @@ class LearnedKWeights(nn.Module):
         radial = jax.nn.softplus(basis @ coeffs.astype(x.dtype) + bias.astype(x.dtype))
         envelope = smooth_envelope(k_norm, kset.k_cut, kset.envelope_width)
         envelope = envelope if kset.smooth else jnp.ones_like(envelope)
-        weights = radial * (envelope * measure)[..., None]
+        scale = envelope * measure
+        if self.ewald_sigma is not None:
+            scale = scale * ewald_kernel(k_sq, self.ewald_sigma)
+        weights = radial * scale[..., None]
         return jnp.where(kset.mask[..., None], weights, 0.0)
 
 
@@ -239,8 +314,9 @@ class RSABlock(nn.Module):
         if paired:
             kset = half_kset(kset)
         kvectors, measure = kspace_geometry(kset, cell)
-        if self.weighting == "learned":
-            weights = LearnedKWeights(self.num_heads, self.num_basis, name="k_weights")(
+        if self.weighting in ("learned", "ewald_learned"):
+            sigma = self.sigma if self.weighting == "ewald_learned" else None
+            weights = LearnedKWeights(self.num_heads, self.num_basis, sigma, name="k_weights")(
                 kset, kvectors, measure
             )
         else:
@@ -252,7 +328,24 @@ class RSABlock(nn.Module):
                 q, k, v, positions, cell, weights, node_graph, cell.shape[0], mesh,
                 node_mask=node_mask, num_heads=self.num_heads,
             )  # fmt: skip
-        return reciprocal_space_attention(
-            q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
-            node_mask=node_mask, num_heads=self.num_heads, paired=paired,
+        if not kset.has_open:
+            return reciprocal_space_attention(
+                q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
+                node_mask=node_mask, num_heads=self.num_heads, paired=paired,
+            )  # fmt: skip
+        # Open graphs: exact angular integral, a pair sum (open_boundary_attention); periodic
+        # graphs of the same batch: the lattice sum, with the open graphs' slots masked out.
+        periodic = jnp.asarray(kset.periodic)
+        weights = weights if weights.ndim == 3 else weights[..., None]
+        lattice_mask = kset.mask & periodic[:, None]
+        u = reciprocal_space_attention(
+            q, k, v, positions, kvectors, jnp.where(periodic[:, None, None], weights, 0.0),
+            lattice_mask, node_graph, cell.shape[0], node_mask=node_mask,
+            num_heads=self.num_heads,
+        )  # fmt: skip
+        k_sq = jnp.sum(kvectors * kvectors, axis=-1)
+        knorm = jnp.where(kset.mask, jnp.sqrt(jnp.where(kset.mask, k_sq, 1.0)), 0.0)
+        return u + open_boundary_attention(
+            q, k, v, positions, knorm, jnp.where(periodic[:, None, None], 0.0, weights),
+            node_graph, ~periodic, node_mask=node_mask, num_heads=self.num_heads,
         )  # fmt: skip

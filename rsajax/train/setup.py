@@ -103,7 +103,7 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
     valid_batch = -(-d.valid_batch_size // sub_batches) * sub_batches
     kset_fn = None
     if cfg.model.long_range is not None:  # RSA: one static k-set size for the whole dataset
-        rsa = as_rsa_config(cfg.model.long_range)
+        rsa = as_rsa_config(cfg.model.long_range, r_max=cfg.model.r_max)
         kset_fn = make_kset_fn(rsa, train_records + valid_records)
     return TrainingData(
         train=GlobalBatches(
