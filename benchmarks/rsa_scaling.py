@@ -256,12 +256,13 @@ MODEL = dict(r_max=5.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=2, num_ch
 VARIANTS = {
     "seed": lambda: RSAConfig.preset("seed"),
     "default": lambda: RSAConfig.preset("default"),
-    "k_cut=0.6": lambda: RSAConfig.preset("default", k_cut=0.6),
-    "k_cut=1.0": lambda: RSAConfig.preset("default", k_cut=1.0),
-    "learned": lambda: RSAConfig.preset("default", weighting="learned"),
-    "2 heads": lambda: RSAConfig.preset("default", num_heads=2),
-    "gate": lambda: RSAConfig.preset("default", combine="gate"),
-    "tp": lambda: RSAConfig.preset("default", combine="tp"),
+    "default-v0": lambda: RSAConfig.preset("default-v0"),
+    "acc=1e-2": lambda: RSAConfig.preset("default", accuracy=1e-2),
+    "acc=1e-4": lambda: RSAConfig.preset("default", accuracy=1e-4),
+    "1 head": lambda: RSAConfig.preset("default", num_heads=1),
+    "C=32": lambda: RSAConfig.preset("default", channels=32),
+    "residual": lambda: RSAConfig.preset("default", combine="residual"),
+    "ewald": lambda: RSAConfig.preset("default", weighting="ewald"),
     "mesh": lambda: RSAConfig.preset("default", evaluation="mesh"),
     "mesh o4": lambda: RSAConfig.preset("default", evaluation="mesh", mesh_order=4),
 }
@@ -271,7 +272,8 @@ def model_call(long_range, atoms, dtype):
     """(compiled energy+forces call, its arguments, peak bytes, M) of (RSA-)MACE on ``atoms``."""
     config = MACEConfig(**MODEL, dtype=np.dtype(dtype).name, long_range=long_range)
     model, variables = init_model(config)
-    kset_fn = None if long_range is None else make_kset_fn(long_range, [atoms])
+    # config.long_range is resolved: sigma and k_cut derived from r_max where the preset leaves them
+    kset_fn = None if long_range is None else make_kset_fn(config.long_range, [atoms])
     graph = atoms_to_graph(atoms, config.r_max, dtype=dtype, kset_fn=kset_fn)
     potential = make_potential(energy_fn_from_model(model), compute_stress=False)
     compiled = jax.jit(potential).lower(variables, graph).compile()
