@@ -143,7 +143,9 @@ def train(
             was never interrupted). Without it, an output_dir with checkpoints is an error.
         callbacks: ``fn(event, info)`` called with ``"step"`` after every step (info: step,
             epoch, batch, loss as a device scalar: ``float()`` waits for it) and ``"epoch"``
-            after every validation (info: the log record).
+            after every validation (info: the log record plus ``model``, the Flax module, and
+            ``variables``, the validated ``{"params", "constants"}``: EMA parameters when EMA is
+            on).
     Returns:
         :class:`TrainResult`; the exported model is in ``result.model_dir``.
     """
@@ -247,8 +249,15 @@ def train(
         }
         _log(log_path, record)
         history.append(record)
+        # The callbacks also get the validated parameters (EMA when on), e.g. to score a held-out
+        # subset every epoch; the log keeps the JSON record only.
+        evaluated = {
+            **record,
+            "model": model,
+            "variables": {"params": params, "constants": constants},
+        }
         for callback in callbacks:
-            callback("epoch", record)
+            callback("epoch", evaluated)
         return record
 
     def save_last(pos: Position) -> None:
