@@ -5,6 +5,10 @@ Forces are ``-dE/d positions``. The virial and stress come from a symmetric stra
 to positions *and* cell inside the differentiated function (as in mace-torch / nequip):
 ``virial = -dE/d eps`` and ``stress = dE/d eps / |det cell|`` (ASE sign: positive = tensile).
 Graphs without a 3D cell (open boundaries, zero cell) get a zero stress; their virial is kept.
+
+An energy function may also return ``(energy, long_range_energy)`` (both (G,), e.g.
+``energy_fn_from_model(model, long_range_part=True)``): forces, virial and stress still come from
+the total ``energy`` only, and the long-range part is reported beside it.
 """
 
 from __future__ import annotations
@@ -17,16 +21,34 @@ import jax.numpy as jnp
 
 from rsajax.graph import Graph
 
-EnergyFn = Callable[[Any, Graph], jax.Array]
+#: ``(variables, graph) -> (G,)`` energies, or ``(energy (G,), long_range_energy (G,))``.
+EnergyFn = Callable[[Any, Graph], "jax.Array | tuple[jax.Array, jax.Array]"]
 
 
-def energy_fn_from_model(model) -> EnergyFn:
-    """``energy_fn(variables, graph) -> (G,)`` for a Flax model whose ``apply`` returns (G,)."""
+def energy_fn_from_model(model, long_range_part: bool = False) -> EnergyFn:
+    """``energy_fn(variables, graph) -> (G,)`` for a Flax model whose ``apply`` returns (G,).
 
-    def energy_fn(variables, graph: Graph) -> jax.Array:
-        return model.apply(variables, graph)
+    With ``long_range_part``: ``energy_fn(variables, graph) -> (energy, long_range_energy)``, both
+    (G,), from ``MACE.energy_parts`` (the RSA branch's additive energy for the ``energy``
+    combination; for the feature combinations the energy minus that with the RSA outputs zeroed,
+    one more forward pass). Zeros for a short-range model or a model without ``energy_parts``.
+    """
+    if not long_range_part:
 
-    return energy_fn
+        def energy_fn(variables, graph: Graph) -> jax.Array:
+            return model.apply(variables, graph)
+
+        return energy_fn
+
+    parts = getattr(type(model), "energy_parts", None)
+
+    def energy_parts_fn(variables, graph: Graph) -> tuple[jax.Array, jax.Array]:
+        if parts is None:
+            energy = model.apply(variables, graph)
+            return energy, jnp.zeros_like(energy)
+        return model.apply(variables, graph, method=parts)
+
+    return energy_parts_fn
 
 
 def strain_graph(graph: Graph, positions: jax.Array, strain: jax.Array) -> Graph:
@@ -48,24 +70,32 @@ def make_potential(energy_fn: EnergyFn, compute_stress: bool = True) -> Callable
     - ``energy``: (G,) per-graph energies (0 on the padding graph),
     - ``forces``: (N, 3), 0 on padded nodes,
     - ``virial``: (G, 3, 3) ``-dE/d eps``, and ``stress``: (G, 3, 3) in eV/A^3 (zero where the
-      graph has no 3D cell); both only when ``compute_stress``.
+      graph has no 3D cell); both only when ``compute_stress``,
+    - ``long_range_energy``: (G,) the long-range part of ``energy`` (0 on the padding graph), only
+      when ``energy_fn`` returns ``(energy, long_range_energy)``. Forces and stress are those of
+      the total energy either way.
     """
 
     def total(positions, strain, variables, graph):
         g = strain_graph(graph, positions, strain)
-        energies = energy_fn(variables, g)
+        out = energy_fn(variables, g)
+        energies, long_range = out if isinstance(out, tuple) else (out, None)
         energies = jnp.where(graph.graph_mask, energies, 0.0)
-        return jnp.sum(energies), energies
+        if long_range is not None:
+            long_range = jnp.where(graph.graph_mask, long_range, 0.0)
+        return jnp.sum(energies), (energies, long_range)
 
     def compute(variables, graph: Graph) -> dict[str, jax.Array]:
         positions = graph.positions
         strain = jnp.zeros((graph.num_graphs, 3, 3), positions.dtype)
         argnums = (0, 1) if compute_stress else (0,)
-        grads, energies = jax.grad(total, argnums=argnums, has_aux=True)(
+        grads, (energies, long_range) = jax.grad(total, argnums=argnums, has_aux=True)(
             positions, strain, variables, graph
         )
         forces = jnp.where(graph.node_mask[:, None], -grads[0], 0.0)
         out = {"energy": energies, "forces": forces}
+        if long_range is not None:
+            out["long_range_energy"] = long_range
         if compute_stress:
             de_deps = grads[1]
             volume = jnp.abs(jnp.linalg.det(graph.cell.astype(positions.dtype)))

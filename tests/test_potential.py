@@ -88,3 +88,24 @@ def test_strain_graph_is_symmetric_deformation():
     sym = np.eye(3) + np.array([[0, 0.01, 0], [0.01, 0, 0], [0, 0, 0]])
     np.testing.assert_allclose(g.cell[0], atoms.cell.array @ sym)
     np.testing.assert_allclose(g.positions[: len(atoms)], atoms.positions @ sym)
+
+
+def test_energy_parts_report_the_long_range_part_and_differentiate_the_total():
+    """An energy function returning ``(energy, long_range_energy)``: forces and stress are those
+    of ``energy`` alone, ``long_range_energy`` rides along (0 on padding); plain functions keep
+    the old output keys."""
+
+    def with_part(variables, graph):
+        energy = pair_energy(variables, graph)
+        return energy + 1.0, 0.25 * energy + 3.0  # the "part" is not differentiated
+
+    graph = atoms_to_graph([triclinic(n=6), molecule()], CUTOFF)
+    variables = {"k": 1.7}
+    plain = make_potential(pair_energy)(variables, graph)
+    both = make_potential(with_part)(variables, graph)
+    assert "long_range_energy" not in plain
+    np.testing.assert_allclose(both["energy"][:2], np.asarray(plain["energy"][:2]) + 1.0)
+    np.testing.assert_allclose(both["long_range_energy"][:2], 0.25 * plain["energy"][:2] + 3.0)
+    assert float(both["long_range_energy"][2]) == 0.0  # padding graph
+    for key in ("forces", "virial", "stress"):
+        np.testing.assert_allclose(both[key], plain[key], rtol=1e-14, atol=1e-15)

@@ -23,3 +23,18 @@ TINY = dict(
 def tiny_config(**overrides) -> MACEConfig:
     """A two-layer MACE small enough for float64 finite differences; ``overrides`` win."""
     return MACEConfig(**{**TINY, **overrides})
+
+
+def switch_on_long_range(variables: dict, scale: float = 0.05, seed: int = 0) -> dict:
+    """``variables`` with random RSA energy readouts (``combine="energy"`` starts them at zero,
+    so a fresh RSA-MACE has no long-range energy); every other array is kept."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    params = dict(variables["params"])
+    for name, layer in params.items():
+        if name.startswith("long_range_") and "energy_readout" in layer:
+            kernel = np.asarray(layer["energy_readout"]["kernel"])
+            readout = {"kernel": rng.normal(0.0, scale, kernel.shape).astype(kernel.dtype)}
+            params[name] = {**layer, "energy_readout": readout}
+    return {**variables, "params": params}

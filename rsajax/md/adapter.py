@@ -105,12 +105,17 @@ def graph_from_neighbors(
 
 
 def _allocation_graph(numbers: np.ndarray, box: np.ndarray) -> SimpleNamespace:
-    """The host-side view of :func:`graph_from_neighbors`'s graph slots that k-set builders read."""
+    """The host-side view of :func:`graph_from_neighbors`'s graph slots that k-set builders read
+    (node positions are placeholders: the one real graph is periodic, so none are read)."""
+    n = len(numbers)
     return SimpleNamespace(
         cell=np.stack([box.T, np.eye(3) * PADDING_LENGTH]),
         pbc=np.array([[True] * 3, [False] * 3]),
         graph_mask=np.array([True, False]),
-        n_node=np.array([len(numbers), 1]),
+        n_node=np.array([n, 1]),
+        positions=np.zeros((n + 1, 3)),
+        node_graph=np.concatenate([np.zeros(n, np.int32), np.ones(1, np.int32)]),
+        node_mask=np.arange(n + 1) < n,
     )
 
 
@@ -164,13 +169,22 @@ def _mesh_check(mesh) -> BoxCheck:
 
 
 def make_model_energy(
-    model, numbers: np.ndarray, box: np.ndarray, cutoff: float, kset=None
+    model,
+    numbers: np.ndarray,
+    box: np.ndarray,
+    cutoff: float,
+    kset=None,
+    long_range_part: bool = False,
 ) -> Callable:
     """``energy(variables, R, neighbor, box=None, perturbation=None) -> E`` (parameters explicit,
     for differentiable MD). ``box`` defaults to the allocation box; ``kset`` is the RSA k-set of
-    a long-range model (:func:`long_range_kset`)."""
+    a long-range model (:func:`long_range_kset`). With ``long_range_part`` it returns
+    ``(E, E_long_range)`` (:func:`rsajax.potential.energy_fn_from_model`)."""
+    from rsajax.potential import energy_fn_from_model
+
     numbers = jnp.asarray(np.asarray(numbers), jnp.int32)
     box0 = np.asarray(box, dtype=np.float64)
+    model_energy = energy_fn_from_model(model, long_range_part=long_range_part)
 
     def energy(variables, R, neighbor, box=None, perturbation=None, **unused):
         b = jnp.asarray(box0 if box is None else box, dtype=R.dtype)
@@ -178,7 +192,10 @@ def make_model_energy(
         graph = graph_from_neighbors(numbers, R, neighbor.idx, B, cutoff)
         if kset is not None:
             graph = graph.replace(kset=kset)
-        return model.apply(variables, graph)[0]
+        out = model_energy(variables, graph)
+        if long_range_part:
+            return out[0][0], out[1][0]
+        return out[0]
 
     return energy
 
@@ -200,6 +217,9 @@ class MDSystem:
         rebuild: ``rebuild(box) -> MDSystem`` for a new allocation box (outside jit).
         energy_with_params: ``(variables, R, neighbor, box=, perturbation=) -> E`` or None.
         variables: the model variables bound into ``energy_fn`` (None for a teacher).
+        energy_parts_fn: ``(R, neighbor, box=None, perturbation=None) -> (E, E_long_range)``
+            (eV) for a long-range (RSA) model, evaluated at log points only (the thermo log's
+            ``E_lr_eV``); None for systems without an RSA part (short-range models, teachers).
     """
 
     energy_fn: Callable
@@ -215,6 +235,7 @@ class MDSystem:
     rebuild: Callable[[np.ndarray], MDSystem]
     energy_with_params: Callable | None = None
     variables: object = None
+    energy_parts_fn: Callable | None = None
     _cell_list_fns: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def check_boxes(self, boxes: np.ndarray) -> str | None:
@@ -329,6 +350,13 @@ def model_system(
     def energy_fn(R, neighbor, box=None, perturbation=None, **unused):
         return energy(variables, R, neighbor, box=box, perturbation=perturbation)
 
+    energy_parts_fn = None
+    if config.long_range is not None:
+        parts = make_model_energy(model, numbers, box, cutoff, kset=kset, long_range_part=True)
+
+        def energy_parts_fn(R, neighbor, box=None, perturbation=None, **unused):
+            return parts(variables, R, neighbor, box=box, perturbation=perturbation)
+
     def rebuild(new_box: np.ndarray) -> MDSystem:
         return model_system(
             model,
@@ -358,6 +386,7 @@ def model_system(
         rebuild,
         energy,
         variables,
+        energy_parts_fn,
     )
 
 

@@ -125,21 +125,28 @@ def _mass(system: MDSystem, R: jnp.ndarray) -> jnp.ndarray:
 def thermo(system: MDSystem, state, nbrs, box: jnp.ndarray) -> dict[str, jnp.ndarray]:
     """Instantaneous T (K), kinetic / potential energy (eV), volume (A^3), stress (3, 3) and
     pressure (eV/A^3, kinetic + virial). Stress is the model's: ``(1/V) dE/d eps`` (ASE sign)
-    with the strain applied through jax-md's ``perturbation``."""
+    with the strain applied through jax-md's ``perturbation``. For a system with a long-range
+    (RSA) part (``system.energy_parts_fn``) also ``long_range`` (eV), the part of the potential
+    energy the RSA branch contributes, from the same evaluation; absent otherwise."""
     R = state.position
+    parts = system.energy_parts_fn
 
     def energy(eps):
         perturbation = jnp.eye(3, dtype=R.dtype) + eps
-        return system.energy_fn(R, nbrs, box=box, perturbation=perturbation)
+        if parts is not None:
+            return parts(R, nbrs, box=box, perturbation=perturbation)
+        return system.energy_fn(R, nbrs, box=box, perturbation=perturbation), None
 
-    e_pot, de_deps = jax.value_and_grad(energy)(jnp.zeros((3, 3), R.dtype))
+    (e_pot, e_long_range), de_deps = jax.value_and_grad(energy, has_aux=True)(
+        jnp.zeros((3, 3), R.dtype)
+    )
     volume = jnp.abs(jnp.linalg.det(box))
     kinetic = quantity.kinetic_energy(momentum=state.momentum, mass=state.mass)
     stress = de_deps / volume
     n_atoms = R.shape[0]
     pressure = (2.0 * kinetic / 3.0 - jnp.trace(de_deps) / 3.0) / volume
     temperature = 2.0 * kinetic / (3.0 * n_atoms * KB)
-    return {
+    out = {
         "temperature": temperature,
         "kinetic": kinetic,
         "potential": e_pot,
@@ -147,3 +154,6 @@ def thermo(system: MDSystem, state, nbrs, box: jnp.ndarray) -> dict[str, jnp.nda
         "pressure": pressure,
         "stress": stress,
     }
+    if e_long_range is not None:
+        out["long_range"] = e_long_range
+    return out

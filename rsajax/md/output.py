@@ -34,7 +34,12 @@ THERMO_FIELDS = (
     "P_target_GPa",
     "volume_A3",
     "density_g_cm3",
+    "E_lr_eV",
 )
+#: ``E_lr_eV``: the long-range (RSA) part of ``E_pot_eV`` (``MACE.energy_parts``), computed at log
+#: points only; empty in the CSV (null in the JSONL) for systems without an RSA part (short-range
+#: models, the BKS teacher, whose Coulomb sum is not separated) and in rows resumed from logs
+#: written before the column existed.
 CHECKPOINT = "checkpoint.npz"
 
 
@@ -64,7 +69,17 @@ class RunOutput:
                 csv.writer(f).writerow(THERMO_FIELDS)
 
     def _truncate(self, step: int) -> None:
-        """Drop log rows and frames after ``step`` (written after the checkpoint)."""
+        """Drop log rows and frames after ``step`` (written after the checkpoint). Logs of older
+        versions (fewer columns) are rewritten from the JSONL with the current columns."""
+        if not self.jsonl_path.exists() and self.csv_path.exists():
+            with open(self.csv_path, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header is not None and tuple(header) != THERMO_FIELDS:
+                raise ValueError(
+                    f"{self.csv_path}: columns {header} differ from this version's "
+                    f"{list(THERMO_FIELDS)} and there is no {self.jsonl_path.name} to rewrite it "
+                    "from; move the old log away to resume"
+                )
         if self.jsonl_path.exists():
             rows = [json.loads(line) for line in self.jsonl_path.read_text().splitlines() if line]
             rows = [r for r in rows if r["step"] <= step]
@@ -79,9 +94,11 @@ class RunOutput:
         self.write_frames(frames)
 
     def write_thermo(self, rows: list[dict]) -> None:
-        """Append rows (dicts with :data:`THERMO_FIELDS`) to the CSV and JSONL logs."""
+        """Append rows (dicts with :data:`THERMO_FIELDS`; a missing or None field is written
+        empty in the CSV and null in the JSONL) to the CSV and JSONL logs."""
         if not rows:
             return
+        rows = [{k: r.get(k) for k in THERMO_FIELDS} for r in rows]
         new = not self.csv_path.exists()
         with open(self.csv_path, "a", newline="") as f:
             writer = csv.writer(f)

@@ -24,7 +24,8 @@ from rsajax.md.simulation import MAX_RETRIES, BlowUpError, make_chunk_fn
 @dataclasses.dataclass
 class ReplicaResult:
     """``thermo``: dict of (replicas, records) arrays (temperature K, potential / kinetic eV,
-    volume A^3, pressure GPa); ``states``: the batched integrator state."""
+    volume A^3, pressure GPa; ``long_range`` eV for RSA models); ``states``: the batched
+    integrator state."""
 
     states: object
     thermo: dict[str, np.ndarray]

@@ -278,6 +278,7 @@ class Simulation:
                 "P_target_GPa": float(self.schedule.pressure_GPa[j]),
                 "volume_A3": volume,
                 "density_g_cm3": float(density_g_cm3(masses, volume)),
+                "E_lr_eV": float(th["long_range"][i]) if "long_range" in th else None,
             }
             rows.append(row)
             error = self._blow_up(row, positions[i], box, step)
