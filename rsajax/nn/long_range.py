@@ -221,12 +221,21 @@ class RSAConfig:
         All evaluate ``direct``; ``evaluation="mesh"`` for large periodic boxes."""
         presets = {
             "seed": dict(
-                k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp",
-                seed=True, channels=None,
+                k_cut=SEED_K_CUT,
+                margin=0.0,
+                weighting="ones",
+                num_heads=1,
+                combine="tp",
+                seed=True,
+                channels=None,
             ),  # fmt: skip
             "default": {},
             "default-v0": dict(
-                k_cut=0.8, weighting="ewald", sigma=5.0, num_heads=1, combine="residual",
+                k_cut=0.8,
+                weighting="ewald",
+                sigma=5.0,
+                num_heads=1,
+                combine="residual",
                 channels=None,
             ),  # fmt: skip
         }
@@ -549,20 +558,21 @@ def make_kset_fn(
 
 
 def _open_diameters(structures: Sequence[Any]) -> list[float]:
-    """Bounding-box diagonals (A) of the open-boundary structures among ``structures``."""
+    """Bounding-box diagonals (A) of the open-boundary structures among ``structures`` (ASE Atoms,
+    ``GraphRecord``s or batched Graphs); node arrays are read only where a graph is open."""
     out = []
     for s in structures:
         pbc = np.asarray(s.pbc, bool)
-        positions = np.asarray(getattr(s, "positions", None) if not hasattr(s, "get_positions")
-                               else s.get_positions(), np.float64)  # fmt: skip
         if pbc.ndim == 2:  # a batched Graph
-            node_graph = np.asarray(s.node_graph)
-            node_mask = np.asarray(s.node_mask, bool)
             real = np.asarray(s.graph_mask, bool) & (np.asarray(s.n_node) > 0)
-            for g in np.flatnonzero(real & ~pbc.any(axis=1)):
-                out.append(structure_diameter(positions[(node_graph == g) & node_mask]))
+            open_graphs = np.flatnonzero(real & ~pbc.any(axis=1))
+            if open_graphs.size:
+                positions = np.asarray(s.positions, np.float64)
+                node_graph, node_mask = np.asarray(s.node_graph), np.asarray(s.node_mask, bool)
+                for g in open_graphs:
+                    out.append(structure_diameter(positions[(node_graph == g) & node_mask]))
         elif not pbc.any():
-            out.append(structure_diameter(positions))
+            out.append(structure_diameter(np.asarray(s.positions, np.float64)))
     return out
 
 
