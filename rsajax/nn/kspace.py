@@ -287,7 +287,7 @@ def seed_kset(cell: np.ndarray, name: str = "structure") -> tuple[np.ndarray, np
 def open_quadrature(
     k_cut: float, envelope_width: float = 0.2, num_radial: int = 48
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Radial nodes and weights for isotropic integrals ``(2 pi)^-3 int_{|k| <= k_cut} d^3k f(|k|)``.
+    """Radial nodes and weights of isotropic integrals ``(2 pi)^-3 int_{|k|<=k_cut} d^3k f(|k|)``.
 
     Open boundaries need no sphere grid: every weighting is a function of ``|k|`` alone, so the
     angular integral of ``e^{i k . r}`` is done exactly, ``sin(|k| r) / (|k| r)``, and the
@@ -337,12 +337,17 @@ def radial_nodes_for(k_cut: float, diameter: float) -> int:
     return max(16, int(np.ceil(0.5 * 1.25 * k_cut * diameter)) + 8)
 
 
-def structure_diameter(positions: np.ndarray) -> float:
-    """Upper bound of the largest interatomic distance: the bounding box's diagonal, A."""
+def structure_diameter(positions: np.ndarray, block: int = 256) -> float:
+    """The largest interatomic distance, A: invariant under rotations and translations, like the
+    kernel it sizes (a bounding box's diagonal is not: it grows by up to sqrt(3) when a structure
+    turns, so a k-set sized for a structure refused the same structure rotated). Pairs in blocks
+    of ``block`` rows: memory ``O(N block)``, cheap beside the ``O(N^2 M)`` kernel it serves."""
     positions = np.asarray(positions, np.float64).reshape(-1, 3)
-    if positions.shape[0] < 2:
-        return 0.0
-    return float(np.linalg.norm(positions.max(axis=0) - positions.min(axis=0)))
+    largest = 0.0
+    for start in range(0, positions.shape[0], block):
+        rows = positions[start : start + block]
+        largest = max(largest, float(np.max(np.sum((rows[:, None] - positions) ** 2, axis=-1))))
+    return float(np.sqrt(largest))
 
 
 # --------------------------------------------------------------------------- host: batches

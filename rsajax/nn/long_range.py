@@ -219,26 +219,19 @@ class RSAConfig:
         head, ``residual``), kept to reproduce older runs; it cannot represent a Coulomb tail
         beyond a 5 A local model (its kernel leaves 32% of 1/r uncovered at 5 A).
         All evaluate ``direct``; ``evaluation="mesh"`` for large periodic boxes."""
+        # fmt: off
         presets = {
             "seed": dict(
-                k_cut=SEED_K_CUT,
-                margin=0.0,
-                weighting="ones",
-                num_heads=1,
-                combine="tp",
-                seed=True,
-                channels=None,
-            ),  # fmt: skip
+                k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp",
+                seed=True, channels=None,
+            ),
             "default": {},
             "default-v0": dict(
-                k_cut=0.8,
-                weighting="ewald",
-                sigma=5.0,
-                num_heads=1,
-                combine="residual",
+                k_cut=0.8, weighting="ewald", sigma=5.0, num_heads=1, combine="residual",
                 channels=None,
-            ),  # fmt: skip
+            ),
         }
+        # fmt: on
         if name not in presets:
             raise ValueError(f"unknown RSA preset {name!r}; choose from {sorted(presets)}")
         return cls(**{**presets[name], **overrides})
@@ -558,21 +551,23 @@ def make_kset_fn(
 
 
 def _open_diameters(structures: Sequence[Any]) -> list[float]:
-    """Bounding-box diagonals (A) of the open-boundary structures among ``structures`` (ASE Atoms,
-    ``GraphRecord``s or batched Graphs); node arrays are read only where a graph is open."""
+    """Bounding-box diagonals (A) of the open-boundary structures among ``structures``."""
     out = []
     for s in structures:
         pbc = np.asarray(s.pbc, bool)
         if pbc.ndim == 2:  # a batched Graph
             real = np.asarray(s.graph_mask, bool) & (np.asarray(s.n_node) > 0)
             open_graphs = np.flatnonzero(real & ~pbc.any(axis=1))
-            if open_graphs.size:
-                positions = np.asarray(s.positions, np.float64)
-                node_graph, node_mask = np.asarray(s.node_graph), np.asarray(s.node_mask, bool)
-                for g in open_graphs:
-                    out.append(structure_diameter(positions[(node_graph == g) & node_mask]))
+            if open_graphs.size == 0:  # positions and nodes unread: host views may lack them
+                continue
+            positions = np.asarray(s.positions, np.float64)
+            node_graph = np.asarray(s.node_graph)
+            node_mask = np.asarray(s.node_mask, bool)
+            for g in open_graphs:
+                out.append(structure_diameter(positions[(node_graph == g) & node_mask]))
         elif not pbc.any():
-            out.append(structure_diameter(np.asarray(s.positions, np.float64)))
+            positions = s.get_positions() if hasattr(s, "get_positions") else s.positions
+            out.append(structure_diameter(positions))
     return out
 
 

@@ -193,7 +193,9 @@ class MACE(nn.Module):
         total, long_range = self.node_energy_parts(graph)
         lr = self.config.long_range
         if lr is not None and lr.combine != "energy":
-            switched_off = MACE(self.config, long_range_off=True)  # same parameters, u = 0
+            # Same parameters, u = 0: an unbound copy (parent=None; a submodule may only be made
+            # in setup or a compact method), applied to this module's variables.
+            switched_off = self.clone(parent=None, long_range_off=True)
             total_off = switched_off.apply(self.variables, graph, method=MACE.node_energies)
             long_range = total - total_off
         segments = dict(segment_ids=graph.node_graph, num_segments=graph.num_graphs)

@@ -116,7 +116,9 @@ def test_rsa_mace_in_jax_md_equals_rsajax_potential():
     from rsajax.nn.model import init_model
     from tests.md.conftest import tiny_config
 
-    rsa = RSAConfig(k_cut=1.2, weighting="ewald", sigma=2.0, num_heads=1, combine="residual")
+    rsa = RSAConfig(
+        k_cut=1.2, weighting="ewald", sigma=2.0, num_heads=1, combine="residual", channels=None
+    )
     model, variables = init_model(tiny_config(long_range=rsa), seed=1)
     atoms = triclinic_silica()
     box = atoms.cell.array.T

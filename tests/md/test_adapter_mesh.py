@@ -15,7 +15,10 @@ from tests.md.test_adapter import jax_md_labels
 
 
 def test_rsa_mace_mesh_in_jax_md_equals_rsajax_potential():
-    rsa = RSAConfig(k_cut=1.2, weighting="ewald", sigma=2.0, combine="residual", evaluation="mesh")
+    rsa = RSAConfig(
+        k_cut=1.2, weighting="ewald", sigma=2.0, num_heads=1, channels=None, combine="residual",
+        evaluation="mesh",
+    )  # fmt: skip
     model, variables = init_model(tiny_config(long_range=rsa), seed=1)
     atoms = triclinic_silica()
     box = atoms.cell.array.T

@@ -18,7 +18,12 @@ from rsajax.nn.kspace import (
     inversion_pairs,
     kspace_geometry,
 )
-from rsajax.nn.rsa import RSABlock, fixed_kweights, reciprocal_space_attention
+from rsajax.nn.rsa import (
+    RSABlock,
+    fixed_kweights,
+    open_boundary_attention,
+    reciprocal_space_attention,
+)
 from rsajax.nn.rsa_combine import make_combination
 
 TRICLINIC = np.array([[9.0, 0.0, 0.0], [2.5, 10.0, 0.0], [-1.5, 1.8, 11.0]])
@@ -225,19 +230,170 @@ def test_energy_is_continuous_through_a_k_shell_crossing():
 
 
 def test_open_boundary_energy_is_rotation_invariant_to_quadrature_accuracy():
+    """The open-boundary kernel is a radial pair sum (angles integrated exactly): rotating and
+    translating a molecule change u only by round-off."""
     rng = np.random.default_rng(8)
     s = Setup("ewald", n_atoms=12)
     molecule = rng.uniform(-3.0, 3.0, (12, 3))
     s.graph = make_graph(molecule, np.zeros((3, 3)), pbc=(False, False, False))
     s.kset = build_kset(s.graph, k_cut=1.2)
+    assert s.kset.has_open and s.kset.pair_index is None
     u0 = s.u(molecule, np.zeros((3, 3)))
+    assert np.abs(u0).max() > 1e-3
     rot = Rotation.random(random_state=9).as_matrix()
     u_rot = s.u(molecule @ rot.T, np.zeros((3, 3)))
     error = np.abs(u_rot - u0).max() / np.abs(u0).max()
-    # measured 4e-16 at Lebedev degree 29 (2.6e-10 at degree 17); pair distances <= 6.2 A
-    assert error < 1e-9
+    assert error < 1e-12  # exact up to round-off (was 4e-16 at Lebedev degree 29)
     u_shift = s.u(molecule + 5.0, np.zeros((3, 3)))
     np.testing.assert_allclose(u_shift, u0, rtol=0, atol=1e-12 * np.abs(u0).max())
+
+
+def make_batch(structures):
+    """Several structures [(positions, cell, pbc), ...] plus the data layer's padding graph."""
+    positions, node_graph, cells, pbcs = [], [], [], []
+    for g, (p, cell, pbc) in enumerate(structures):
+        positions.append(np.asarray(p, float))
+        node_graph += [g] * len(p)
+        cells.append(np.asarray(cell, float))
+        pbcs.append(pbc)
+    n_node = [len(p) for p in positions] + [1]
+    positions.append(np.zeros((1, 3)))
+    node_graph.append(len(structures))
+    cells.append(np.eye(3) * 1000.0)
+    pbcs.append([False] * 3)
+    num_nodes, num_graphs = sum(n_node), len(cells)
+    node_mask = np.arange(num_nodes) < num_nodes - 1
+    return Graph(
+        species=np.where(node_mask, 8, 0).astype(np.int32),
+        positions=np.concatenate(positions),
+        cell=np.stack(cells),
+        pbc=np.asarray(pbcs, bool),
+        senders=np.zeros(0, np.int32),
+        receivers=np.zeros(0, np.int32),
+        cell_offsets=np.zeros((0, 3), np.int32),
+        node_graph=np.asarray(node_graph, np.int32),
+        node_mask=node_mask,
+        edge_mask=np.zeros(0, bool),
+        graph_mask=np.arange(num_graphs) < len(structures),
+        n_node=np.asarray(n_node, np.int32),
+        n_edge=np.zeros(num_graphs, np.int32),
+        weight=np.ones(num_graphs),
+    )
+
+
+def pair_loop(q, k, v, positions, knorm, weights, num_heads):
+    """The open-boundary oracle for one graph: u_ih = sum_j phi_h(r_ij) (q_ih . k_jh) v_jh with
+    phi_h(r) = sum_m w_mh sinc(|k_m| r), self term (r = 0, sinc = 1) included."""
+    n, c = q.shape
+    width = c // num_heads
+    u = np.zeros((n, c))
+    for i in range(n):
+        for j in range(n):
+            r = np.linalg.norm(positions[i] - positions[j])
+            for h in range(num_heads):
+                sl = slice(h * width, (h + 1) * width)
+                phi = np.sum(weights[:, h] * np.sinc(knorm * r / np.pi))
+                u[i, sl] += phi * np.dot(q[i, sl], k[j, sl]) * v[j, sl]
+    return u
+
+
+def test_open_boundary_attention_matches_a_pair_loop():
+    """Two open graphs, a periodic one (not served: u = 0) and padding; two heads."""
+    rng = np.random.default_rng(13)
+    sizes = (5, 4, 3)
+    structures = [
+        (rng.uniform(-3, 3, (5, 3)), np.zeros((3, 3)), [False] * 3),
+        (rng.uniform(0, 9, (4, 3)), np.eye(3) * 9.0, [True] * 3),
+        (rng.uniform(-2, 2, (3, 3)), np.zeros((3, 3)), [False] * 3),
+    ]
+    graph = make_batch(structures)
+    n, num_heads, m = len(graph.node_mask), 2, 7
+    q, k, v = rng.normal(size=(3, n, C))
+    knorm = rng.uniform(0.1, 1.5, (4, m))
+    weights = rng.uniform(0.1, 1.0, (4, m, num_heads))
+    open_graph = np.array([True, False, True, False])
+    u = open_boundary_attention(
+        q, k, v, jnp.asarray(graph.positions), knorm, weights, graph.node_graph, open_graph,
+        node_mask=graph.node_mask, num_heads=num_heads,
+    )  # fmt: skip
+    u = np.asarray(u)
+    start = np.cumsum((0,) + sizes)
+    for g in (0, 2):
+        sl = slice(start[g], start[g + 1])
+        expected = pair_loop(q[sl], k[sl], v[sl], structures[g][0], knorm[g], weights[g], num_heads)
+        np.testing.assert_allclose(u[sl], expected, rtol=1e-12, atol=1e-12)
+        assert np.abs(expected).max() > 1e-2
+    assert np.all(u[start[1] : start[2]] == 0) and np.all(u[-1] == 0)
+    # (G, M) weights are one kernel shared by every head
+    shared = open_boundary_attention(
+        q, k, v, jnp.asarray(graph.positions), knorm, weights[..., 0], graph.node_graph,
+        open_graph, node_mask=graph.node_mask, num_heads=num_heads,
+    )  # fmt: skip
+    sl = slice(start[0], start[1])
+    expected = pair_loop(
+        q[sl], k[sl], v[sl], structures[0][0], knorm[0], np.repeat(weights[0, :, :1], 2, 1), 2
+    )
+    np.testing.assert_allclose(shared[sl], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_open_boundary_gradients_are_finite_at_coinciding_atoms():
+    """Self pairs (r = 0) and two atoms on one site: finite forces equal to finite differences."""
+    rng = np.random.default_rng(14)
+    positions = rng.uniform(-2, 2, (4, 3))
+    positions[3] = positions[1]  # two atoms at one site
+    graph = make_batch([(positions, np.zeros((3, 3)), [False] * 3)])
+    q, k, v = rng.normal(size=(3, 5, C))
+    knorm = rng.uniform(0.1, 1.5, (2, 6))
+    weights = rng.uniform(0.1, 1.0, (2, 6))
+    probe = rng.normal(size=(5, C))
+
+    def energy(pos):
+        full = jnp.concatenate([pos, jnp.zeros((1, 3))])
+        u = open_boundary_attention(
+            q, k, v, full, knorm, weights, graph.node_graph, np.array([True, False]),
+            node_mask=graph.node_mask, num_heads=2,
+        )  # fmt: skip
+        return jnp.sum(u * probe)
+
+    grad = np.asarray(jax.grad(energy)(jnp.asarray(positions)))
+    assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 1e-3
+    h = 1e-5
+    for atom, axis in [(0, 0), (1, 1), (3, 2)]:
+        step = np.zeros_like(positions)
+        step[atom, axis] = h
+        fd = (energy(positions + step) - energy(positions - step)) / (2 * h)
+        np.testing.assert_allclose(grad[atom, axis], fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("weighting", ["ewald", "ewald_learned"])
+def test_mixed_batch_equals_separate_batches(weighting):
+    """An RSA block on a batch of one periodic and one open graph gives each graph what it gets
+    alone (the lattice sum for the first, the radial pair sum for the second)."""
+    rng = np.random.default_rng(15)
+    crystal = rng.uniform(0, 1, (6, 3)) @ TRICLINIC
+    molecule = rng.uniform(-3, 3, (5, 3))
+    block = RSABlock(C, num_heads=2, weighting=weighting, sigma=2.0)
+    scalars = rng.normal(size=(12, C_IN))
+    parts = [(crystal, TRICLINIC, [True] * 3), (molecule, np.zeros((3, 3)), [False] * 3)]
+    mixed = make_batch(parts)
+    mixed_kset = build_kset(mixed, 1.0)
+    assert mixed_kset.has_open and mixed_kset.periodic.tolist() == [True, False, False]
+
+    def run(graph, kset, x):
+        args = (x, jnp.asarray(graph.positions), jnp.asarray(graph.cell), kset)
+        args += (graph.node_graph, graph.node_mask)
+        params = random_params(block, *args, seed=3)
+        return np.asarray(block.apply(params, *args))
+
+    u = run(mixed, mixed_kset, scalars)
+    alone_crystal = make_batch(parts[:1])
+    u_crystal = run(alone_crystal, build_kset(alone_crystal, 1.0), scalars[np.r_[0:6, 11]])
+    alone_molecule = make_batch(parts[1:])
+    u_molecule = run(alone_molecule, build_kset(alone_molecule, 1.0), scalars[6:])
+    assert np.abs(u_crystal).max() > 1e-3 and np.abs(u_molecule).max() > 1e-3
+    np.testing.assert_allclose(u[:6], u_crystal[:6], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(u[6:11], u_molecule[:5], rtol=0, atol=1e-12)
+    assert np.all(u[11] == 0)
 
 
 def test_vmap_over_systems_equals_a_loop():
@@ -284,7 +440,7 @@ def test_reproduces_the_reciprocal_part_of_an_ewald_sum(k_cut):
 def test_bad_input_raises_clear_errors():
     s = Setup("ones")
     open_graph = make_graph(s.positions, np.zeros((3, 3)), pbc=(False, False, False))
-    open_kset = build_kset(open_graph, 1.0, num_radial=8, lebedev_degree=7)
+    open_kset = build_kset(open_graph, 1.0)
     with pytest.raises(ValueError, match="lattice-only"):
         s.u(s.positions, np.zeros((3, 3)), open_kset)
     with pytest.raises(ValueError, match="selects no reciprocal"):

@@ -33,7 +33,11 @@ TINY = dict(
     MLP_irreps="8x0e",
 )
 #: k_cut 1.5 1/A in the ~8 A box below: 2 shells per axis, a 10^3 grid at oversampling 2.
-RSA = dict(k_cut=1.5, weighting="learned", num_heads=2, combine="residual", num_radial=8)
+#: RSA as wide as the model (channels None), sigma 5 A as in the earlier defaults (unused by
+#: the 'learned' weighting).
+RSA = dict(
+    k_cut=1.5, weighting="learned", num_heads=2, combine="residual", channels=None, sigma=5.0
+)
 
 
 def silica_box(seed: int = 1):

@@ -9,7 +9,9 @@ from tests.train.helpers import TINY_MODEL, tiny_config, write_dataset
 
 def test_rsa_mace_mesh_trains_and_exports(tmp_path):
     data = write_dataset(tmp_path / "emt.extxyz", 8, seed=3)
-    long_range = dict(k_cut=2.5, weighting="ewald", sigma=2.0, combine="residual")
+    long_range = dict(
+        k_cut=2.5, weighting="ewald", sigma=2.0, num_heads=1, channels=None, combine="residual"
+    )
     model = dict(TINY_MODEL, long_range=dict(long_range, evaluation="mesh", mesh_order=4))
     result = train(tiny_config(tmp_path, data, epochs=2, model=model))
     before, after = result.history[0]["valid_loss"], result.history[-1]["valid_loss"]

@@ -17,6 +17,7 @@ def test_rsa_mace_trains_and_exports(tmp_path):
             "weighting": "ewald",
             "sigma": 2.0,
             "num_heads": 1,
+            "channels": None,
             "combine": "residual",
         },
     )
