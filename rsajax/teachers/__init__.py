@@ -1,4 +1,6 @@
-"""Reference potentials that label data: BKS silica with a full Ewald sum (jax-md)."""
+"""Reference potentials that label data: BKS silica with a full Ewald sum (jax-md), fixed
+point-charge molecular dimers (``point_charges``), and external long-range references: ASE's
+S22x5 CCSD(T) set (``s22``) and GFN2-xTB dimers through tblite (``xtb``, optional)."""
 
 from rsajax.teachers.bks import (
     BKS,
@@ -8,6 +10,7 @@ from rsajax.teachers.bks import (
     bks_silica,
     make_label_fn,
 )
+from rsajax.teachers.point_charges import dimer_curves, dimer_energy_forces, dimer_samples
 
 __all__ = [
     "BKS",
@@ -15,5 +18,8 @@ __all__ = [
     "BKSSystem",
     "bks_energy_forces_stress",
     "bks_silica",
+    "dimer_curves",
+    "dimer_energy_forces",
+    "dimer_samples",
     "make_label_fn",
 ]
