@@ -1,0 +1,679 @@
+"""Silica long-range benchmark with exact answers: the Coulomb energy a 5 A model cannot see.
+
+Targets (labels from the BKS teacher, float64):
+
+- ``silica_far``: ``E_far = E_coul(Ewald) - E_near`` and its forces, where ``E_near`` is the
+  shifted-force Coulomb sum within 5 A (:mod:`rsajax.teachers.coulomb_split`). A pairwise 5 A
+  model represents ``E_near`` exactly and none of ``E_far``; a 2-layer short-range MACE sees 10 A
+  through message passing and may still fit the part that bulk screening makes local. That is
+  what the short-range model's error on this target measures: the honest negative control.
+- ``silica_bks``: the full BKS energy, forces and (lightly weighted) stress.
+
+For each target, a short-range MACE and the same MACE with ``model.long_range: default`` (RSA,
+untuned) are trained with the same backbone and budget through ``rsajax.train.train`` on the
+shipped ``rsajax/data/default/silica_small.xyz`` (264 frames, 48-192 atoms) and evaluated on
+held-out frames from teacher MD in larger boxes (liquid and fast-quenched amorphous silica).
+
+Usage::
+
+    python experiments/long_range/silica.py generate --preset quick --out runs/silica_quick/data
+    python experiments/long_range/silica.py run --preset quick --seeds 0 --out runs/silica_quick
+
+``run`` generates the data first (into ``OUT/data``) when it is missing; everything is resumable:
+finished pieces are skipped, interrupted trainings resume from their checkpoints. Results go to
+``OUT/results.json`` and are merged into ``experiments/long_range/results.json`` (only the
+``silica_*`` keys are replaced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SHIPPED = REPO / "rsajax" / "data" / "default" / "silica_small.xyz"
+RESULTS = HERE / "results.json"
+TARGETS = ("silica_far", "silica_bks")
+MODELS = ("sr", "rsa")
+UNITS = "energy RMSE meV/atom, force RMSE meV/A, stress RMSE GPa, times s"
+
+
+@dataclasses.dataclass(frozen=True)
+class TestBox:
+    """One teacher MD run that gives held-out frames (steps of 1 fs; temperatures in K).
+
+    Random start at ``density``, FIRE relaxation, Langevin at ``t_hot`` (``equilibrate`` steps,
+    then ``hot_frames`` frames ``every`` steps apart), then optionally a linear ramp to ``t_cold``
+    over ``quench_steps`` with ``quench_frames`` frames on it (the last at ``t_cold``) and
+    ``cold_frames`` more at ``t_cold``, ``every`` steps apart.
+    """
+
+    n_units: int
+    density: float
+    t_hot: float
+    equilibrate: int
+    hot_frames: int
+    every: int
+    t_cold: float = 0.0
+    quench_steps: int = 0
+    quench_frames: int = 0
+    cold_frames: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Data and training budget of one benchmark size."""
+
+    name: str
+    train_stride: int  # every k-th frame of the shipped set (1: all 264)
+    test_boxes: tuple[TestBox, ...]
+    epochs: int
+
+
+PRESETS = {
+    "quick": Preset(
+        name="quick",
+        train_stride=6,
+        test_boxes=(TestBox(96, 2.2, 3500.0, equilibrate=100, hot_frames=2, every=50),),
+        epochs=2,
+    ),
+    "full": Preset(
+        name="full",
+        train_stride=1,
+        test_boxes=(
+            # 648 atoms (L = 21.4 A): 4000 K liquid, then a 5.7e15 K/s quench to 600 K
+            TestBox(
+                216,
+                2.2,
+                4000.0,
+                equilibrate=300,
+                hot_frames=3,
+                every=100,
+                t_cold=600.0,
+                quench_steps=600,
+                quench_frames=2,
+                cold_frames=1,
+            ),
+            # 432 atoms at 2.6 g/cm3 (L = 17.8 A, denser than any training frame): 3000 K liquid
+            TestBox(144, 2.6, 3000.0, equilibrate=300, hot_frames=3, every=100),
+        ),  # fmt: skip
+        epochs=12,
+    ),
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _number(value: float) -> str:
+    return repr(float(value))
+
+
+def write_extxyz(path: Path, frames: list) -> None:
+    """extxyz with two label sets: BKS (``energy``, ``forces``, ``stress``) and the far Coulomb
+    part (``far_energy``, ``far_forces``, ``far_stress``). Positions and BKS forces at 1e-6,
+    far forces at 1e-8; info scalars and arrays (``strain``) are kept."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as handle:
+        for atoms in frames:
+            results = atoms.calc.results
+            lattice = " ".join(_number(x) for x in atoms.cell.array.ravel())
+            extra = []
+            for name, value in atoms.info.items():
+                if name.startswith("rsajax_"):
+                    continue
+                if isinstance(value, np.ndarray):
+                    extra.append(f'{name}="{" ".join(_number(x) for x in value.ravel())}"')
+                elif isinstance(value, str):
+                    extra.append(f'{name}="{value}"')
+                else:
+                    extra.append(f"{name}={value}")
+            stress = " ".join(_number(x) for x in _as_3x3(results["stress"]).ravel())
+            handle.write(f"{len(atoms)}\n")
+            handle.write(
+                f'Lattice="{lattice}" '
+                "Properties=species:S:1:pos:R:3:forces:R:3:far_forces:R:3 "
+                f'energy={_number(results["energy"])} stress="{stress}" '
+                f'{" ".join(extra)} pbc="T T T"\n'
+            )
+            forces, far = np.asarray(results["forces"]), atoms.arrays["far_forces"]
+            for symbol, p, f, g in zip(
+                atoms.get_chemical_symbols(), atoms.positions, forces, far, strict=True
+            ):
+                handle.write(
+                    f"{symbol} {p[0]:.6f} {p[1]:.6f} {p[2]:.6f} {f[0]:.6f} {f[1]:.6f} {f[2]:.6f}"
+                    f" {g[0]:.8f} {g[1]:.8f} {g[2]:.8f}\n"
+                )
+    tmp.replace(path)
+
+
+def _as_3x3(stress) -> np.ndarray:
+    from rsajax.data.labels import as_3x3
+
+    return as_3x3(np.asarray(stress), "stress")
+
+
+def attach_far(atoms, split) -> None:
+    """Store a :class:`~rsajax.teachers.coulomb_split.CoulombSplit`'s far part on ``atoms``."""
+    atoms.info["far_energy"] = split.far_energy
+    atoms.info["far_stress"] = np.asarray(split.far_stress).ravel()
+    atoms.info["coulomb_energy"] = split.coulomb_energy
+    atoms.arrays["far_forces"] = np.asarray(split.far_forces)
+
+
+def training_frames(preset: Preset, splitter) -> list:
+    """The shipped frames (every ``train_stride``-th), BKS labels as shipped, far labels added."""
+    import ase.io
+
+    frames = ase.io.read(SHIPPED, index=f"::{preset.train_stride}")
+    began = time.time()
+    for k, atoms in enumerate(frames):
+        attach_far(atoms, splitter(atoms))
+        if (k + 1) % 40 == 0:
+            log(f"  far labels: {k + 1}/{len(frames)} training frames, {time.time() - began:.0f} s")
+    return frames
+
+
+def test_box_frames(box: TestBox, seed: int, index: int, splitter) -> list:
+    """Held-out frames of one teacher MD run, labelled with BKS and the far part."""
+    import jax.numpy as jnp
+
+    from rsajax.teachers import dynamics, structures
+    from rsajax.teachers.bks import bks_silica
+    from rsajax.teachers.generate import Labeller, rounded_frame
+
+    rng = np.random.default_rng([seed, 500 + index])
+    # random placement with the minimum distances fails above ~2.3 g/cm3: place at 2.2, compress
+    start = structures.random_silica(box.n_units, min(box.density, 2.2), rng)
+    if box.density > 2.2:
+        start.set_cell(start.cell * (2.2 / box.density) ** (1.0 / 3.0), scale_atoms=True)
+    numbers, cell = start.numbers, start.cell.array
+    system = bks_silica(numbers, cell.T, skin=1.0)
+    began = time.time()
+    R = dynamics.relax(system, start.get_scaled_positions(), 200)
+    chunk = 50
+    traj = dynamics.start(
+        system, R, box.t_hot, jax.random.PRNGKey(1000 * seed + index), dt_fs=1.0,
+        friction_per_fs=0.01, steps_per_chunk=chunk, dtype=jnp.float32,
+    )  # fmt: skip
+    labeller = Labeller(start, strain_margin=0.0)
+    source = f"test MD {box.n_units} SiO2 at {box.density} g/cm3"
+    frames = []
+
+    def steps(n: int) -> int:
+        return max(chunk, int(round(n / chunk)) * chunk)
+
+    def take(stage: str, temperature: float) -> None:
+        info = dict(
+            stage=stage,
+            source=source,
+            temperature_K=round(float(temperature), 3),
+            density_g_cm3=box.density,
+            time_ps=round(traj.steps_done / 1000.0, 6),
+        )
+        fractional = np.asarray(traj.state.position, dtype=np.float64)
+        atoms = labeller(rounded_frame(numbers, cell, fractional, info))
+        attach_far(atoms, splitter(atoms))
+        frames.append(atoms)
+        rate = traj.steps_done / (time.time() - began)
+        log(f"  test box {index}: {stage} frame at {temperature:.0f} K, {len(atoms)} atoms, "
+            f"{traj.steps_done} steps, {rate:.1f} steps/s incl. labels")  # fmt: skip
+
+    traj.run(np.full(steps(box.equilibrate), box.t_hot))
+    for _ in range(box.hot_frames):
+        traj.run(np.full(steps(box.every), box.t_hot))
+        take("liquid", box.t_hot)
+    if box.quench_frames:
+        n = steps(box.quench_steps // box.quench_frames)
+        ramp = np.linspace(box.t_hot, box.t_cold, n * box.quench_frames)
+        for k in range(box.quench_frames):
+            traj.run(ramp[k * n : (k + 1) * n])
+            take("quench", ramp[(k + 1) * n - 1])
+        for _ in range(box.cold_frames):
+            traj.run(np.full(steps(box.every), box.t_cold))
+            take("quenched", box.t_cold)
+    return frames
+
+
+def label_statistics(frames: list) -> dict:
+    """How big the far part is next to the total: spreads per atom and force RMS."""
+    n = np.array([len(a) for a in frames], dtype=np.float64)
+    e_bks = np.array([a.calc.results["energy"] for a in frames]) / n
+    e_far = np.array([a.info["far_energy"] for a in frames]) / n
+    f_bks = np.concatenate([np.asarray(a.calc.results["forces"]).ravel() for a in frames])
+    f_far = np.concatenate([a.arrays["far_forces"].ravel() for a in frames])
+    return dict(
+        frames=len(frames),
+        atoms=sorted({int(x) for x in n}),
+        bks_energy_per_atom_mean_eV=float(e_bks.mean()),
+        bks_energy_per_atom_std_meV=float(1e3 * e_bks.std()),
+        far_energy_per_atom_mean_eV=float(e_far.mean()),
+        far_energy_per_atom_std_meV=float(1e3 * e_far.std()),
+        bks_force_rms_meV_A=float(1e3 * np.sqrt(np.mean(f_bks**2))),
+        far_force_rms_meV_A=float(1e3 * np.sqrt(np.mean(f_far**2))),
+        far_over_bks_force_rms=float(np.sqrt(np.mean(f_far**2) / np.mean(f_bks**2))),
+    )
+
+
+def generate(preset: Preset, out: Path, seed: int = 0) -> dict:
+    """Write ``out/train.xyz``, ``out/test.xyz`` and ``out/data.json`` (skips finished files)."""
+    from rsajax.teachers.coulomb_split import CoulombSplitLabeller
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "data.json"
+    if summary_path.is_file():
+        log(f"data: {out} is complete")
+        return json.loads(summary_path.read_text())
+    splitter = CoulombSplitLabeller()
+    timings = {}
+    with jax.enable_x64(True):
+        train_path = out / "train.xyz"
+        if not train_path.is_file():
+            began = time.time()
+            log(f"data: far labels for {SHIPPED.name} (every {preset.train_stride} frame(s))")
+            write_extxyz(train_path, training_frames(preset, splitter))
+            timings["train_labels_s"] = round(time.time() - began, 1)
+        parts = []
+        for index, box in enumerate(preset.test_boxes):
+            part = out / f"test_box{index}.xyz"
+            if not part.is_file():
+                began = time.time()
+                log(f"data: teacher MD for test box {index}: {box}")
+                write_extxyz(part, test_box_frames(box, seed, index, splitter))
+                timings[f"test_box{index}_s"] = round(time.time() - began, 1)
+            parts.append(part)
+    (out / "test.xyz").write_text("".join(p.read_text() for p in parts))
+    import ase.io
+
+    train = ase.io.read(out / "train.xyz", ":")
+    test = ase.io.read(out / "test.xyz", ":")
+    summary = dict(
+        preset=preset.name,
+        seed=seed,
+        train_file="train.xyz",
+        test_file="test.xyz",
+        shipped=str(SHIPPED.relative_to(REPO)),
+        train_stride=preset.train_stride,
+        test_boxes=[dataclasses.asdict(b) for b in preset.test_boxes],
+        near_cutoff_A=5.0,
+        labels=dict(
+            energy="BKS total (eV)",
+            forces="BKS (eV/A)",
+            stress="BKS (eV/A^3, ASE sign)",
+            far_energy="E_coul (Ewald incl. self energy) - E_near (shifted-force Coulomb < 5 A)",
+            far_forces="-grad E_far (eV/A)",
+            far_stress="(1/V) dE_far/d strain (eV/A^3)",
+            coulomb_energy="E_coul (Ewald incl. self energy)",
+        ),
+        train_statistics=label_statistics(train),
+        test_statistics=label_statistics(test),
+        timings_s=timings,
+        command=" ".join(shlex.quote(a) for a in sys.argv),
+    )
+    summary_path.write_text(json.dumps(summary, indent=1))
+    log(f"data: {json.dumps(summary['test_statistics'])}")
+    return summary
+
+
+# --------------------------------------------------------------------------- pairwise baseline
+
+#: Powers of the pairwise basis ``(1 - r/r_c)^2 (r/r_c)^k``: smooth to first order at ``r_c``.
+PAIR_POWERS = tuple(range(-1, 8))
+
+
+def pair_features(atoms, r_cut: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """Linear features of a smooth pairwise model with cutoff ``r_cut``.
+
+    Returns energy features (P,) and force features (N, 3, P), ``P = 2 + 3 len(PAIR_POWERS)``:
+    Si and O counts (E0s), then for Si-Si, Si-O, O-O the sums of the basis over pairs.
+    """
+    from rsajax.data.neighbors import neighbor_list
+
+    i, j, shifts = neighbor_list(atoms, r_cut)
+    d = atoms.positions[j] - atoms.positions[i] + shifts @ atoms.cell.array
+    r = np.linalg.norm(d, axis=1)
+    x = r / r_cut
+    si = atoms.numbers == 14
+    pair_type = si[i].astype(int) + si[j].astype(int)  # 0: O-O, 1: Si-O, 2: Si-Si
+    n_basis = len(PAIR_POWERS)
+    energy = np.zeros(2 + 3 * n_basis)
+    forces = np.zeros((len(atoms), 3, 2 + 3 * n_basis))
+    energy[0], energy[1] = si.sum(), (~si).sum()
+    for k, p in enumerate(PAIR_POWERS):
+        b = (1 - x) ** 2 * x**p
+        db = (-2 * (1 - x) * x**p + p * (1 - x) ** 2 * x ** (p - 1)) / r_cut
+        for t in range(3):
+            sel = pair_type == t
+            col = 2 + 3 * k + t
+            energy[col] = 0.5 * np.sum(b[sel])  # full list: each pair twice
+            np.add.at(forces[:, :, col], i[sel], (db[sel] / r[sel])[:, None] * d[sel])
+    return energy, forces
+
+
+def pairwise_baseline(data: Path, r_cut: float = 5.0) -> dict:
+    """The best smooth pairwise model within ``r_cut`` (linear least squares on energies per atom
+    and forces, weights as in the training loss) for both targets; errors on the test frames.
+    Cached in ``data/pairwise_baseline.json``."""
+    cache = data / "pairwise_baseline.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    import ase.io
+
+    sets = {name: ase.io.read(data / f"{name}.xyz", ":") for name in ("train", "test")}
+    feats = {name: [pair_features(a, r_cut) for a in frames] for name, frames in sets.items()}
+    result = dict(r_cut_A=r_cut, basis="(1 - r/r_c)^2 (r/r_c)^k, k = -1..7, per species pair")
+    for target, (e_key, f_key) in {
+        "silica_far": ("far_energy", "far_forces"),
+        "silica_bks": ("energy", "forces"),
+    }.items():
+
+        def labels(atoms, e_key=e_key, f_key=f_key):
+            if e_key == "energy":
+                return atoms.get_potential_energy(), atoms.get_forces()
+            return atoms.info[e_key], atoms.arrays[f_key]
+
+        rows, rhs = [], []
+        w_e, w_f = np.sqrt(10.0), np.sqrt(100.0)  # the loss weights of configs/silica_*.yaml
+        for atoms, (fe, ff) in zip(sets["train"], feats["train"], strict=True):
+            e, f = labels(atoms)
+            n = len(atoms)
+            rows.append(w_e * fe[None] / n)
+            rhs.append([w_e * e / n])
+            rows.append(w_f * ff.reshape(-1, ff.shape[-1]) / np.sqrt(3 * n))
+            rhs.append(w_f * f.ravel() / np.sqrt(3 * n))
+        coef = np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)[0]
+        e_err, f_err = [], []
+        for atoms, (fe, ff) in zip(sets["test"], feats["test"], strict=True):
+            e, f = labels(atoms)
+            e_err.append((fe @ coef - e) / len(atoms))
+            f_err.append((ff @ coef - f).ravel())
+        e_err, f_err = np.array(e_err), np.concatenate(f_err)
+        result[target] = dict(
+            energy_rmse=float(1e3 * np.sqrt(np.mean(e_err**2))),
+            energy_rmse_centered=float(1e3 * np.std(e_err)),
+            force_rmse=float(1e3 * np.sqrt(np.mean(f_err**2))),
+        )
+    cache.write_text(json.dumps(result, indent=1))
+    return result
+
+
+# --------------------------------------------------------------------------- training
+
+
+def run_config(target: str, model: str, seed: int, preset: Preset, data: Path, out: Path):
+    """The TrainConfig of one run: the target's YAML, RSA = ``model.long_range: default``."""
+    from rsajax.train import load_config
+
+    overrides = {
+        "output_dir": str(out),
+        "seed": seed,
+        "epochs": preset.epochs,
+        "progress_bar": False,
+        "data.train_file": str(data / "train.xyz"),
+        "model.long_range": "default" if model == "rsa" else None,
+    }
+    return load_config(HERE / "configs" / f"{target}.yaml", overrides)
+
+
+def train_one(cfg) -> None:
+    """Train, resuming from checkpoints when there are any; skip a finished run."""
+    from rsajax.train import Checkpoints, train
+
+    out = Path(cfg.output_dir)
+    if (out / "summary.json").is_file() and (out / "model" / "config.json").is_file():
+        log(f"train: {out} is finished")
+        return
+    resume = (out / "checkpoints").is_dir() and Checkpoints(out / "checkpoints").latest()
+    log(f"train: {out} ({'resuming' if resume else 'starting'}, {cfg.epochs} epochs)")
+    began = time.time()
+    train(cfg, resume=bool(resume))
+    log(f"train: {out} done in {time.time() - began:.0f} s")
+
+
+def evaluate(run_dir: Path, test_path: Path) -> dict:
+    """Errors of the exported model on the held-out frames (cached in ``test_eval.json``)."""
+    cache = run_dir / "test_eval.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from rsajax.data import atoms_to_graph, read_structures
+    from rsajax.nn.long_range import make_kset_fn
+    from rsajax.nn.model import load_model
+    from rsajax.potential import energy_fn_from_model, make_potential
+    from rsajax.train import load_config
+
+    cfg = load_config(run_dir / "config.yaml")
+    d = cfg.data
+    frames = read_structures(
+        test_path, energy_key=d.energy_key, forces_key=d.forces_key, stress_key=d.stress_key
+    )
+    model, variables = load_model(run_dir / "model")
+    potential = make_potential(energy_fn_from_model(model), compute_stress=True)
+    lr = model.config.long_range
+    kset_fn = None if lr is None else make_kset_fn(lr, frames)
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    rows = []
+    began = time.time()
+    for atoms in frames:
+        graph = atoms_to_graph(atoms, model.config.r_max, dtype=dtype, kset_fn=kset_fn)
+        pred = jax.device_get(potential(variables, graph))
+        mask = np.asarray(graph.node_mask)
+        n = len(atoms)
+        rows.append(
+            dict(
+                n=n,
+                stage=atoms.info.get("stage"),
+                energy_ref=float(atoms.get_potential_energy()),
+                energy_pred=float(pred["energy"][0]),
+                forces_err=(np.asarray(pred["forces"])[mask] - atoms.get_forces()).tolist(),
+                stress_err=(np.asarray(pred["stress"][0]) - atoms.get_stress(voigt=False))
+                .ravel()
+                .tolist(),
+            )
+        )
+    seconds = time.time() - began
+    n = np.array([r["n"] for r in rows], dtype=np.float64)
+    e_err = (np.array([r["energy_pred"] - r["energy_ref"] for r in rows])) / n
+    f_err = np.concatenate([np.ravel(r["forces_err"]) for r in rows])
+    s_err = np.concatenate([np.ravel(r["stress_err"]) for r in rows])
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    times = [r["time"] for r in history]
+    result = dict(
+        energy_rmse=float(1e3 * np.sqrt(np.mean(e_err**2))),
+        energy_rmse_centered=float(1e3 * np.std(e_err)),
+        energy_mean_error=float(1e3 * np.mean(e_err)),
+        force_rmse=float(1e3 * np.sqrt(np.mean(f_err**2))),
+        stress_rmse_GPa=float(160.21766 * np.sqrt(np.mean(s_err**2))),
+        test_frames=len(rows),
+        per_frame=[
+            dict(
+                n=r["n"],
+                stage=r["stage"],
+                energy_ref_per_atom=r["energy_ref"] / r["n"],
+                energy_pred_per_atom=r["energy_pred"] / r["n"],
+            )
+            for r in rows
+        ],
+        valid_energy_rmse=history[-1].get("energy_rmse"),
+        valid_force_rmse=history[-1].get("forces_rmse"),
+        epochs=len(history) - 1,
+        train_seconds=float(times[-1] - times[0]) if len(times) > 1 else None,
+        eval_seconds=round(seconds, 1),
+    )
+    cache.write_text(json.dumps(result, indent=1))
+    return result
+
+
+# --------------------------------------------------------------------------- results, figures
+
+
+def summarize(
+    evals: dict, data_summary: dict, baseline: dict, preset: Preset, seeds: list[int], out: Path
+):
+    """``{target: {sr_beyond_rmse, ...}}`` (mean over seeds, per-seed lists alongside)."""
+    tag = {"silica_far": "beyond", "silica_bks": "inside"}
+    command = " ".join(shlex.quote(a) for a in sys.argv)
+    sections = {}
+    for target in TARGETS:
+        section = {}
+        for model in MODELS:
+            runs = [evals[(target, model, s)] for s in seeds if (target, model, s) in evals]
+            if not runs:
+                continue
+            t = tag[target]
+            for key, name in [
+                ("energy_rmse", f"{model}_{t}_rmse"),
+                ("energy_rmse_centered", f"{model}_{t}_rmse_centered"),
+                ("force_rmse", f"{model}_force_{t}_rmse"),
+                ("stress_rmse_GPa", f"{model}_stress_{t}_rmse_GPa"),
+                ("valid_energy_rmse", f"{model}_valid_energy_rmse"),
+                ("valid_force_rmse", f"{model}_valid_force_rmse"),
+                ("train_seconds", f"{model}_train_seconds"),
+            ]:
+                values = [r[key] for r in runs if r.get(key) is not None]
+                if values:
+                    section[name] = float(np.mean(values))
+                    section[f"{name}_per_seed"] = values
+            section[f"{model}_seeds"] = [s for s in seeds if (target, model, s) in evals]
+            section[f"{model}_epochs"] = runs[0]["epochs"]
+        stats = data_summary["test_statistics"]
+        prefix = "far" if target == "silica_far" else "bks"
+        section["reference_energy_std"] = stats[f"{prefix}_energy_per_atom_std_meV"]
+        section["reference_force_rms"] = stats[f"{prefix}_force_rms_meV_A"]
+        pair = baseline[target]
+        section["pairwise_5A_rmse"] = pair["energy_rmse"]
+        section["pairwise_5A_rmse_centered"] = pair["energy_rmse_centered"]
+        section["pairwise_5A_force_rmse"] = pair["force_rmse"]
+        section.update(
+            preset=preset.name,
+            test_frames=stats["frames"],
+            test_atoms=stats["atoms"],
+            train_frames=data_summary["train_statistics"]["frames"],
+            units=UNITS,
+            command=command,
+            out=str(out),
+        )
+        sections[target] = section
+    return sections
+
+
+def merge_results(sections: dict) -> None:
+    """Update only the ``silica_*`` keys of experiments/long_range/results.json."""
+    existing = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    existing.update(sections)
+    existing.setdefault("units", UNITS)
+    existing.setdefault("command", sections[TARGETS[0]]["command"])
+    RESULTS.write_text(json.dumps(existing, indent=1) + "\n")
+
+
+def plot(out: Path, seeds: list[int], evals: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"sr": "tab:blue", "rsa": "tab:red"}
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    for col, target in enumerate(TARGETS):
+        for model in MODELS:
+            for s in seeds:
+                path = out / f"seed{s}" / f"{target}_{model}" / "metrics.jsonl"
+                if not path.is_file():
+                    continue
+                rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+                epochs = [r["epoch"] + 1 for r in rows]
+                label = f"{model.upper()}-MACE" if s == seeds[0] else None
+                for row, key in enumerate(("energy_rmse", "forces_rmse")):
+                    axes[row, col].semilogy(
+                        epochs, [r[key] for r in rows], color=colours[model], label=label
+                    )
+        axes[0, col].set(title=target, ylabel="valid energy RMSE (meV/atom)")
+        axes[1, col].set(xlabel="epoch", ylabel="valid force RMSE (meV/A)")
+        axes[0, col].legend()
+    fig.tight_layout()
+    fig.savefig(out / "learning_curves.png", dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, model in zip(axes, MODELS, strict=True):
+        for s in seeds:
+            run = evals.get(("silica_far", model, s))
+            if run is None:
+                continue
+            ref = np.array([r["energy_ref_per_atom"] for r in run["per_frame"]]) * 1e3
+            pred = np.array([r["energy_pred_per_atom"] for r in run["per_frame"]]) * 1e3
+            ax.scatter(ref - ref.mean(), pred - ref.mean(), s=18, label=f"seed {s}")
+        lims = ax.get_xlim()
+        ax.plot(lims, lims, "k--", lw=0.8)
+        ax.set(
+            title=f"{model.upper()}-MACE on E_far (test)",
+            xlabel="reference E_far/N - mean (meV/atom)",
+            ylabel="predicted - reference mean (meV/atom)",
+        )
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "parity_far.png", dpi=120)
+    plt.close(fig)
+
+
+def run(preset: Preset, seeds: list[int], out: Path, data: Path | None) -> dict:
+    data = data or out / "data"
+    data_summary = generate(preset, data)
+    baseline = pairwise_baseline(data)
+    log(f"pairwise 5 A baseline: {json.dumps(baseline)}")
+    evals = {}
+    for seed in seeds:
+        for target in TARGETS:
+            for model in MODELS:
+                run_dir = out / f"seed{seed}" / f"{target}_{model}"
+                train_one(run_config(target, model, seed, preset, data, run_dir))
+                evals[(target, model, seed)] = evaluate(run_dir, data / "test.xyz")
+                log(f"eval {target} {model} seed {seed}: " + json.dumps(
+                    {k: v for k, v in evals[(target, model, seed)].items() if k != "per_frame"}
+                ))  # fmt: skip
+    sections = summarize(evals, data_summary, baseline, preset, seeds, out)
+    sections_all = dict(sections, data=data_summary)
+    (out / "results.json").write_text(json.dumps(sections_all, indent=1) + "\n")
+    merge_results(sections)
+    plot(out, seeds, evals)
+    log(f"results: {out / 'results.json'} (merged into {RESULTS})")
+    return sections
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="label the training frames and make the test frames")
+    g.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("run", help="generate (if needed), train SR and RSA, evaluate")
+    r.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--data", type=Path, default=None, help="data folder (default OUT/data)")
+    p = sub.add_parser("pairfit", help="best smooth pairwise 5 A model of both targets")
+    p.add_argument("--data", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        generate(PRESETS[args.preset], args.out, args.seed)
+    elif args.command == "pairfit":
+        print(json.dumps(pairwise_baseline(args.data), indent=1))
+    else:
+        run(PRESETS[args.preset], args.seeds, args.out, args.data)
+
+
+if __name__ == "__main__":
+    main()
