@@ -101,8 +101,7 @@ def make_kset_fn(
                 )
             seed_kset(cell, name=f"structure {index}")
         return build_seed_kset
-    for index in np.flatnonzero(~open_):  # a vector strictly inside k_cut, not just the margin
-        integer_kset(cells[index], config.k_cut, margin=0.0, name=f"structure {index}")
+    _check_k_cut_selects(cells, config.k_cut, np.flatnonzero(~open_))
     num_radial = config.num_radial
     if num_radial is None:  # resolve the largest open structure, with the margin as head room
         diameter = max(_open_diameters(structures), default=0.0) * (1.0 + config.margin)
@@ -124,6 +123,13 @@ def make_kset_fn(
     kset_fn.m_max = slots
     kset_fn.num_radial = num_radial
     return kset_fn
+
+
+def _check_k_cut_selects(cells: np.ndarray, k_cut: float, indices) -> None:
+    """Raise, naming the structure, if ``k_cut`` selects no lattice vector of a cell (checked
+    strictly inside ``k_cut``, not just within the margin)."""
+    for index in indices:
+        integer_kset(cells[index], k_cut, margin=0.0, name=f"structure {index}")
 
 
 def _open_diameters(structures: Sequence[Any]) -> list[float]:
@@ -161,7 +167,7 @@ def make_mesh_kset_fn(
     """``kset_fn`` (``Graph -> KSet``) with one grid sized for every structure of a dataset.
 
     What :func:`make_kset_fn` returns for ``evaluation="mesh"``; the grid is
-    ``kset_fn.mesh``. Args as :func:`mesh_spec`; cells (S, 3, 3), pbcs (S, 3).
+    ``kset_fn.mesh``. Args as :func:`~rsajax.nn.rsa.grid.mesh_spec`; cells (S, 3, 3), pbcs (S, 3).
 
     Raises:
         ValueError naming the structures that are not fully periodic or whose ``k_cut`` selects
@@ -176,8 +182,7 @@ def make_mesh_kset_fn(
             f"structure {bad[0]}) but RSAConfig.evaluation='mesh' is a lattice sum on a periodic "
             "grid; use evaluation='direct' (open boundaries: quadrature over continuous k)"
         )
-    for index, cell in enumerate(cells):  # a vector strictly inside k_cut, not just the margin
-        integer_kset(cell, k_cut, margin=0.0, name=f"structure {index}")
+    _check_k_cut_selects(cells, k_cut, range(len(cells)))
     spec = mesh_spec(
         cells,
         pbcs,
@@ -211,7 +216,8 @@ def placeholder_kset(graph) -> KSet:
 
 
 def init_kset(config: RSAConfig, graph) -> KSet:
-    """:func:`placeholder_kset` of the kind ``config`` expects (it passes :func:`check_kset`)."""
+    """:func:`placeholder_kset` of the kind ``config`` expects (it passes
+    :func:`rsajax.nn.rsa.layer.check_kset`)."""
     kset = placeholder_kset(graph)
     if config.seed:
         return kset
