@@ -22,8 +22,8 @@ from pymatgen.analysis.ewald import EwaldSummation
 from pymatgen.core import Lattice, Structure
 
 from rsajax.data import atoms_to_graph, random_silica_box
-from rsajax.nn.long_range import RSAConfig, make_kset_fn
 from rsajax.nn.model import MACEConfig, init_model
+from rsajax.nn.rsa import RSAConfig, make_kset_fn
 
 CHARGES = {14: 2.4, 8: -1.2}
 MODEL = dict(

@@ -16,7 +16,7 @@ N next to SR-MACE on the same random silica boxes, and the overhead of RSA-MACE 
 atoms for the presets and single-change variants of the default (the measurement that chose it).
 
 5. (``--tables 5``) The kernel alone, energy + forces of ``sum u``, evaluated on a mesh
-   (``rsajax.nn.rsa_mesh``: B-spline spreading, FFT, interpolation) next to the direct kernel at
+   (``rsajax.nn.rsa.mesh``: B-spline spreading, FFT, interpolation) next to the direct kernel at
    the same fixed ``k_cut``: time per atom of the mesh should stay flat; the direct one grows like
    ``M``. Prints the max/min ratio of the mesh's us/atom, the crossover size and the force error.
 
@@ -45,11 +45,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from rsajax.data import atoms_to_graph, random_silica_box
-from rsajax.nn.kspace import KSet, integer_kset, kspace_geometry
-from rsajax.nn.long_range import RSAConfig, make_kset_fn
-from rsajax.nn.mesh_spec import make_mesh_kset_fn
 from rsajax.nn.model import MACEConfig, init_model
-from rsajax.nn.rsa import RSABlock, fixed_kweights, reciprocal_space_attention
+from rsajax.nn.rsa import RSABlock, RSAConfig, make_kset_fn
+from rsajax.nn.rsa.kernel import reciprocal_space_attention
+from rsajax.nn.rsa.kset import KSet, integer_kset, kspace_geometry
+from rsajax.nn.rsa.kset_fn import make_mesh_kset_fn
+from rsajax.nn.rsa.weights import fixed_kweights
 from rsajax.potential import energy_fn_from_model, make_potential
 
 #: atoms per A^3 of silica glass at 2.20 g/cm^3 (SiO2: 60.08 g/mol per 3 atoms).
@@ -163,8 +164,10 @@ def timed_cpu(fn, args, repeats: int) -> tuple[float, float, float]:
 
 
 def mesh_table(sizes, k_cut, channels, dtype, repeats, order, oversampling, direct_max) -> None:
-    """Table 5: mesh RSA (rsajax.nn.rsa_mesh) vs the direct kernel, energy + forces of sum u."""
-    from rsajax.nn.rsa_mesh import MeshSpec, mesh_attention, mesh_kweights, mesh_shape
+    """Table 5: mesh RSA (rsajax.nn.rsa.mesh) vs the direct kernel, energy + forces of sum u."""
+    from rsajax.nn.rsa.grid import MeshSpec, mesh_shape
+    from rsajax.nn.rsa.mesh import mesh_attention
+    from rsajax.nn.rsa.weights import mesh_kweights
 
     print(f"\n5. RSA kernel energy+forces, mesh (order {order}, oversampling {oversampling}) vs "
           f"direct, fixed k_cut = {k_cut} 1/A, ewald weights")  # fmt: skip

@@ -28,7 +28,7 @@ class RsajaxCalculator(Calculator):
       short-range model. Also :meth:`get_long_range_energy`.
 
     For a long-range model the k-set is built on the host for every call
-    (:func:`rsajax.nn.long_range.make_kset_fn`). Its number of slots only grows (the previous
+    (:func:`rsajax.nn.rsa.make_kset_fn`). Its number of slots only grows (the previous
     count is the floor), so an MD run recompiles only when a cell needs more k-vectors than any
     before; the k-set function is rebuilt when the cell or pbc change or an open structure grows
     beyond what its radial nodes resolve.
@@ -70,8 +70,8 @@ class RsajaxCalculator(Calculator):
         rsa = self.config.long_range
         if rsa is None:
             return None
-        from rsajax.nn.kspace import radial_nodes_for, structure_diameter
-        from rsajax.nn.long_range import make_kset_fn
+        from rsajax.nn.rsa.kset import radial_nodes_for, structure_diameter
+        from rsajax.nn.rsa.kset_fn import make_kset_fn
 
         pbc = tuple(bool(p) for p in atoms.pbc)
         # an open structure's k-set ignores the cell; a periodic one is chosen from it

@@ -52,7 +52,7 @@ class Graph:
         dipole: (G, 3) e*A, or None.
         weight: (G,) per-structure loss weight (0 on padding).
         has_energy, has_forces, has_stress, has_dipole: (G,) bool, which labels each structure has.
-        kset: the k-vectors of reciprocal-space attention (:class:`rsajax.nn.kspace.KSet`), chosen
+        kset: the k-vectors of reciprocal-space attention (:class:`rsajax.nn.rsa.kset.KSet`), chosen
             on the host for long-range models; None for short-range models.
     """
 

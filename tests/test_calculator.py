@@ -13,8 +13,8 @@ from ase import Atoms
 
 from rsajax.calculator import RsajaxCalculator
 from rsajax.data import atoms_to_graph
-from rsajax.nn.long_range import make_kset_fn
 from rsajax.nn.model import init_model, save_model
+from rsajax.nn.rsa import make_kset_fn
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.structures import molecule, triclinic
 from tests.tiny_models import switch_on_long_range, tiny_config

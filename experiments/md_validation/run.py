@@ -169,7 +169,7 @@ def main():
     if args.only != "bks":
         key, long_range = "sr_model", None
         if args.long_range:
-            from rsajax.nn.long_range import RSAConfig
+            from rsajax.nn.rsa import RSAConfig
 
             key, long_range = "lr_model", RSAConfig.preset("default")
         results[key] = nve_and_nvt(args.model_steps, tuple(args.dt_fs), long_range)

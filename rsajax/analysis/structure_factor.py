@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rsajax.analysis.weights import neutron_lengths, xray_form_factors
+from rsajax.lattice import integer_vectors, reciprocal_vectors
 
 Array = jnp.ndarray | np.ndarray
 
@@ -72,18 +73,9 @@ def reciprocal_grid(
     cell = np.asarray(cell, dtype=np.float64)
     if abs(np.linalg.det(cell)) < 1e-6:
         raise ValueError(f"reciprocal_grid needs a periodic cell with volume > 0, got {cell}")
-    recip = 2.0 * np.pi * np.linalg.inv(cell).T  # rows b_i with a_i . b_j = 2 pi delta_ij
-    n_max = np.ceil(q_max * np.linalg.norm(cell, axis=1) / (2.0 * np.pi)).astype(int) + 1
-    hkl = np.stack(
-        np.meshgrid(*[np.arange(-n, n + 1) for n in n_max], indexing="ij"), axis=-1
-    ).reshape(-1, 3)
-    # keep one of each +-q pair: the first nonzero Miller index is positive
-    first = np.where(hkl[:, 0] != 0, hkl[:, 0], np.where(hkl[:, 1] != 0, hkl[:, 1], hkl[:, 2]))
-    hkl = hkl[first > 0]
-    q = hkl @ recip
-    norm = np.linalg.norm(q, axis=1)
-    keep = norm <= q_max
-    q, norm, hkl = q[keep], norm[keep], hkl[keep]
+    # one of each +-q pair: the first nonzero Miller index is positive
+    hkl, norm = integer_vectors(cell, q_max, half_space=True)
+    q = hkl @ reciprocal_vectors(cell)  # rows b_i with a_i . b_j = 2 pi delta_ij
     edges = np.arange(0.0, q_max + shell_width, shell_width)
     shell = np.minimum(np.digitize(norm, edges) - 1, len(edges) - 2)
     if max_per_shell is not None:

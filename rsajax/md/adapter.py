@@ -33,18 +33,10 @@ from ase.data import atomic_masses
 from jax_md import partition, space
 
 from rsajax.graph import PADDING_LENGTH, Graph
+from rsajax.lattice import perpendicular_widths
 
 #: ``check(boxes (T, 3, 3)) -> None or a reason`` for a host-side structure fixed at allocation.
 BoxCheck = Callable[[np.ndarray], "str | None"]
-
-
-def perpendicular_widths(boxes: np.ndarray) -> np.ndarray:
-    """(..., 3) face-to-face widths of column-major boxes (..., 3, 3)."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    volume = np.abs(np.linalg.det(boxes))
-    a, b, c = boxes[..., :, 0], boxes[..., :, 1], boxes[..., :, 2]
-    areas = np.stack([np.cross(b, c), np.cross(c, a), np.cross(a, b)], axis=-2)
-    return volume[..., None] / np.linalg.norm(areas, axis=-1)
 
 
 def box_strain(box: jnp.ndarray, reference: jnp.ndarray) -> jnp.ndarray:
@@ -130,7 +122,7 @@ def long_range_kset(model, numbers: np.ndarray, box: np.ndarray):
     rsa = model.config.long_range
     if rsa is None:
         return None
-    from rsajax.nn.long_range import make_kset_fn
+    from rsajax.nn.rsa.kset_fn import make_kset_fn
 
     graph = _allocation_graph(numbers, box)
     return make_kset_fn(rsa, [graph])(graph)
@@ -139,7 +131,7 @@ def long_range_kset(model, numbers: np.ndarray, box: np.ndarray):
 def kset_check(kset, k_cut: float) -> BoxCheck:
     """A box check: does the allocation's integer k-set still hold every ``|k| <= k_cut``? For a
     mesh k-set: does the grid still resolve them at the oversampling it was sized with?"""
-    from rsajax.nn.kspace import kset_covers
+    from rsajax.nn.rsa.kset import kset_covers
 
     if kset.mesh is not None:
         return _mesh_check(kset.mesh)
@@ -270,7 +262,7 @@ def minimum_image_check(list_cutoff: float) -> BoxCheck:
     image for every listed pair)."""
 
     def check(boxes: np.ndarray) -> str | None:
-        widths = perpendicular_widths(boxes).min()
+        widths = perpendicular_widths(np.swapaxes(boxes, -1, -2)).min()  # boxes: columns
         if widths <= 2.0 * list_cutoff:
             return (
                 f"box face width {widths:.3f} A is not above twice the neighbour-list cutoff "
@@ -328,7 +320,8 @@ def model_system(
         raise ValueError(f"{len(numbers)}-atom system: {reason}")
     upper = np.allclose(box, np.triu(box))
     if cell_list is None:
-        cell_list = upper and perpendicular_widths(box).min() >= 4.0 * (cutoff + strain_skin + skin)
+        widths = perpendicular_widths(box.T)  # box: columns
+        cell_list = upper and widths.min() >= 4.0 * (cutoff + strain_skin + skin)
     if cell_list and not upper:
         raise ValueError(
             "jax-md's cell list needs an upper-triangular box (cell.T of a "

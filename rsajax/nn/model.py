@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rsajax.graph import Graph, edge_vectors, safe_norm
-from rsajax.nn import long_range as rsa_long_range
 from rsajax.nn import mace
 from rsajax.nn.radial import bessel_basis, polynomial_cutoff, silu_constant
+from rsajax.nn.rsa import as_rsa_config, init_kset, long_range_combine
 
 CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
@@ -39,8 +39,8 @@ class MACEConfig:
 
     ``silu_normalization`` records which SiLU constant the model was built with ("torch":
     1.6791767923989418 as in e3nn/mace-torch; "e3nn-jax": 1.6765620560798837).
-    ``long_range``: None (short-range MACE) or an :class:`rsajax.nn.long_range.RSAConfig` (a dict
-    or preset name is converted): RSA-MACE, see :mod:`rsajax.nn.long_range`.
+    ``long_range``: None (short-range MACE) or an :class:`rsajax.nn.rsa.RSAConfig` (a dict
+    or preset name is converted): RSA-MACE, see :mod:`rsajax.nn.rsa`.
     """
 
     r_max: float = 5.0
@@ -96,9 +96,7 @@ class MACEConfig:
         if self.max_L > self.max_ell:
             raise ValueError("hidden_irreps degree exceeds max_ell")
         silu_constant(self.silu_normalization)
-        object.__setattr__(
-            self, "long_range", rsa_long_range.as_rsa_config(self.long_range, r_max=self.r_max)
-        )
+        object.__setattr__(self, "long_range", as_rsa_config(self.long_range, r_max=self.r_max))
         if self.long_range is not None:
             self.long_range.check_model(self.num_interactions, self.num_channels)
         if self.num_interactions < 1:
@@ -159,7 +157,7 @@ class MACE(nn.Module):
         per-node energies (N,) (None: none); it sees the layer's input ``h_in`` (scalars in
         ``h_in[0]``, (N, C, 1)). Identity for plain MACE."""
         if self.config.long_range is not None:
-            return rsa_long_range.long_range_combine(
+            return long_range_combine(
                 self.config.long_range,
                 self.config.num_channels,
                 layer,
@@ -319,7 +317,7 @@ def init_model(config: MACEConfig, seed: int = 0) -> tuple[MACE, dict]:
     model = MACE(config)
     graph = dummy_graph(config)
     if config.long_range is not None:
-        graph = graph.replace(kset=rsa_long_range.init_kset(config.long_range, graph))
+        graph = graph.replace(kset=init_kset(config.long_range, graph))
     variables = jax.jit(model.init)(jax.random.PRNGKey(seed), graph)
     return model, jax.tree_util.tree_map(np.asarray, dict(variables))
 

@@ -24,15 +24,14 @@ the margin).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfc
 
-#: Coulomb constant e^2 / (4 pi eps0) in eV A (CODATA 2018: 1.43996454784e-9 eV m).
-COULOMB_CONSTANT = 14.3996454784
+from rsajax.lattice import integer_vectors, reciprocal_vectors
+from rsajax.units import COULOMB_CONSTANT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,35 +60,19 @@ def ewald_parameters(r_cut: float, accuracy: float = 1e-6) -> EwaldParameters:
     return EwaldParameters(alpha=alpha, r_cut=r_cut, k_cut=2.0 * alpha * s)
 
 
-def perpendicular_widths(box: np.ndarray) -> np.ndarray:
-    """(3,) distances between opposite faces of a cell whose columns are lattice vectors."""
-    box = np.asarray(box, dtype=np.float64)
-    volume = abs(np.linalg.det(box))
-    cross = [np.cross(box[:, (a + 1) % 3], box[:, (a + 2) % 3]) for a in range(3)]
-    return volume / np.linalg.norm(cross, axis=1)
-
-
 def reciprocal_integer_vectors(
     box: np.ndarray, k_cut: float, strain_margin: float = 0.0
 ) -> np.ndarray:
     """(M, 3) int vectors ``n``, one of each pair ``+-n``, ``n != 0``, that can have |k| < k_cut.
 
-    A vector is kept if ``|k| <= k_cut (1 + strain_margin)`` in ``box``; that covers every box
-    ``(I + eps) box`` with ``||eps|| <= strain_margin``. The search bound per axis is
-    ``|n_a| <= k_cut |a_a| (1 + margin) / 2 pi`` because ``k . a_a = 2 pi n_a``.
+    A vector is kept if ``|k| <= k_cut (1 + strain_margin)`` in ``box`` (columns are lattice
+    vectors); that covers every box ``(I + eps) box`` with ``||eps|| <= strain_margin``. The half
+    space is "first non-zero component positive" (:func:`rsajax.lattice.in_half_space`); the
+    order is lexicographic in ``n``.
     """
     box = np.asarray(box, dtype=np.float64)
-    grow = 1.0 + strain_margin
-    lengths = np.linalg.norm(box, axis=0) * grow
-    n_max = np.floor(k_cut * lengths / (2.0 * np.pi)).astype(int)
-    ranges = [np.arange(-m, m + 1) for m in n_max]
-    n = np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, 3)
-    # half space: first non-zero component positive (drops n = 0 and one of each +-n pair)
-    first = np.where(n[:, 0] != 0, n[:, 0], np.where(n[:, 1] != 0, n[:, 1], n[:, 2]))
-    n = n[first > 0]
-    k = 2.0 * np.pi * n @ np.linalg.inv(box)
-    keep = np.sum(k**2, axis=1) <= (k_cut * grow) ** 2
-    return n[keep]
+    n, _ = integer_vectors(box.T, k_cut * (1.0 + strain_margin), half_space=True)  # rows: box.T
+    return n
 
 
 def real_space_pair(r: jnp.ndarray, qq: jnp.ndarray, alpha: float) -> jnp.ndarray:
@@ -114,7 +97,7 @@ def reciprocal_energy(
         box: (3, 3) cell, columns are lattice vectors (already strained, if straining).
         n_vectors: (M, 3) integer vectors from :func:`reciprocal_integer_vectors`.
     """
-    k = 2.0 * jnp.pi * n_vectors.astype(positions.dtype) @ jnp.linalg.inv(box)  # (M, 3)
+    k = n_vectors.astype(positions.dtype) @ reciprocal_vectors(box.T)  # (M, 3); rows: box.T
     k2 = jnp.sum(k**2, axis=-1)
     inside = k2 < k_cut**2
     safe_k2 = jnp.where(inside, k2, 1.0)

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax_md import space
 
-from rsajax.teachers.ewald import perpendicular_widths
+from rsajax.lattice import perpendicular_widths
 
 
 def replication_for_cutoff(
@@ -45,7 +45,7 @@ def replication_for_cutoff(
         cutoff: neighbour-list cut-off (interaction cut-off plus skin), A.
         strain_margin: widths may shrink by this fraction (NPT, strained labels) and stay valid.
     """
-    widths = perpendicular_widths(box) * (1.0 - strain_margin)
+    widths = perpendicular_widths(np.asarray(box).T) * (1.0 - strain_margin)  # box: columns
     if not np.all(np.isfinite(widths)) or np.any(widths <= 1e-6):
         raise ValueError(f"degenerate box (face widths {widths}); cannot build a neighbour list")
     # 1e-9 keeps a width that equals 2 cutoff exactly on the safe side

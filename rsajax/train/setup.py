@@ -17,8 +17,8 @@ from rsajax.data import (
     compute_statistics,
     read_structures,
 )
-from rsajax.nn.long_range import as_rsa_config, make_kset_fn
 from rsajax.nn.model import MACEConfig
+from rsajax.nn.rsa import as_rsa_config, make_kset_fn
 from rsajax.potential import EnergyFn, make_potential
 from rsajax.train.batches import GlobalBatches
 from rsajax.train.config import ConfigError, TrainConfig

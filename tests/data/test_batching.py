@@ -90,7 +90,7 @@ def test_statistics_recover_e0_and_neighbours():
 
 def test_kset_travels_with_batches():
     """Long-range models get their k-set attached to every batch, with one static size."""
-    from rsajax.nn.kspace import build_kset
+    from rsajax.nn.rsa import build_kset
 
     recs = records(12)
     data = GraphDataset(

@@ -112,8 +112,8 @@ def test_rsa_mace_in_jax_md_equals_rsajax_potential():
     """A long-range model: the k-set is built at allocation, the k-vectors follow the strained
     box, so jax-md's energy, forces and stress equal rsajax.potential's."""
     from rsajax.md.adapter import long_range_kset
-    from rsajax.nn.long_range import RSAConfig, make_kset_fn
     from rsajax.nn.model import init_model
+    from rsajax.nn.rsa import RSAConfig, make_kset_fn
     from tests.md.conftest import tiny_config
 
     rsa = RSAConfig(

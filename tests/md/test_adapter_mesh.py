@@ -7,8 +7,8 @@ import numpy as np
 
 from rsajax.data import atoms_to_graph
 from rsajax.md.adapter import long_range_kset, model_system
-from rsajax.nn.long_range import RSAConfig, make_kset_fn
 from rsajax.nn.model import init_model
+from rsajax.nn.rsa import RSAConfig, make_kset_fn
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.md.conftest import tiny_config, triclinic_silica
 from tests.md.test_adapter import jax_md_labels

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from rsajax.data import atoms_to_graph
-from rsajax.nn.long_range import RSAConfig, make_kset_fn
 from rsajax.nn.model import init_model
+from rsajax.nn.rsa import RSAConfig, make_kset_fn
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.structures import molecule, triclinic
 from tests.tiny_models import tiny_config

@@ -8,7 +8,8 @@ from ase import Atoms
 from ase.build import bulk
 
 from rsajax.teachers import BKSParameters, bks_energy_forces_stress
-from rsajax.teachers.ewald import COULOMB_CONSTANT, reciprocal_integer_vectors
+from rsajax.teachers.ewald import reciprocal_integer_vectors
+from rsajax.units import COULOMB_CONSTANT
 
 ZERO = ((0.0, 0.0), (0.0, 0.0))
 

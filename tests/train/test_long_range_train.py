@@ -38,8 +38,8 @@ def test_default_rsa_mace_trains_exports_and_evaluates(tmp_path):
     calculator, whose long-range energy equals ``MACE.energy_parts``."""
     from rsajax.calculator import RsajaxCalculator
     from rsajax.data import atoms_to_graph
-    from rsajax.nn.long_range import make_kset_fn
     from rsajax.nn.model import MACE
+    from rsajax.nn.rsa import make_kset_fn
     from tests.train.helpers import emt_structures
 
     data = write_dataset(tmp_path / "emt.extxyz", 8, seed=4)

@@ -2,8 +2,9 @@
 
 Each head's kernel is ``phi_h(r) = sum_m w_m W_h(k_m) sinc(k_m r)`` with
 ``W_h = ewald(k; sigma) f_h(k)`` and ``f_h`` the positive learned correction of
-:class:`rsajax.nn.rsa.LearnedKWeights`; the energy readout mixes heads with learned signs. Fitting
-``f_h``'s parameters directly (the same basis and softplus as the layer) measures the family:
+:class:`rsajax.nn.rsa.weights.LearnedKWeights`; the energy readout mixes heads with learned signs.
+Fitting ``f_h``'s parameters directly (the same basis and softplus as the layer) measures the
+family:
 
 - one head, ``f = 1`` as initialised, is ``1/r`` beyond ``r_max`` to the split's accuracy;
 - two heads mixed with opposite signs fit a ``1/r^6`` (dispersion) tail over 5-15 A to under 1%
@@ -18,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rsajax.nn.kspace import open_quadrature, smooth_envelope
-from rsajax.nn.long_range import ewald_split
-from rsajax.nn.rsa import ewald_kernel
+from rsajax.nn.rsa import ewald_split
+from rsajax.nn.rsa.kset import open_quadrature
+from rsajax.nn.rsa.weights import ewald_kernel, smooth_envelope
 
 R_MAX = 5.0
 NUM_BASIS = 8  # LearnedKWeights' default

@@ -1,6 +1,6 @@
 """Cardinal B-spline spreading and interpolation on a periodic grid, with custom derivatives.
 
-The particle-mesh half of :mod:`rsajax.nn.rsa_mesh`: values at atoms are spread onto grid points
+The particle-mesh half of :mod:`rsajax.nn.rsa.mesh`: values at atoms are spread onto grid points
 with tensor-product B-spline weights (``P^T``), fields are interpolated back (``P``), and the
 derivative of either with respect to the stencil weights is :func:`stencil_dot`. The three are
 closed under differentiation, so forces, stress and force-matching gradients (second order) all
@@ -44,7 +44,7 @@ def spline_transform(shape: tuple[int, int, int], order: int, dtype) -> jnp.ndar
 # autodiff of the scans would store an (atoms x channels) residual per offset, p^3 of them
 # (10 GB at 12000 atoms); with these rules memory stays O(N C^2 + K C^2) at any derivative order.
 # Contract: ``flat`` (T, N) holds in-bounds indices, non-decreasing along N for every offset t
-# (rsajax.nn.rsa_mesh sorts atoms by stencil origin on a halo-padded grid); telling XLA so makes
+# (rsajax.nn.rsa.mesh sorts atoms by stencil origin on a halo-padded grid); telling XLA so makes
 # its CPU scatter ~2.4x faster. Unsorted or out-of-bounds indices give undefined results.
 _IN_BOUNDS = "promise_in_bounds"
 #: Atoms per tile. The offsets loop runs inside a loop over tiles of consecutive (sorted, so

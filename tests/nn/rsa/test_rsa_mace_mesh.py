@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from rsajax.data import atoms_to_graph, random_silica_box
-from rsajax.nn.long_range import RSAConfig, make_kset_fn, with_evaluation
 from rsajax.nn.model import MACEConfig, init_model
+from rsajax.nn.rsa import RSAConfig, make_kset_fn, with_evaluation
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.structures import molecule
 

@@ -12,9 +12,9 @@ from ase import Atoms
 
 import tests.model_battery as battery
 from rsajax.data import atoms_to_graph, atoms_to_record
-from rsajax.nn.kspace import build_kset, integer_kset, kset_covers, seed_kset
-from rsajax.nn.long_range import RSAConfig, make_kset_fn
 from rsajax.nn.model import MACE, MACEConfig, init_model, load_model, save_model
+from rsajax.nn.rsa import RSAConfig, make_kset_fn
+from rsajax.nn.rsa.kset import build_kset, integer_kset, kset_covers, seed_kset
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.model_battery import ModelBattery, ModelUnderTest, random_rotation
 from tests.structures import molecule, rattled_crystal, triclinic

@@ -1,10 +1,10 @@
 """Reciprocal-space attention on a mesh: smooth particle-mesh evaluation, O(N log N).
 
-The direct kernel (:func:`rsajax.nn.rsa.reciprocal_space_attention`) sums over the ``M`` lattice
-vectors with ``|k| <= k_cut``; at fixed ``k_cut``, ``M`` grows with the volume and the cost is
-``O(N M C^2 / H) = O(N^2)``. Here the same sums are evaluated as in smooth PME (Essmann et al.
-1995). With fractional coordinates ``s_j = r_j inv(cell)`` and integer frequencies ``n``
-(``k_n . r_j = 2 pi n . s_j``), per graph and head::
+The direct kernel (:func:`rsajax.nn.rsa.kernel.reciprocal_space_attention`) sums over the ``M``
+lattice vectors with ``|k| <= k_cut``; at fixed ``k_cut``, ``M`` grows with the volume and the
+cost is ``O(N M C^2 / H) = O(N^2)``. Here the same sums are evaluated as in smooth PME
+(Essmann et al. 1995). With fractional coordinates ``s_j = r_j inv(cell)`` and integer
+frequencies ``n`` (``k_n . r_j = 2 pi n . s_j``), per graph and head::
 
     S(n) = sum_j conj(kc_j) (x) v_j exp(-2 pi i n . s_j)             (D/2, D) complex
     u_i  = Re[ qc_i^T sum_n w(n) exp(+2 pi i n . s_i) S(n) ]
@@ -26,93 +26,22 @@ the mesh accuracy.
 Cost per atom: ``O(p^3 C^2 / H)`` for spreading and interpolation plus ``O(K log K C^2 / H)`` per
 grid point for the FFTs, ``K ~ V``: flat per atom at fixed density up to the log.
 
-The spline operators live in :mod:`rsajax.nn.bspline_mesh`; the host side (numpy: grid shape,
-:class:`MeshSpec`, the batch's ``graph.kset``) in :mod:`rsajax.nn.mesh_spec`, re-exported here.
-Traced side: :func:`mesh_kset` / :func:`mesh_kweights` give the weights ``w(n)`` on the grid
-frequencies with the same functions the direct kernel uses; :func:`mesh_attention` is the kernel.
-In RSA-MACE it is selected by ``RSAConfig(evaluation="mesh")`` (:class:`rsajax.nn.rsa.RSABlock`).
+The spline operators live in :mod:`rsajax.nn.rsa.bspline`; the grid (host side: its shape, the
+:class:`~rsajax.nn.rsa.grid.MeshSpec`, the batch's ``graph.kset``; traced: its frequencies as a
+k-set, :func:`~rsajax.nn.rsa.grid.mesh_kset`) in :mod:`rsajax.nn.rsa.grid`; the weights ``w(n)``
+on the grid frequencies are those of the direct kernel
+(:func:`rsajax.nn.rsa.weights.mesh_kweights`).
+Here: :func:`mesh_attention`, the kernel. In RSA-MACE it is selected by
+``RSAConfig(evaluation="mesh")`` (:class:`rsajax.nn.rsa.layer.RSABlock`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax.numpy as jnp
 import numpy as np
 
-from rsajax.nn.bspline_mesh import bspline_weights, interpolate, spline_transform, spread
-from rsajax.nn.kspace import KSet, kspace_geometry, smooth_envelope
-from rsajax.nn.mesh_spec import (  # noqa: F401  (re-exported: the host half of the mesh)
-    MeshSpec,
-    batched_mesh_shape,
-    build_mesh_kset,
-    fft_size,
-    mesh_shape,
-    mesh_spec,
-)
-from rsajax.nn.rsa import fixed_kweights
-
-# --------------------------------------------------------------------------- grid frequencies
-
-
-def grid_frequencies(shape: tuple[int, int, int]) -> np.ndarray:
-    """Signed integer frequencies of the grid in FFT order, (K1 K2 K3, 3) int32."""
-    axes = [np.fft.fftfreq(k, 1.0 / k).round().astype(np.int32) for k in shape]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-
-
-def mesh_kset(mesh: MeshSpec, periodic: jnp.ndarray | np.ndarray, dtype=None) -> KSet:
-    """The grid frequencies as a :class:`KSet`, (G, K1 K2 K3) slots in FFT order.
-
-    Masked: ``n = 0`` (as in the direct set), the Nyquist planes of even ``K_a`` (ambiguous sign),
-    and non-periodic graphs (``periodic`` False, e.g. the padding graph). With it,
-    :func:`~rsajax.nn.kspace.kspace_geometry`, :func:`~rsajax.nn.rsa.fixed_kweights` and
-    :class:`~rsajax.nn.rsa.LearnedKWeights` give the mesh weights unchanged. ``periodic`` (G,)
-    may be traced (e.g. ``graph.graph_mask & graph.pbc.all(-1)`` inside a jitted model).
-    ``dtype``: of the (unused) float placeholders, so a float32 model stays float32 under x64.
-    """
-    n = grid_frequencies(mesh.shape)
-    nyquist = np.any((2 * np.abs(n) == np.array(mesh.shape)), axis=1)
-    keep = np.any(n != 0, axis=1) & ~nyquist
-    periodic = jnp.asarray(periodic, bool)
-    mask = keep[None, :] & periodic[:, None]
-    return KSet(
-        n=jnp.where(mask[..., None], n[None], 0).astype(jnp.int32),
-        nodes=jnp.zeros(mask.shape + (3,), dtype),
-        node_weights=jnp.zeros(mask.shape, dtype),
-        mask=mask,
-        periodic=periodic,
-        k_cut=float(mesh.k_cut),
-        envelope_width=float(mesh.envelope_width),
-    )
-
-
-# --------------------------------------------------------------------------- traced side
-
-
-def mesh_kweights(
-    mesh: MeshSpec,
-    cell: jnp.ndarray,
-    periodic: jnp.ndarray | np.ndarray,
-    weighting: str | Callable[[jnp.ndarray], jnp.ndarray] = "ewald",
-    sigma: float = 5.0,
-) -> jnp.ndarray:
-    """Weights ``w(n)`` on the grid frequencies, (G, K1 K2 K3, H), from the (strained) cell.
-
-    Args:
-        weighting: ``"ones"`` or ``"ewald"`` (exactly :func:`~rsajax.nn.rsa.fixed_kweights`), or
-            a callable ``radial(|k|) -> (..., H)``, e.g. a learned positive function of |k|;
-            it is multiplied by the envelope and ``1/V`` as in the direct kernel.
-        periodic: (G,) bool (may be traced); False graphs (padding, open) get zero weights.
-    """
-    kset = mesh_kset(mesh, periodic, cell.dtype)
-    kvectors, measure = kspace_geometry(kset, cell)
-    if isinstance(weighting, str):
-        return fixed_kweights(kset, kvectors, measure, weighting, sigma)[..., None]
-    k_norm = jnp.sqrt(jnp.where(kset.mask, jnp.sum(kvectors**2, axis=-1), 1.0))
-    envelope = smooth_envelope(k_norm, kset.k_cut, kset.envelope_width)
-    weights = weighting(k_norm) * (envelope * measure)[..., None]
-    return jnp.where(kset.mask[..., None], weights, 0.0)
+from rsajax.nn.rsa.bspline import bspline_weights, interpolate, spline_transform, spread
+from rsajax.nn.rsa.grid import MeshSpec
 
 
 def _padded_shape(mesh: MeshSpec) -> tuple[int, int, int]:
@@ -192,8 +121,9 @@ def mesh_attention(
         positions: (N, 3) Cartesian positions (any image; the phases are periodic).
         cell: (G, 3, 3) lattice vectors as rows (the strained cell, for stress).
         kweights: (G, K1 K2 K3) or (G, K1 K2 K3, H) weights on the grid frequencies in FFT order,
-            from :func:`mesh_kweights` (or ``fixed_kweights`` / ``LearnedKWeights`` on
-            :func:`mesh_kset`); zero at ``n = 0``, beyond ``k_cut`` and on non-periodic graphs.
+            from :func:`~rsajax.nn.rsa.weights.mesh_kweights` (or the other weights of
+            :mod:`rsajax.nn.rsa.weights` on :func:`~rsajax.nn.rsa.grid.mesh_kset`); zero at
+            ``n = 0``, beyond ``k_cut`` and on non-periodic graphs.
         node_graph: (N,) graph of each node; num_graphs: G (static).
         mesh: the static grid; every graph of the batch uses ``mesh.shape``.
         node_mask: (N,) bool; padded nodes neither contribute nor receive.

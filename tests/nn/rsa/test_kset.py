@@ -10,7 +10,8 @@ import scipy.integrate
 import scipy.special
 
 from rsajax.graph import Graph
-from rsajax.nn.kspace import (
+from rsajax.lattice import reciprocal_vectors
+from rsajax.nn.rsa.kset import (
     SEED_K_CUT,
     batched_integer_kset,
     build_kset,
@@ -21,11 +22,9 @@ from rsajax.nn.kspace import (
     max_num_k,
     open_quadrature,
     radial_nodes_for,
-    reciprocal_vectors,
     seed_kset,
-    smooth_envelope,
 )
-from rsajax.nn.rsa import ewald_kernel
+from rsajax.nn.rsa.weights import ewald_kernel, smooth_envelope
 
 TRICLINIC = np.array([[9.0, 0.0, 0.0], [2.5, 10.0, 0.0], [-1.5, 1.8, 11.0]])
 

@@ -1,6 +1,7 @@
 """How the RSA output ``u`` (N, C scalars) enters the MACE node features ``h_sr`` of a layer.
 
-Three combinations (RSA.md, "Combination with MACE"):
+Three combinations (RSA.md, "Combination with MACE"; their names are
+:data:`rsajax.nn.rsa.config.FEATURE_COMBINATIONS`):
 
 - :class:`TensorProductCombine` (``tp``, the reference): ``FullyConnectedTensorProduct(h_sr, u)``
   back to ``h_sr``'s irreps. It replaces ``h_sr``: ``u = 0`` zeroes the layer.
@@ -21,6 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from rsajax.nn.rsa.config import FEATURE_COMBINATIONS
 
 
 def _as_scalars(u: jnp.ndarray | e3nn.IrrepsArray) -> e3nn.IrrepsArray:
@@ -104,6 +107,7 @@ class ResidualCombine(nn.Module):
 
 
 COMBINATIONS = {"tp": TensorProductCombine, "gate": GateCombine, "residual": ResidualCombine}
+assert tuple(sorted(COMBINATIONS)) == FEATURE_COMBINATIONS, "config names every combination"
 
 
 def make_combination(kind: str, **kwargs) -> nn.Module:

@@ -4,23 +4,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rsajax.nn import bspline_mesh
-from rsajax.nn.rsa_mesh import MeshSpec, _padded_shape, _stencils
+from rsajax.nn.rsa import bspline
+from rsajax.nn.rsa.grid import MeshSpec
+from rsajax.nn.rsa.mesh import _padded_shape, _stencils
 
 
 def operators_and_gradients(values, flat, stencil, size):
     """spread, interpolate, stencil_dot and the gradient of a scalar through all three."""
 
     def scalar(values, stencil):
-        grid = bspline_mesh.spread(values, flat, stencil, size)
-        back = bspline_mesh.interpolate(grid * grid, flat, stencil)
-        return jnp.sum(back * values) + jnp.sum(bspline_mesh.stencil_dot(grid, flat, values) ** 2)
+        grid = bspline.spread(values, flat, stencil, size)
+        back = bspline.interpolate(grid * grid, flat, stencil)
+        return jnp.sum(back * values) + jnp.sum(bspline.stencil_dot(grid, flat, values) ** 2)
 
-    grid = bspline_mesh.spread(values, flat, stencil, size)
+    grid = bspline.spread(values, flat, stencil, size)
     return (
         grid,
-        bspline_mesh.interpolate(grid, flat, stencil),
-        bspline_mesh.stencil_dot(grid, flat, values),
+        bspline.interpolate(grid, flat, stencil),
+        bspline.stencil_dot(grid, flat, values),
         *jax.grad(scalar, argnums=(0, 1))(values, stencil),
     )
 
@@ -35,7 +36,7 @@ def test_tiles_of_atoms_change_nothing(monkeypatch):
     values = jnp.asarray(rng.normal(size=(num_atoms, 3)))
     size = int(np.prod(_padded_shape(mesh)))
     one_tile = operators_and_gradients(values, flat, stencil, size)
-    monkeypatch.setattr(bspline_mesh, "TILE", 5)  # 5 tiles, the last one padded
+    monkeypatch.setattr(bspline, "TILE", 5)  # 5 tiles, the last one padded
     tiled = operators_and_gradients(values, flat, stencil, size)
     for a, b in zip(one_tile, tiled, strict=True):
         assert np.max(np.abs(np.asarray(a))) > 0

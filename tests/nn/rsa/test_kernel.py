@@ -10,7 +10,9 @@ from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
 from rsajax.graph import Graph
-from rsajax.nn.kspace import (
+from rsajax.nn.rsa.combine import make_combination
+from rsajax.nn.rsa.kernel import open_boundary_attention, reciprocal_space_attention
+from rsajax.nn.rsa.kset import (
     KSet,
     build_kset,
     build_seed_kset,
@@ -18,13 +20,8 @@ from rsajax.nn.kspace import (
     inversion_pairs,
     kspace_geometry,
 )
-from rsajax.nn.rsa import (
-    RSABlock,
-    fixed_kweights,
-    open_boundary_attention,
-    reciprocal_space_attention,
-)
-from rsajax.nn.rsa_combine import make_combination
+from rsajax.nn.rsa.layer import RSABlock
+from rsajax.nn.rsa.weights import fixed_kweights
 
 TRICLINIC = np.array([[9.0, 0.0, 0.0], [2.5, 10.0, 0.0], [-1.5, 1.8, 11.0]])
 C_IN, C = 6, 8

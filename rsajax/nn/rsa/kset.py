@@ -1,4 +1,4 @@
-"""k-vectors for reciprocal-space attention: reciprocal lattices, k-sets, envelope, quadrature.
+"""k-vectors for reciprocal-space attention: the :class:`KSet` and its choice on the host.
 
 Two kinds of structure share one representation, the :class:`KSet`:
 
@@ -17,8 +17,11 @@ Mixed boundaries (some ``pbc`` False) use the lattice with the vacuum the cell a
 the attention is then periodic in every direction (slab images interact across the vacuum, no
 dipole correction). The cell must be non-singular.
 
-The host functions here (numpy) choose the k-set; only :func:`reciprocal_vectors`,
-:func:`smooth_envelope` and :func:`kspace_geometry` run inside ``jit``.
+The host functions here (numpy) choose the k-set: lattice sets (:func:`integer_kset`, from the
+shared enumeration :func:`rsajax.lattice.integer_vectors`), the open-boundary radial rule
+(:func:`open_quadrature`) and the seed set (:func:`seed_kset`); :func:`build_kset` and
+:func:`build_seed_kset` do it for a batch. Only :func:`kspace_geometry`, :func:`k_squared` and
+:func:`half_kset` run inside ``jit``. The per-k weights are :mod:`rsajax.nn.rsa.weights`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import flax.struct
 import jax.numpy as jnp
 import numpy as np
 
-TWO_PI = 2.0 * np.pi
+from rsajax.lattice import TWO_PI, in_half_space, integer_vectors, reciprocal_vectors
+
 #: Reference cutoff of the seed model: |k| <= 2 pi / 10 A.
 SEED_K_CUT = TWO_PI / 10.0
 SEED_NUM_K = 6
@@ -49,10 +53,10 @@ class KSet:
         envelope_width: the envelope falls from 1 to 0 over ``[k_cut (1 - width), k_cut]``.
         smooth: False only for the seed set, whose weights carry no envelope (static).
         has_open: True if any graph uses quadrature nodes (static), checked at trace time.
-        mesh: None for the direct lattice sum, or a :class:`rsajax.nn.rsa_mesh.MeshSpec` (static:
+        mesh: None for the direct lattice sum, or a :class:`rsajax.nn.rsa.grid.MeshSpec` (static:
             grid shape and spline order are compile-time constants) when the attention is
             evaluated on a particle mesh; ``n``/``nodes`` are then unused one-slot placeholders
-            and only ``periodic`` is read (see :func:`rsajax.nn.long_range.make_kset_fn`).
+            and only ``periodic`` is read (see :func:`rsajax.nn.rsa.kset_fn.make_kset_fn`).
         pair_index: None, or (G, ceil(M/2)) int32 slots of one vector of each ``(n, -n)`` pair
             (padded with masked slots). Set by :func:`build_kset` when every graph is periodic,
             so the direct kernel can sum over half the vectors (:func:`inversion_pairs`).
@@ -79,29 +83,6 @@ class KSet:
 # --------------------------------------------------------------------------- traced functions
 
 
-def reciprocal_vectors(cell: jnp.ndarray) -> jnp.ndarray:
-    """Reciprocal lattice vectors ``B = 2 pi inv(cell)^T`` (rows), so ``cell @ B.T = 2 pi I``.
-
-    Args:
-        cell: (..., 3, 3) lattice vectors as rows.
-    Returns:
-        (..., 3, 3) reciprocal vectors as rows, differentiable in ``cell``.
-    """
-    return TWO_PI * jnp.swapaxes(jnp.linalg.inv(cell), -1, -2)
-
-
-def smooth_envelope(k_norm: jnp.ndarray, k_cut: float, width: float = 0.2) -> jnp.ndarray:
-    """C^2 envelope in |k|: 1 below ``k_cut (1 - width)``, 0 at and beyond ``k_cut``.
-
-    Uses the quintic smoothstep ``1 - x^3 (10 - 15 x + 6 x^2)``, whose first and second
-    derivatives vanish at both ends, so a k-vector crossing ``k_cut`` under strain changes the
-    energy, its forces and its stress continuously.
-    """
-    k_on = k_cut * (1.0 - width)
-    x = jnp.clip((k_norm - k_on) / (k_cut - k_on), 0.0, 1.0)
-    return 1.0 - x**3 * (10.0 - 15.0 * x + 6.0 * x * x)
-
-
 def kspace_geometry(kset: KSet, cell: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Cartesian k-vectors and their measure from a k-set and the (strained) cell.
 
@@ -124,6 +105,12 @@ def kspace_geometry(kset: KSet, cell: jnp.ndarray) -> tuple[jnp.ndarray, jnp.nda
     )
     mask = kset.mask
     return jnp.where(mask[..., None], kvectors, 0.0), jnp.where(mask, measure, 0.0)
+
+
+def k_squared(kset: KSet, kvectors: jnp.ndarray) -> jnp.ndarray:
+    """(G, M) ``|k|^2`` of every slot, 1 on masked slots: those sit at ``k = 0``, and 1 keeps
+    ``1 / k^2`` and the derivative of ``|k|`` finite there (callers zero masked slots)."""
+    return jnp.where(kset.mask, jnp.sum(kvectors * kvectors, axis=-1), 1.0)
 
 
 def half_kset(kset: KSet) -> KSet:
@@ -185,21 +172,14 @@ def integer_kset(
     if not k_cut > 0:
         raise ValueError(f"{name}: k_cut must be positive, got {k_cut}")
     radius = k_cut * (1.0 + margin)
-    recip = TWO_PI * np.linalg.inv(cell).T
-    # |n_i| = |k . a_i| / (2 pi) <= |k| |a_i| / (2 pi) bounds the search box exactly.
-    bound = np.floor(radius * np.linalg.norm(cell, axis=1) / TWO_PI).astype(int)
-    axes = [np.arange(-b, b + 1) for b in bound]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    k_norm = np.linalg.norm(grid @ recip, axis=1)
-    keep = (k_norm <= radius) & np.any(grid != 0, axis=1)
-    if not keep.any():
-        shortest = np.min(np.linalg.norm(recip, axis=1))
+    n, k_norm = integer_vectors(cell, radius)
+    if len(n) == 0:
+        shortest = np.min(np.linalg.norm(reciprocal_vectors(cell), axis=1))
         raise ValueError(
             f"{name}: k_cut={k_cut:g} 1/A (selection radius {radius:g}) selects no reciprocal "
             f"lattice vector; the shortest reciprocal basis vector has |k|={shortest:.4g} 1/A"
         )
-    n = grid[keep]
-    order = np.lexsort((n[:, 2], n[:, 1], n[:, 0], np.round(k_norm[keep], 12)))
+    order = np.lexsort((n[:, 2], n[:, 1], n[:, 0], np.round(k_norm, 12)))
     n = n[order]
     return _pad(n, m_max, name)
 
@@ -231,7 +211,8 @@ def kset_covers(cell: np.ndarray, n: np.ndarray, mask: np.ndarray, k_cut: float)
 def inversion_pairs(n: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """One slot of every ``(n, -n)`` pair per graph: (G, M, 3), (G, M) -> (G, ceil(M / 2)) int32.
 
-    The representative has its first non-zero component positive. Unused entries point at a masked
+    The representative has its first non-zero component positive (the half space of
+    :func:`rsajax.lattice.in_half_space`, as in the Ewald teacher). Unused entries point at a masked
     slot (one exists whenever fewer than ``ceil(M/2)`` pairs are real). Raises if a graph's set is
     not closed under ``n -> -n`` (lattice sets from :func:`integer_kset` always are).
     """
@@ -241,11 +222,10 @@ def inversion_pairs(n: np.ndarray, mask: np.ndarray) -> np.ndarray:
     for g in range(n.shape[0]):
         real = np.flatnonzero(mask[g])
         vectors = n[g, real]
-        first = vectors[np.arange(len(real)), np.argmax(vectors != 0, axis=1)]
         present = {tuple(v) for v in vectors}
         if any(tuple(-v) not in present for v in vectors):
             raise ValueError(f"graph {g}: the k-set is not closed under n -> -n")
-        reps = real[first > 0]
+        reps = real[in_half_space(vectors)]
         padding = np.flatnonzero(~mask[g])
         index[g, : len(reps)] = reps
         index[g, len(reps) :] = padding[0] if len(padding) else 0
@@ -291,8 +271,8 @@ def open_quadrature(
 
     Open boundaries need no sphere grid: every weighting is a function of ``|k|`` alone, so the
     angular integral of ``e^{i k . r}`` is done exactly, ``sin(|k| r) / (|k| r)``, and the
-    attention becomes a pair sum with the radial kernel
-    ``phi(r) = sum_m w_m W(k_m) sinc(k_m r)`` (:func:`rsajax.nn.rsa.open_boundary_attention`).
+    attention becomes a pair sum with the radial kernel ``phi(r) = sum_m w_m W(k_m) sinc(k_m r)``
+    (:func:`rsajax.nn.rsa.kernel.open_boundary_attention`).
     The ``k^2 / (2 pi^2)`` of the spherical measure is in the weights (it cancels the ``1/k^2``
     of the Ewald weight).
 
@@ -351,6 +331,11 @@ def structure_diameter(positions: np.ndarray, block: int = 256) -> float:
 
 
 # --------------------------------------------------------------------------- host: batches
+
+
+def real_graphs(graph) -> np.ndarray:
+    """(G,) bool: the graphs of a batch that hold atoms (real, not padding, not empty)."""
+    return np.asarray(graph.graph_mask, bool) & (np.asarray(graph.n_node) > 0)
 
 
 def batched_integer_kset(
@@ -439,7 +424,7 @@ def build_kset(
         num_radial: radial nodes for open graphs.
     """
     cells, pbc = np.asarray(graph.cell, np.float64), np.asarray(graph.pbc, bool)
-    real = np.asarray(graph.graph_mask, bool) & (np.asarray(graph.n_node) > 0)
+    real = real_graphs(graph)
     periodic = pbc.any(axis=1)
     if lattice_only and np.any(real & ~periodic):
         bad = np.flatnonzero(real & ~periodic).tolist()
@@ -499,7 +484,7 @@ def build_seed_kset(graph) -> KSet:
     the energy depend on orientation; rsajax refuses rather than reproduce that silently.
     """
     cells, pbc = np.asarray(graph.cell, np.float64), np.asarray(graph.pbc, bool)
-    real = np.asarray(graph.graph_mask, bool) & (np.asarray(graph.n_node) > 0)
+    real = real_graphs(graph)
     sets: list = []
     for g in range(len(cells)):
         if real[g] and not pbc[g].all():

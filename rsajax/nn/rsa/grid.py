@@ -1,22 +1,24 @@
-"""Host side of the particle-mesh RSA evaluation: the static grid of a dataset or an MD box.
+"""The grid of the particle-mesh RSA evaluation: its choice, its description, its frequencies.
 
-The traced kernel is :mod:`rsajax.nn.rsa_mesh`. Here (numpy, outside ``jit``): the FFT-friendly
-grid shape that resolves every ``|k| <= k_cut (1 + margin)`` of a set of cells with a chosen
-oversampling (:func:`mesh_shape`, :func:`batched_mesh_shape`, :func:`mesh_spec`), the
+The traced kernel is :mod:`rsajax.nn.rsa.mesh`. Here, on the host (numpy, outside ``jit``): the
+FFT-friendly grid shape that resolves every ``|k| <= k_cut (1 + margin)`` of a set of cells with a
+chosen oversampling (:func:`mesh_shape`, :func:`batched_mesh_shape`, :func:`mesh_spec`), the
 :class:`MeshSpec` that carries it as compile-time constants, and :func:`build_mesh_kset`, the
 ``graph.kset`` of a batch evaluated on that grid. Like the integer k-set of the direct kernel, the
 grid is chosen once with a margin and re-chosen only when a cell leaves it
-(:meth:`MeshSpec.covers`), as a neighbour list is reallocated.
+(:meth:`MeshSpec.covers`), as a neighbour list is reallocated. Traced: :func:`mesh_kset`, the
+grid's frequencies as a :class:`~rsajax.nn.rsa.kset.KSet`, so the direct kernel's geometry and
+weights (:mod:`rsajax.nn.rsa.weights`) apply to them unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import flax.struct
+import jax.numpy as jnp
 import numpy as np
 
-from rsajax.nn.kspace import TWO_PI, KSet, integer_kset
+from rsajax.lattice import integer_bounds
+from rsajax.nn.rsa.kset import KSet, real_graphs
 
 
 @flax.struct.dataclass
@@ -27,7 +29,7 @@ class MeshSpec:
         shape: (K1, K2, K3) grid points along the three lattice vectors.
         order: B-spline order ``p`` (``p^3`` grid points per atom; 4 to 10 are sensible).
         k_cut: the weights' cutoff in 1/A (the envelope is 0 beyond it).
-        envelope_width: relative width of the envelope (as in :class:`~rsajax.nn.kspace.KSet`).
+        envelope_width: relative width of the envelope (as in :class:`~rsajax.nn.rsa.kset.KSet`).
         oversampling: the ``K_a / (2 n_max_a + 1)`` the grid was sized with; :meth:`covers` with
             it tells whether a strained cell keeps the grid's accuracy.
     """
@@ -68,7 +70,7 @@ def _max_frequency(cell: np.ndarray, k_cut: float, margin: float) -> np.ndarray:
     """Largest ``|n_a|`` with ``|k_n| <= k_cut (1 + margin)``: ``|n_a| <= |k| |a_a| / 2 pi``."""
     if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-9:
         raise ValueError(f"the mesh needs a non-singular (3, 3) cell, got\n{cell}")
-    return np.floor(k_cut * (1.0 + margin) * np.linalg.norm(cell, axis=1) / TWO_PI).astype(int)
+    return integer_bounds(cell, k_cut * (1.0 + margin))
 
 
 def mesh_shape(
@@ -145,7 +147,7 @@ def mesh_spec(
     """The static :class:`MeshSpec` for a dataset or batch (host side, like ``max_num_k``).
 
     Accuracy against the direct kernel (max relative deviation of ``u``, measured in
-    ``tests/nn/test_rsa_mesh.py``): order 4 / 6 / 8 at oversampling 2: ~6e-4 / 2e-5 / 1e-6;
+    ``tests/nn/rsa/test_mesh.py``): order 4 / 6 / 8 at oversampling 2: ~6e-4 / 2e-5 / 1e-6;
     order 8 at oversampling 3: ~4e-8. Cost per atom grows like ``order^3``.
     """
     shape = batched_mesh_shape(cells, pbcs, k_cut, oversampling, margin, active)
@@ -165,7 +167,7 @@ def build_mesh_kset(graph, mesh: MeshSpec) -> KSet:
         the grid does not cover (size the spec with this structure, e.g. via ``make_kset_fn``).
     """
     cells, pbc = np.asarray(graph.cell, np.float64), np.asarray(graph.pbc, bool)
-    real = np.asarray(graph.graph_mask, bool) & (np.asarray(graph.n_node) > 0)
+    real = real_graphs(graph)
     for g in np.flatnonzero(real):
         if not pbc[g].all():
             raise ValueError(
@@ -196,49 +198,36 @@ def build_mesh_kset(graph, mesh: MeshSpec) -> KSet:
     )
 
 
-def make_mesh_kset_fn(
-    cells: np.ndarray,
-    pbcs: np.ndarray,
-    k_cut: float,
-    *,
-    order: int = 6,
-    oversampling: float = 2.0,
-    margin: float = 0.1,
-    envelope_width: float = 0.2,
-) -> Callable:
-    """``kset_fn`` (``Graph -> KSet``) with one grid sized for every structure of a dataset.
+# --------------------------------------------------------------------------- grid frequencies
 
-    What :func:`rsajax.nn.long_range.make_kset_fn` returns for ``evaluation="mesh"``; the grid is
-    ``kset_fn.mesh``. Args as :func:`mesh_spec`; cells (S, 3, 3), pbcs (S, 3).
 
-    Raises:
-        ValueError naming the structures that are not fully periodic or whose ``k_cut`` selects
-        no reciprocal lattice vector.
+def grid_frequencies(shape: tuple[int, int, int]) -> np.ndarray:
+    """Signed integer frequencies of the grid in FFT order, (K1 K2 K3, 3) int32."""
+    axes = [np.fft.fftfreq(k, 1.0 / k).round().astype(np.int32) for k in shape]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def mesh_kset(mesh: MeshSpec, periodic: jnp.ndarray | np.ndarray, dtype=None) -> KSet:
+    """The grid frequencies as a :class:`KSet`, (G, K1 K2 K3) slots in FFT order.
+
+    Masked: ``n = 0`` (as in the direct set), the Nyquist planes of even ``K_a`` (ambiguous sign),
+    and non-periodic graphs (``periodic`` False, e.g. the padding graph). With it,
+    :func:`~rsajax.nn.rsa.kset.kspace_geometry` and the weights of :mod:`rsajax.nn.rsa.weights`
+    give the mesh weights unchanged. ``periodic`` (G,) may be traced (e.g.
+    ``graph.graph_mask & graph.pbc.all(-1)`` inside a jitted model). ``dtype``: of the (unused)
+    float placeholders, so a float32 model stays float32 under x64.
     """
-    cells, pbcs = np.asarray(cells, np.float64), np.asarray(pbcs, bool)
-    not_periodic = ~pbcs.all(axis=1)
-    if not_periodic.any():
-        bad = np.flatnonzero(not_periodic).tolist()
-        raise ValueError(
-            f"structures {bad} are not fully periodic (pbc={pbcs[bad[0]].tolist()} for "
-            f"structure {bad[0]}) but RSAConfig.evaluation='mesh' is a lattice sum on a periodic "
-            "grid; use evaluation='direct' (open boundaries: quadrature over continuous k)"
-        )
-    for index, cell in enumerate(cells):  # a vector strictly inside k_cut, not just the margin
-        integer_kset(cell, k_cut, margin=0.0, name=f"structure {index}")
-    spec = mesh_spec(
-        cells,
-        pbcs,
-        k_cut,
-        order=order,
-        oversampling=oversampling,
-        margin=margin,
-        envelope_width=envelope_width,
+    n = grid_frequencies(mesh.shape)
+    nyquist = np.any((2 * np.abs(n) == np.array(mesh.shape)), axis=1)
+    keep = np.any(n != 0, axis=1) & ~nyquist
+    periodic = jnp.asarray(periodic, bool)
+    mask = keep[None, :] & periodic[:, None]
+    return KSet(
+        n=jnp.where(mask[..., None], n[None], 0).astype(jnp.int32),
+        nodes=jnp.zeros(mask.shape + (3,), dtype),
+        node_weights=jnp.zeros(mask.shape, dtype),
+        mask=mask,
+        periodic=periodic,
+        k_cut=float(mesh.k_cut),
+        envelope_width=float(mesh.envelope_width),
     )
-
-    def kset_fn(graph) -> KSet:
-        return build_mesh_kset(graph, spec)
-
-    kset_fn.mesh = spec
-    kset_fn.m_max = 1
-    return kset_fn

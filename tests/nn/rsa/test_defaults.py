@@ -20,22 +20,17 @@ from scipy.spatial.transform import Rotation
 
 from rsajax.data import atoms_to_graph
 from rsajax.graph import Graph
-from rsajax.nn.kspace import (
-    build_kset,
-    open_quadrature,
-    radial_nodes_for,
-    smooth_envelope,
-    structure_diameter,
-)
-from rsajax.nn.long_range import (
+from rsajax.nn.model import MACE, MACEConfig, init_model, load_model, save_model
+from rsajax.nn.rsa import (
     COULOMB_CONSTANT,
     DEFAULT_ACCURACY,
+    RSABlock,
     RSAConfig,
     ewald_split,
     make_kset_fn,
 )
-from rsajax.nn.model import MACE, MACEConfig, init_model, load_model, save_model
-from rsajax.nn.rsa import RSABlock, ewald_kernel
+from rsajax.nn.rsa.kset import build_kset, open_quadrature, radial_nodes_for, structure_diameter
+from rsajax.nn.rsa.weights import ewald_kernel, smooth_envelope
 from tests.structures import molecule, triclinic
 
 R_MAX = 5.0

@@ -7,20 +7,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rsajax.nn.bspline_mesh import bspline_weights, interpolate, spread, stencil_dot
-from rsajax.nn.kspace import build_kset, kspace_geometry
-from rsajax.nn.rsa import LearnedKWeights, fixed_kweights, reciprocal_space_attention
-from rsajax.nn.rsa_mesh import (
+from rsajax.nn.rsa.bspline import bspline_weights, interpolate, spread, stencil_dot
+from rsajax.nn.rsa.grid import (
     MeshSpec,
     batched_mesh_shape,
     fft_size,
-    mesh_attention,
     mesh_kset,
-    mesh_kweights,
     mesh_shape,
     mesh_spec,
 )
-from tests.nn.test_rsa import TRICLINIC, make_graph
+from rsajax.nn.rsa.kernel import reciprocal_space_attention
+from rsajax.nn.rsa.kset import build_kset, kspace_geometry
+from rsajax.nn.rsa.mesh import mesh_attention
+from rsajax.nn.rsa.weights import LearnedKWeights, fixed_kweights, mesh_kweights
+from tests.nn.rsa.test_kernel import TRICLINIC, make_graph
 
 CELL = TRICLINIC * 1.4  # n_max = (2, 2, 2) at k_cut = 1: grids of 10 to 15 points per axis
 K_CUT, C, HEADS, SIGMA = 1.0, 8, 2, 2.0

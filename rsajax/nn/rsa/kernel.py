@@ -1,0 +1,161 @@
+"""Reciprocal-space attention (RSA) kernels: pure, batched functions of activated q, k, v.
+
+:func:`reciprocal_space_attention` implements steps 3-5 of ``shared/RSA.md`` as a lattice sum;
+:func:`open_boundary_attention` the same for open boundaries as a radial pair sum. The mesh
+evaluation of the lattice sum is :func:`rsajax.nn.rsa.mesh.mesh_attention`;
+:class:`rsajax.nn.rsa.layer.RSABlock` adds steps 1-2 (``W_lin``, ``W_qkv``, SiLU, ``1/sqrt(C)``)
+and the per-k weights (:mod:`rsajax.nn.rsa.weights`). For head ``h`` (channels
+``[h D, (h+1) D)``, ``D = C / H``, complex pairs ``(2p, 2p+1)``)::
+
+    u_i = sum_m w_mh Re[ q~_im^T S_m ],   S_m = sum_{j in graph(i)} conj(k~_jm) (x) v_j,
+    q~_im = q_i exp(i k_m . r_i)
+
+The contraction is ordered so that no (atoms x k x C x C) array ever exists: the structure factor
+``S`` is one matmul over atoms of the phase matrix with ``conj(k_j) (x) v_j``, and the read-out is
+one matmul over k followed by a per-atom contraction over ``p``. Memory: ``O(G M C^2 / H)`` for
+``S``, ``O(N G M)`` phases, ``O(N C^2 / H)`` per-atom pairs. Batches of several graphs pay a factor
+``G`` in the phase matmuls (the phase matrix is block-diagonal in graphs); for many small systems,
+``jax.vmap`` over a leading axis of independent systems (one graph each) avoids it.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def reciprocal_space_attention(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    positions: jnp.ndarray,
+    kvectors: jnp.ndarray,
+    kweights: jnp.ndarray,
+    kmask: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    num_graphs: int,
+    node_mask: jnp.ndarray | None = None,
+    num_heads: int = 1,
+    paired: bool = False,
+) -> jnp.ndarray:
+    """RSA steps 3-5 on already activated queries and keys.
+
+    Args:
+        q: (N, C) queries, after ``phi`` and ``1/sqrt(C)``; channels ``0::2`` are real parts,
+            ``1::2`` imaginary parts.
+        k: (N, C) keys, after ``phi``.
+        v: (N, C) values.
+        positions: (N, 3) Cartesian positions (not wrapped; phases are periodic anyway).
+        kvectors: (G, M, 3) Cartesian k-vectors per graph.
+        kweights: (G, M) or (G, M, H) weights (measure, envelope, weighting all included).
+        kmask: (G, M) bool; masked slots contribute nothing.
+        node_graph: (N,) int graph of each node.
+        num_graphs: G (static).
+        node_mask: (N,) bool; padded nodes neither contribute nor receive (default: all real).
+        num_heads: H; ``C / H`` must be even.
+        paired: each slot stands for ``k`` and ``-k`` with the same weight (a half set from
+            :attr:`rsajax.nn.rsa.kset.KSet.pair_index`); the result equals the full set's, at
+            half the cost.
+    Returns:
+        u: (N, C), zero on padded nodes.
+    """
+    num_nodes, channels = q.shape
+    if channels % (2 * num_heads):
+        raise ValueError(f"channels={channels} must be a multiple of 2 * num_heads={num_heads}")
+    width = channels // num_heads
+    if node_mask is None:
+        node_mask = jnp.ones(num_nodes, dtype=bool)
+    weights = kweights if kweights.ndim == 3 else kweights[..., None]
+    weights = jnp.where(kmask[..., None], weights, 0.0)
+    weights = jnp.broadcast_to(weights, kmask.shape + (num_heads,))
+
+    theta = jnp.einsum("nmi,ni->nm", kvectors[node_graph], positions)  # (N, M)
+    in_graph = (node_graph[:, None] == jnp.arange(num_graphs)[None, :]) & node_mask[:, None]
+
+    def heads(x):  # (N, C) -> (N, H, D)
+        return x.reshape(num_nodes, num_heads, width)
+
+    def complex_pairs(x):  # (N, H, D) -> (N, H, D/2)
+        return x[..., 0::2] + 1j * x[..., 1::2]
+
+    qc, kc = complex_pairs(heads(q)), complex_pairs(heads(k))
+    values = heads(jnp.where(node_mask[:, None], v, 0.0))
+    pairs = jnp.conj(kc)[..., :, None] * values[..., None, :]  # (N, H, D/2, D)
+    if paired:
+        # Each slot stands for k and -k: the sine parts cancel and the pair sums to
+        # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls
+        # over half the vectors do the work of complex ones over all of them. cos and sin sit
+        # side by side on the k axis, so that sum is one contraction over (cos, sin).
+        trig = jnp.concatenate([jnp.cos(theta), jnp.sin(theta)], axis=-1)  # (N, 2M)
+        trig = jnp.where(in_graph[:, :, None], trig[:, None, :], 0.0)  # (N, G, 2M)
+        a = jnp.stack([jnp.real(pairs), jnp.imag(pairs)], axis=-1)  # (N, H, D/2, D, 2)
+        w = 2.0 * jnp.concatenate([weights, weights], axis=1)  # (G, 2M, H)
+        structure = jnp.einsum("ngm,nhpdr->gmhpdr", trig, a) * w[..., None, None, None]
+        read = jnp.einsum("ngm,gmhpdr->nhpdr", trig, structure)
+        readout = read[..., 0] + 1j * read[..., 1]
+    else:
+        phases = jnp.where(in_graph[:, :, None], jnp.exp(1j * theta)[:, None, :], 0.0)
+        structure = jnp.einsum("ngm,nhpd->gmhpd", jnp.conj(phases), pairs)  # (G, M, H, D/2, D)
+        structure = structure * weights[..., None, None]
+        readout = jnp.einsum("ngm,gmhpd->nhpd", phases, structure)  # (N, H, D/2, D)
+    u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
+    return jnp.where(node_mask[:, None], u, 0.0)
+
+
+def open_boundary_attention(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    positions: jnp.ndarray,
+    knorm: jnp.ndarray,
+    kweights: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    open_graph: jnp.ndarray,
+    node_mask: jnp.ndarray | None = None,
+    num_heads: int = 1,
+) -> jnp.ndarray:
+    """RSA steps 3-5 for open-boundary graphs, with the angular integral done exactly.
+
+    For a k-set that is a continuous, isotropic integral the phase sum becomes a radial kernel,
+    ``sum_m w_m e^{i k_m . r} -> phi(r) = sum_m w_m sinc(|k_m| r)``, and the sine (``omega``)
+    part of the closed form in RSA.md vanishes, so for head ``h``::
+
+        u_ih = sum_{j in graph(i)} phi_h(|r_i - r_j|) (q_ih . k_jh) v_jh     (self term included)
+
+    where ``q . k`` is the real dot product of the head's ``D`` channels (``Re sum_p q_p
+    conj(k_p)``). Cost ``O(N^2 M)`` over the batch's nodes: meant for molecules and clusters.
+
+    Args:
+        q, k, v: (N, C) activated queries, keys, values (as for
+            :func:`reciprocal_space_attention`).
+        positions: (N, 3) Cartesian positions.
+        knorm: (G, M) radial nodes ``|k_m|`` of each graph, 1/A.
+        kweights: (G, M) or (G, M, H) weights (radial measure, envelope, weighting included),
+            0 on masked slots.
+        node_graph: (N,) graph of each node.
+        open_graph: (G,) bool, the graphs this kernel serves (others get u = 0).
+        node_mask: (N,) bool, real nodes.
+        num_heads: H.
+    Returns:
+        u: (N, C), zero on padded nodes and on nodes of other graphs.
+    """
+    num_nodes, channels = q.shape
+    width = channels // num_heads
+    if node_mask is None:
+        node_mask = jnp.ones(num_nodes, dtype=bool)
+    weights = kweights if kweights.ndim == 3 else kweights[..., None]
+    weights = jnp.broadcast_to(weights, knorm.shape + (num_heads,))
+    active = node_mask & open_graph[node_graph]
+    pair = (node_graph[:, None] == node_graph[None, :]) & active[:, None] & active[None, :]
+    diff = positions[:, None, :] - positions[None, :, :]
+    r_sq = jnp.sum(diff * diff, axis=-1)
+    positive = r_sq > 0
+    r = jnp.sqrt(jnp.where(positive, r_sq, 1.0))  # double where: no NaN gradient at r = 0
+    r = jnp.where(positive, r, 0.0)
+    kr = knorm[node_graph][:, None, :] * r[:, :, None]  # (N, N, M), i's graph
+    phi = jnp.einsum("ijm,imh->ijh", jnp.sinc(kr / jnp.pi), weights[node_graph])
+    phi = jnp.where(pair[..., None], phi, 0.0)
+    qh, kh = q.reshape(num_nodes, num_heads, width), k.reshape(num_nodes, num_heads, width)
+    vh = jnp.where(active[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
+    attention = jnp.einsum("ihd,jhd->ijh", qh, kh) * phi
+    u = jnp.einsum("ijh,jhd->ihd", attention, vh).reshape(num_nodes, channels)
+    return jnp.where(active[:, None], u, 0.0)
