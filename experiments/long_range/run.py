@@ -51,8 +51,8 @@ import generate as gen  # noqa: E402
 
 from rsajax.data import atoms_to_record, collate  # noqa: E402
 from rsajax.data.graphs import Caps  # noqa: E402
-from rsajax.nn.rsa import make_kset_fn  # noqa: E402
 from rsajax.nn.model import load_model  # noqa: E402
+from rsajax.nn.rsa import make_kset_fn  # noqa: E402
 from rsajax.potential import energy_fn_from_model, make_potential  # noqa: E402
 
 MODELS = ("sr", "rsa")

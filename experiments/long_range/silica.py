@@ -449,8 +449,8 @@ def evaluate(run_dir: Path, test_path: Path) -> dict:
     if cache.is_file():
         return json.loads(cache.read_text())
     from rsajax.data import atoms_to_graph, read_structures
-    from rsajax.nn.rsa import make_kset_fn
     from rsajax.nn.model import load_model
+    from rsajax.nn.rsa import make_kset_fn
     from rsajax.potential import energy_fn_from_model, make_potential
     from rsajax.train import load_config
 
