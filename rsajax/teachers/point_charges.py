@@ -42,6 +42,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_masses, atomic_numbers
 
+from rsajax.lattice import perpendicular_widths
 from rsajax.teachers import ewald
 
 COULOMB_CONSTANT = ewald.COULOMB_CONSTANT
@@ -425,7 +426,7 @@ class EwaldSetup:
 @functools.lru_cache(maxsize=32)
 def _ewald_setup(cell_key: tuple[float, ...], accuracy: float) -> EwaldSetup:
     cell = np.array(cell_key).reshape(3, 3)
-    widths = ewald.perpendicular_widths(cell.T)
+    widths = perpendicular_widths(cell)  # rows are lattice vectors
     r_cut = 0.45 * float(widths.min())  # real space within one shell of images
     params = ewald.ewald_parameters(r_cut, accuracy)
     n_vectors = ewald.reciprocal_integer_vectors(cell.T, params.k_cut)
