@@ -413,9 +413,20 @@ def pairwise_baseline(data: Path, r_cut: float = 5.0) -> dict:
 # --------------------------------------------------------------------------- training
 
 
-def run_config(target: str, model: str, seed: int, preset: Preset, data: Path, out: Path):
-    """The TrainConfig of one run: the target's YAML, RSA = ``model.long_range: default``."""
+def run_config(
+    target: str,
+    model: str,
+    seed: int,
+    preset: Preset,
+    data: Path,
+    out: Path,
+    rsa_options: dict | None = None,
+):
+    """The TrainConfig of one run: the target's YAML, RSA = ``model.long_range: default``
+    (or the default with ``rsa_options`` changed, for ablations)."""
     from rsajax.train import load_config
+
+    long_range = dict(rsa_options) if rsa_options else "default"
 
     overrides = {
         "output_dir": str(out),
@@ -423,7 +434,7 @@ def run_config(target: str, model: str, seed: int, preset: Preset, data: Path, o
         "epochs": preset.epochs,
         "progress_bar": False,
         "data.train_file": str(data / "train.xyz"),
-        "model.long_range": "default" if model == "rsa" else None,
+        "model.long_range": long_range if model == "rsa" else None,
     }
     return load_config(HERE / "configs" / f"{target}.yaml", overrides)
 
@@ -628,17 +639,27 @@ def plot(out: Path, seeds: list[int], evals: dict) -> None:
     plt.close(fig)
 
 
-def run(preset: Preset, seeds: list[int], out: Path, data: Path | None) -> dict:
+def run(
+    preset: Preset,
+    seeds: list[int],
+    out: Path,
+    data: Path | None,
+    targets: tuple[str, ...] = TARGETS,
+    models: tuple[str, ...] = MODELS,
+    rsa_options: dict | None = None,
+) -> dict:
+    """Generate (if needed), train, evaluate and summarise; merge into ``results.json`` only for
+    the full set of targets and models with the library's default RSA."""
     data = data or out / "data"
     data_summary = generate(preset, data)
     baseline = pairwise_baseline(data)
     log(f"pairwise 5 A baseline: {json.dumps(baseline)}")
     evals = {}
     for seed in seeds:
-        for target in TARGETS:
-            for model in MODELS:
+        for target in targets:
+            for model in models:
                 run_dir = out / f"seed{seed}" / f"{target}_{model}"
-                train_one(run_config(target, model, seed, preset, data, run_dir))
+                train_one(run_config(target, model, seed, preset, data, run_dir, rsa_options))
                 evals[(target, model, seed)] = evaluate(run_dir, data / "test.xyz")
                 log(f"eval {target} {model} seed {seed}: " + json.dumps(
                     {k: v for k, v in evals[(target, model, seed)].items() if k != "per_frame"}
@@ -646,9 +667,12 @@ def run(preset: Preset, seeds: list[int], out: Path, data: Path | None) -> dict:
     sections = summarize(evals, data_summary, baseline, preset, seeds, out)
     sections_all = dict(sections, data=data_summary)
     (out / "results.json").write_text(json.dumps(sections_all, indent=1) + "\n")
-    merge_results(sections)
+    complete = set(targets) == set(TARGETS) and set(models) == set(MODELS) and not rsa_options
+    if complete:
+        merge_results(sections)
     plot(out, seeds, evals)
-    log(f"results: {out / 'results.json'} (merged into {RESULTS})")
+    merged = f"merged into {RESULTS}" if complete else "not merged: a partial run or an ablation"
+    log(f"results: {out / 'results.json'} ({merged})")
     return sections
 
 
@@ -664,6 +688,15 @@ def main(argv=None) -> None:
     r.add_argument("--seeds", type=int, nargs="+", default=[0])
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--data", type=Path, default=None, help="data folder (default OUT/data)")
+    r.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    r.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    r.add_argument(
+        "--rsa",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ablation: RSAConfig fields changed from the default (JSON), e.g. neutral=false",
+    )
     p = sub.add_parser("pairfit", help="best smooth pairwise 5 A model of both targets")
     p.add_argument("--data", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -672,7 +705,19 @@ def main(argv=None) -> None:
     elif args.command == "pairfit":
         print(json.dumps(pairwise_baseline(args.data), indent=1))
     else:
-        run(PRESETS[args.preset], args.seeds, args.out, args.data)
+        rsa_options = {}
+        for item in args.rsa:
+            key, sep, value = item.partition("=")
+            if not sep:
+                parser.error(f"--rsa takes KEY=VALUE, got {item!r}")
+            try:
+                rsa_options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                rsa_options[key] = value
+        run(
+            PRESETS[args.preset], args.seeds, args.out, args.data,
+            tuple(args.targets), tuple(args.models), rsa_options or None,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

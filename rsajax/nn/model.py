@@ -357,6 +357,10 @@ def load_model(directory: str | Path) -> tuple[MACE, dict]:
             f"{config_path}: format version {meta.get('version')} is not supported "
             f"(this rsajax reads version {FORMAT_VERSION})"
         )
-    config = MACEConfig.from_dict(meta["config"])
+    stored = dict(meta["config"])
+    if isinstance(stored.get("long_range"), dict) and "neutral" not in stored["long_range"]:
+        # Models saved before RSAConfig.neutral existed were trained without it.
+        stored["long_range"] = {**stored["long_range"], "neutral": False}
+    config = MACEConfig.from_dict(stored)
     state = flax.serialization.msgpack_restore(params_path.read_bytes())
     return MACE(config), {k: dict(v) for k, v in state.items()}

@@ -94,6 +94,10 @@ class RSAConfig:
             largest structure by :func:`rsajax.nn.rsa.kset_fn.make_kset_fn`).
         mesh_order: B-spline order of the mesh (accuracy ~2e-5 at 6, ~1e-6 at 8; cost ~order^3).
         mesh_oversampling: grid points per needed frequency, ``K / (2 n_max + 1)`` (>= 1).
+        neutral: in periodic cells, remove each structure's mean source amplitude so that the
+            lattice sum (which leaves out ``k = 0``) is that of a neutral cell; without it a net
+            learned "charge" adds a background energy that depends on cell size and density.
+            Open boundaries are never neutralised (charged molecules are physical there).
     """
 
     k_cut: float | None = None
@@ -111,6 +115,7 @@ class RSAConfig:
     num_radial: int | None = None
     mesh_order: int = 6
     mesh_oversampling: float = 2.0
+    neutral: bool = True
 
     def __post_init__(self):
         if self.layers is not None:
@@ -192,12 +197,12 @@ class RSAConfig:
         presets = {
             "seed": dict(
                 k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp",
-                seed=True, channels=None,
+                seed=True, channels=None, neutral=False,
             ),
             "default": {},
             "default-v0": dict(
                 k_cut=0.8, weighting="ewald", sigma=5.0, num_heads=1, combine="residual",
-                channels=None,
+                channels=None, neutral=False,
             ),
         }
         # fmt: on

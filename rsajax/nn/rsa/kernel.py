@@ -20,7 +20,33 @@ one matmul over k followed by a per-atom contraction over ``p``. Memory: ``O(G M
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
+
+
+def neutralize(
+    amplitudes: jnp.ndarray, node_graph: jnp.ndarray, node_mask: jnp.ndarray, num_graphs: int
+) -> jnp.ndarray:
+    """Source amplitudes with their mean over each graph's real nodes removed.
+
+    A lattice sum that leaves out ``k = 0`` is the Coulomb-like energy of a *neutral* cell; for
+    a cell whose amplitudes do not sum to zero it adds the energy of the net "charge" against a
+    uniform neutralising background, which depends on the cell's size and density and which no
+    local term can cancel. Removing the mean makes ``S(k -> 0) = 0`` in every periodic graph.
+
+    Args:
+        amplitudes: (N, ...) per-node amplitudes (``conj(k_j) (x) v_j``), real or complex.
+        node_graph: (N,) graph of each node; node_mask: (N,) real nodes; num_graphs: G.
+    Returns:
+        (N, ...) amplitudes summing to zero over each graph's real nodes (padded nodes: 0).
+    """
+    shape = (-1,) + (1,) * (amplitudes.ndim - 1)
+    mask = node_mask.reshape(shape)
+    amplitudes = jnp.where(mask, amplitudes, 0.0)
+    total = jax.ops.segment_sum(amplitudes, node_graph, num_graphs)
+    count = jax.ops.segment_sum(node_mask.astype(total.real.dtype), node_graph, num_graphs)
+    mean = total / jnp.maximum(count, 1.0).reshape(shape)
+    return jnp.where(mask, amplitudes - mean[node_graph], 0.0)
 
 
 def reciprocal_space_attention(
@@ -36,6 +62,7 @@ def reciprocal_space_attention(
     node_mask: jnp.ndarray | None = None,
     num_heads: int = 1,
     paired: bool = False,
+    neutral: bool = False,
 ) -> jnp.ndarray:
     """RSA steps 3-5 on already activated queries and keys.
 
@@ -55,6 +82,8 @@ def reciprocal_space_attention(
         paired: each slot stands for ``k`` and ``-k`` with the same weight (a half set from
             :attr:`rsajax.nn.rsa.kset.KSet.pair_index`); the result equals the full set's, at
             half the cost.
+        neutral: remove each graph's mean source amplitude (:func:`neutralize`) so that the
+            sum is that of a neutral cell.
     Returns:
         u: (N, C), zero on padded nodes.
     """
@@ -80,6 +109,8 @@ def reciprocal_space_attention(
     qc, kc = complex_pairs(heads(q)), complex_pairs(heads(k))
     values = heads(jnp.where(node_mask[:, None], v, 0.0))
     pairs = jnp.conj(kc)[..., :, None] * values[..., None, :]  # (N, H, D/2, D)
+    if neutral:
+        pairs = neutralize(pairs, node_graph, node_mask, num_graphs)
     if paired:
         # Each slot stands for k and -k: the sine parts cancel and the pair sums to
         # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls

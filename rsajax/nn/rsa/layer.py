@@ -94,6 +94,7 @@ class RSABlock(nn.Module):
     sigma: float = 5.0  # A, Gaussian width of the 'ewald' weighting
     num_basis: int = 8  # radial basis of the 'learned' weighting
     evaluation: Literal["direct", "mesh"] = "direct"
+    neutral: bool = False  # periodic graphs: neutralise the source amplitudes (RSAConfig.neutral)
 
     @nn.compact
     def __call__(
@@ -131,12 +132,13 @@ class RSABlock(nn.Module):
         if mesh is not None:
             return mesh_attention(
                 q, k, v, positions, cell, weights, node_graph, cell.shape[0], mesh,
-                node_mask=node_mask, num_heads=self.num_heads,
+                node_mask=node_mask, num_heads=self.num_heads, neutral=self.neutral,
             )  # fmt: skip
         if not kset.has_open:
             return reciprocal_space_attention(
                 q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
                 node_mask=node_mask, num_heads=self.num_heads, paired=paired,
+                neutral=self.neutral,
             )  # fmt: skip
         # Open graphs: exact angular integral, a pair sum (open_boundary_attention); periodic
         # graphs of the same batch: the lattice sum, with the open graphs' slots masked out.
@@ -146,7 +148,7 @@ class RSABlock(nn.Module):
         u = reciprocal_space_attention(
             q, k, v, positions, kvectors, jnp.where(periodic[:, None, None], weights, 0.0),
             lattice_mask, node_graph, cell.shape[0], node_mask=node_mask,
-            num_heads=self.num_heads,
+            num_heads=self.num_heads, neutral=self.neutral,
         )  # fmt: skip
         knorm = jnp.where(kset.mask, jnp.sqrt(k_squared(kset, kvectors)), 0.0)
         return u + open_boundary_attention(
@@ -228,7 +230,7 @@ class LongRangeLayer(nn.Module):
         check_kset(cfg, graph.kset)
         block = RSABlock(
             self.channels, cfg.num_heads, cfg.weighting, cfg.sigma, evaluation=cfg.evaluation,
-            name="rsa",
+            neutral=cfg.neutral, name="rsa",
         )  # fmt: skip
         u = block(
             h_in[0][..., 0],

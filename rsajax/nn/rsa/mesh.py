@@ -42,6 +42,7 @@ import numpy as np
 
 from rsajax.nn.rsa.bspline import bspline_weights, interpolate, spline_transform, spread
 from rsajax.nn.rsa.grid import MeshSpec
+from rsajax.nn.rsa.kernel import neutralize
 
 
 def _padded_shape(mesh: MeshSpec) -> tuple[int, int, int]:
@@ -113,6 +114,7 @@ def mesh_attention(
     mesh: MeshSpec,
     node_mask: jnp.ndarray | None = None,
     num_heads: int = 1,
+    neutral: bool = False,
 ) -> jnp.ndarray:
     """RSA steps 3-5 by particle-mesh Ewald-style evaluation; same semantics as the direct kernel.
 
@@ -128,6 +130,8 @@ def mesh_attention(
         mesh: the static grid; every graph of the batch uses ``mesh.shape``.
         node_mask: (N,) bool; padded nodes neither contribute nor receive.
         num_heads: H; ``C / H`` must be even.
+        neutral: remove each graph's mean source amplitude
+            (:func:`~rsajax.nn.rsa.kernel.neutralize`).
     Returns:
         u: (N, C), zero on padded nodes.
     """
@@ -153,6 +157,8 @@ def mesh_attention(
     qc, kc = complex_pairs(q), complex_pairs(k)
     values = jnp.where(node_mask[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
     amplitudes = (jnp.conj(kc)[..., :, None] * values[..., None, :]).reshape(num_nodes, -1)
+    if neutral:
+        amplitudes = neutralize(amplitudes, node_graph, node_mask, num_graphs)
     permutation, flat, stencil = _stencils(positions, cell, node_graph, node_mask, mesh)
     # Real view of the complex amplitudes (real parts, then imaginary parts): the spline
     # operators are real-linear, and their custom derivatives stay real.
