@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +48,26 @@ class RunAnalysis:
     rings: np.ndarray
 
 
-def _try_fit(q: np.ndarray, s: np.ndarray) -> PeakFit | None:
+def _try_fit(q: np.ndarray, s: np.ndarray, n_vectors: np.ndarray | None) -> PeakFit | None:
     try:
-        return fit_fsdp(q, s)
+        return fit_fsdp(q, s, n_vectors=n_vectors)
     except (ValueError, RuntimeError):  # box too small for the fit, or no convergence
         return None
+
+
+def fsdp_warnings(runs: list[RunAnalysis]) -> list[str]:
+    """One line per FSDP fit that failed or does not resolve the peak (empty when all do)."""
+    lines = []
+    for r in runs:
+        for kind, fit in (("neutron", r.fsdp_neutron), ("X-ray", r.fsdp_xray)):
+            if fit is None:
+                lines.append(f"{r.name}: {kind} FSDP could not be fitted (too few S(Q) points)")
+            elif not fit.resolved:
+                lines.append(
+                    f"{r.name}: {kind} {fit.describe()} (fewest q-vectors x frames in a shell "
+                    f"of the window: {fit.min_vectors}; {r.n_atoms} atoms, {r.n_frames} frames)"
+                )
+    return lines
 
 
 def analyze_run(
@@ -84,8 +100,8 @@ def analyze_run(
         sq=sq,
         s_neutron=sn,
         s_xray=sx,
-        fsdp_neutron=_try_fit(sq.q, sn),
-        fsdp_xray=_try_fit(sq.q, sx),
+        fsdp_neutron=_try_fit(sq.q, sn, sq.n_vectors),
+        fsdp_xray=_try_fit(sq.q, sx, sq.n_vectors),
         r_sio_mean=rdf.mean_distance(14, 8, cutoff),
         sio_cutoff=cutoff,
         coordination_si=rdf.coordination(14, 8, cutoff),
@@ -119,6 +135,18 @@ def summary_rows(runs: list[RunAnalysis], exp_fit: PeakFit | None) -> list[dict]
             [fit_value(r.fsdp_neutron, "height") for r in runs],
             "fsdp_neutron_height",
             "height",
+        ),
+        (
+            "FSDP neutron position error (1/A)",
+            [fit_value(r.fsdp_neutron, "position_err") for r in runs],
+            None,
+            "position_err",
+        ),
+        (
+            "FSDP neutron height error",
+            [fit_value(r.fsdp_neutron, "height_err") for r in runs],
+            None,
+            "height_err",
         ),
         (
             "FSDP neutron FWHM (1/A)",
@@ -161,11 +189,14 @@ def summary_rows(runs: list[RunAnalysis], exp_fit: PeakFit | None) -> list[dict]
     return out
 
 
-def write_tables(rows: list[dict], names: list[str], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``summary.json`` and ``summary.md``."""
+def write_tables(
+    rows: list[dict], names: list[str], out_dir: Path, warnings: list[str] = ()
+) -> tuple[Path, Path]:
+    """Write ``summary.json`` and ``summary.md`` (warnings first, where a reader sees them)."""
     js = out_dir / "summary.json"
-    js.write_text(json.dumps({"runs": names, "rows": rows}, indent=2))
-    lines = [
+    js.write_text(json.dumps({"runs": names, "warnings": list(warnings), "rows": rows}, indent=2))
+    lines = [f"**WARNING** {w}" for w in warnings] + ([""] if warnings else [])
+    lines += [
         "| quantity | " + " | ".join(names) + " | experiment | source |",
         "|---" * (len(names) + 3) + "|",
     ]
@@ -224,9 +255,14 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     exp_fit = fit_fsdp(exp.q, exp.s) if exp is not None else None
     rows = summary_rows(runs, exp_fit)
-    js, md = write_tables(rows, [r.name for r in runs], out_dir)
+    warnings = fsdp_warnings(runs)
+    if exp_fit is not None and not exp_fit.resolved:
+        warnings.append(f"experiment: neutron {exp_fit.describe()}")
+    js, md = write_tables(rows, [r.name for r in runs], out_dir, warnings)
     fig = plot_comparison(runs, exp, out_dir / "comparison.png")
     paths = {"json": js, "markdown": md, "figure": fig}
+    for line in warnings:
+        print(f"WARNING: {line}", file=sys.stderr, flush=True)
     for k, r in enumerate(runs):
         curve = out_dir / f"sq_{k}_{Path(r.name).stem}.csv"
         np.savetxt(

@@ -56,6 +56,10 @@ def test_analyze_writes_figure_and_tables(tmp_path, fmt, engine):
         assert rows["FSDP neutron position (1/A)"]["experiment"] == pytest.approx(1.47, abs=0.02)
     md = (out / "summary.md").read_text()
     assert "| coordination Si(O) |" in md
+    # two rattled frames of a small crystal cannot resolve the FSDP: the report says so first
+    assert any("neutron" in w for w in table["warnings"]), table["warnings"]
+    assert md.startswith("**WARNING**")
+    assert "FSDP neutron position error (1/A)" in rows
     curve = np.loadtxt(next(out.glob("sq_0_*.csv")), delimiter=",", skiprows=1)
     assert curve.shape[1] == 3 and curve[:, 0].max() <= 6.0
 
