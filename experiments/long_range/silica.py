@@ -421,9 +421,11 @@ def run_config(
     data: Path,
     out: Path,
     rsa_options: dict | None = None,
+    train_options: dict | None = None,
 ):
     """The TrainConfig of one run: the target's YAML, RSA = ``model.long_range: default``
-    (or the default with ``rsa_options`` changed, for ablations)."""
+    (or the default with ``rsa_options`` changed, for ablations); ``train_options`` (dotted keys)
+    change the YAML for both models."""
     from rsajax.train import load_config
 
     long_range = dict(rsa_options) if rsa_options else "default"
@@ -435,6 +437,7 @@ def run_config(
         "progress_bar": False,
         "data.train_file": str(data / "train.xyz"),
         "model.long_range": long_range if model == "rsa" else None,
+        **(train_options or {}),
     }
     return load_config(HERE / "configs" / f"{target}.yaml", overrides)
 
@@ -647,6 +650,7 @@ def run(
     targets: tuple[str, ...] = TARGETS,
     models: tuple[str, ...] = MODELS,
     rsa_options: dict | None = None,
+    train_options: dict | None = None,
 ) -> dict:
     """Generate (if needed), train, evaluate and summarise; merge into ``results.json`` only for
     the full set of targets and models with the library's default RSA."""
@@ -659,7 +663,11 @@ def run(
         for target in targets:
             for model in models:
                 run_dir = out / f"seed{seed}" / f"{target}_{model}"
-                train_one(run_config(target, model, seed, preset, data, run_dir, rsa_options))
+                train_one(
+                    run_config(
+                        target, model, seed, preset, data, run_dir, rsa_options, train_options
+                    )
+                )
                 evals[(target, model, seed)] = evaluate(run_dir, data / "test.xyz")
                 log(f"eval {target} {model} seed {seed}: " + json.dumps(
                     {k: v for k, v in evals[(target, model, seed)].items() if k != "per_frame"}
@@ -667,7 +675,12 @@ def run(
     sections = summarize(evals, data_summary, baseline, preset, seeds, out)
     sections_all = dict(sections, data=data_summary)
     (out / "results.json").write_text(json.dumps(sections_all, indent=1) + "\n")
-    complete = set(targets) == set(TARGETS) and set(models) == set(MODELS) and not rsa_options
+    complete = (
+        set(targets) == set(TARGETS)
+        and set(models) == set(MODELS)
+        and not rsa_options
+        and not train_options
+    )
     if complete:
         merge_results(sections)
     plot(out, seeds, evals)
@@ -697,6 +710,13 @@ def main(argv=None) -> None:
         metavar="KEY=VALUE",
         help="ablation: RSAConfig fields changed from the default (JSON), e.g. neutral=false",
     )
+    r.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ablation: training-config keys changed for both models, e.g. loss.stress_weight=1000",
+    )
     p = sub.add_parser("pairfit", help="best smooth pairwise 5 A model of both targets")
     p.add_argument("--data", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -705,18 +725,23 @@ def main(argv=None) -> None:
     elif args.command == "pairfit":
         print(json.dumps(pairwise_baseline(args.data), indent=1))
     else:
-        rsa_options = {}
-        for item in args.rsa:
-            key, sep, value = item.partition("=")
-            if not sep:
-                parser.error(f"--rsa takes KEY=VALUE, got {item!r}")
-            try:
-                rsa_options[key] = json.loads(value)
-            except json.JSONDecodeError:
-                rsa_options[key] = value
+
+        def options(items: list[str], flag: str) -> dict | None:
+            parsed = {}
+            for item in items:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    parser.error(f"{flag} takes KEY=VALUE, got {item!r}")
+                try:
+                    parsed[key] = json.loads(value)
+                except json.JSONDecodeError:
+                    parsed[key] = value
+            return parsed or None
+
         run(
             PRESETS[args.preset], args.seeds, args.out, args.data,
-            tuple(args.targets), tuple(args.models), rsa_options or None,
+            tuple(args.targets), tuple(args.models), options(args.rsa, "--rsa"),
+            options(args.set, "--set"),
         )  # fmt: skip
 
 
