@@ -95,6 +95,8 @@ class RSABlock(nn.Module):
     num_basis: int = 8  # radial basis of the 'learned' weighting
     evaluation: Literal["direct", "mesh"] = "direct"
     neutral: bool = False  # periodic graphs: neutralise the source amplitudes (RSAConfig.neutral)
+    #: The caller's last graph holds only padding (true of every rsajax Graph): skip its block.
+    last_graph_is_padding: bool = False
 
     @nn.compact
     def __call__(
@@ -138,7 +140,7 @@ class RSABlock(nn.Module):
             return reciprocal_space_attention(
                 q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
                 node_mask=node_mask, num_heads=self.num_heads, paired=paired,
-                neutral=self.neutral,
+                neutral=self.neutral, last_graph_is_padding=self.last_graph_is_padding,
             )  # fmt: skip
         # Open graphs: exact angular integral, a pair sum (open_boundary_attention); periodic
         # graphs of the same batch: the lattice sum, with the open graphs' slots masked out.
@@ -149,6 +151,7 @@ class RSABlock(nn.Module):
             q, k, v, positions, kvectors, jnp.where(periodic[:, None, None], weights, 0.0),
             lattice_mask, node_graph, cell.shape[0], node_mask=node_mask,
             num_heads=self.num_heads, neutral=self.neutral,
+            last_graph_is_padding=self.last_graph_is_padding,
         )  # fmt: skip
         knorm = jnp.where(kset.mask, jnp.sqrt(k_squared(kset, kvectors)), 0.0)
         return u + open_boundary_attention(
@@ -230,7 +233,7 @@ class LongRangeLayer(nn.Module):
         check_kset(cfg, graph.kset)
         block = RSABlock(
             self.channels, cfg.num_heads, cfg.weighting, cfg.sigma, evaluation=cfg.evaluation,
-            neutral=cfg.neutral, name="rsa",
+            neutral=cfg.neutral, last_graph_is_padding=True, name="rsa",
         )  # fmt: skip
         u = block(
             h_in[0][..., 0],
