@@ -530,6 +530,66 @@ def evaluate(run_dir: Path, test_path: Path) -> dict:
     return result
 
 
+def stage_errors(run_dir: Path, data: Path) -> dict:
+    """Energy error per (stage, size) group of a trained run on every frame of ``train.xyz``
+    (training and validation together) and ``test.xyz``: where a model misses, by phase and
+    density. Also the mean long-range energy per atom (RSA). Written to ``stage_errors.json``."""
+    from collections import defaultdict
+
+    from rsajax.data import atoms_to_record, collate, read_structures
+    from rsajax.data.graphs import Caps
+    from rsajax.nn.model import load_model
+    from rsajax.nn.rsa import make_kset_fn
+    from rsajax.potential import energy_fn_from_model, make_potential
+    from rsajax.train import load_config
+
+    cfg = load_config(run_dir / "config.yaml")
+    d = cfg.data
+    model, variables = load_model(run_dir / "model")
+    lr = model.config.long_range
+    potential = make_potential(
+        energy_fn_from_model(model, long_range_part=lr is not None), compute_stress=False
+    )
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    groups = defaultdict(list)
+    for name in ("train", "test"):
+        frames = read_structures(
+            data / f"{name}.xyz",
+            energy_key=d.energy_key,
+            forces_key=d.forces_key,
+            stress_key=d.stress_key,
+        )
+        kset_fn = None if lr is None else make_kset_fn(lr, frames)
+        records = [atoms_to_record(a, model.config.r_max) for a in frames]
+        # one padded shape per file: one compilation
+        caps = Caps(max(r.n_node for r in records) + 1, max(r.n_edge for r in records), 2)
+        for atoms, record in zip(frames, records, strict=True):
+            pred = potential(variables, collate([record], caps=caps, dtype=dtype, kset_fn=kset_fn))
+            n = len(atoms)
+            error = (float(pred["energy"][0]) - atoms.get_potential_energy()) / n
+            e_lr = float(pred["long_range_energy"][0]) / n if lr is not None else 0.0
+            key = f"{name}:{atoms.info.get('stage', '?')}:{n}"
+            groups[key].append((1e3 * error, n / atoms.get_volume(), e_lr))
+    table = {}
+    for key, rows in sorted(groups.items()):
+        values = np.array(rows)
+        table[key] = dict(
+            frames=len(rows),
+            energy_error_mean=float(values[:, 0].mean()),
+            energy_error_std=float(values[:, 0].std()),
+            number_density=[float(values[:, 1].min()), float(values[:, 1].max())],
+            long_range_energy_per_atom=float(values[:, 2].mean()),
+            units="meV/atom; atoms/A^3; eV/atom",
+        )
+        log(
+            f"{key:>26}: {len(rows):>3} frames, error {values[:, 0].mean():7.1f} +- "
+            f"{values[:, 0].std():5.1f} meV/atom, density {values[:, 1].min():.4f}-"
+            f"{values[:, 1].max():.4f} /A^3, E_lr/N {values[:, 2].mean():.3f} eV"
+        )
+    (run_dir / "stage_errors.json").write_text(json.dumps(table, indent=1) + "\n")
+    return table
+
+
 # --------------------------------------------------------------------------- results, figures
 
 
@@ -717,11 +777,18 @@ def main(argv=None) -> None:
         metavar="KEY=VALUE",
         help="ablation: training-config keys changed for both models, e.g. loss.stress_weight=1000",
     )
+    e = sub.add_parser("errors", help="energy error per stage and size of trained runs")
+    e.add_argument("runs", type=Path, nargs="+", help="run folders (OUT/seedS/TARGET_MODEL)")
+    e.add_argument("--data", type=Path, required=True)
     p = sub.add_parser("pairfit", help="best smooth pairwise 5 A model of both targets")
     p.add_argument("--data", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "generate":
         generate(PRESETS[args.preset], args.out, args.seed)
+    elif args.command == "errors":
+        for run_dir in args.runs:
+            log(f"errors: {run_dir}")
+            stage_errors(run_dir, args.data)
     elif args.command == "pairfit":
         print(json.dumps(pairwise_baseline(args.data), indent=1))
     else:
