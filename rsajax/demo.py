@@ -17,6 +17,7 @@ pipeline, not a result; ``experiments/`` holds the real study's configs.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -70,8 +71,15 @@ def train_config(data: Path, out: Path, epochs: int, long_range: bool) -> dict:
     }
 
 
+#: The demo's protocol at ``--md-scale 1``: (stage, time in ps). Heat from 300 K, hold at the top
+#: temperature (the melt), quench to 300 K, hold (the glass the analysis reads).
+MD_STAGES_PS = (("heat", 0.5), ("hot", 2.0), ("quench", 1.0), ("glass", 0.5))
+
+
 def md_config(model_dir: Path, start: Path, out: Path, scale: float, t_max: float) -> dict:
-    """Heat to ``t_max``, hold, quench to 300 K, hold: ``scale`` stretches every stage."""
+    """Heat to ``t_max``, hold (the melt), quench to 300 K, hold: ``scale`` stretches every stage
+    of :data:`MD_STAGES_PS`."""
+    times = {name: t * scale for name, t in MD_STAGES_PS}
     return {
         "model": str(model_dir),
         "structure": str(start),
@@ -80,10 +88,10 @@ def md_config(model_dir: Path, start: Path, out: Path, scale: float, t_max: floa
         "initial_temperature_K": 300,
         "ensemble": {"kind": "nvt_langevin", "dt_fs": 1.0, "friction_per_fs": 0.02},
         "stages": [
-            {"kind": "heat", "T_end": t_max, "time_ps": 0.4 * scale},
-            {"kind": "hold", "time_ps": 0.4 * scale, "name": "hot"},
-            {"kind": "quench", "T_end": 300, "rate_K_per_ps": (t_max - 300) / (0.6 * scale)},
-            {"kind": "hold", "time_ps": 0.4 * scale, "name": "glass"},
+            {"kind": "heat", "T_end": t_max, "time_ps": times["heat"]},
+            {"kind": "hold", "time_ps": times["hot"], "name": "hot"},
+            {"kind": "quench", "T_end": 300, "time_ps": times["quench"]},
+            {"kind": "hold", "time_ps": times["glass"], "name": "glass"},
         ],
         "output": {
             "dir": str(out),
@@ -106,6 +114,61 @@ def find_experiment(explicit: str | None) -> Path | None:
             if (base / candidate).is_file():
                 return (base / candidate).resolve()
     return None
+
+
+def melt_verdict(name: str, md_dir: Path, start, stopped: str | None) -> dict:
+    """Melt check of one model's run (:func:`rsajax.analysis.melt.melt_check`), printed; a run
+    that could not be checked counts as not melted."""
+    from rsajax.analysis.melt import melt_check
+
+    entry: dict = {"run": name, "stopped": stopped}
+    try:
+        check = melt_check(md_dir / "trajectory.extxyz", start, hot_stage="hot")
+    except (ValueError, FileNotFoundError) as error:
+        entry.update(melted=False, error=str(error))
+        print(f"!! {name.upper()}: NOT MELTED: the melt check failed: {error}", flush=True)
+        return entry
+    entry.update(check.to_dict())
+    lines = check.lines()
+    prefix = "" if check.melted else "!! "
+    print(f"{prefix}{name.upper()} {lines[0]}", *lines[1:], sep="\n", flush=True)
+    if stopped:
+        print(f"!! {name.upper()}: the run stopped early ({stopped}); the end frame is no glass")
+    return entry
+
+
+def write_melt_report(report: Path, verdicts: list[dict]) -> Path:
+    """``melt.json`` and a melt-check section at the end of ``summary.md`` in ``report``."""
+    report.mkdir(parents=True, exist_ok=True)
+    path = report / "melt.json"
+    path.write_text(json.dumps(verdicts, indent=1))
+    rows = [
+        "",
+        "## Melt check",
+        "",
+        "Melted = the O mean square displacement over the hot hold reaches the threshold and the "
+        "ring histogram of the final frame differs from the start's (total variation distance "
+        "of the ring-size fractions at least the threshold); `rsajax.analysis.melt`.",
+        "",
+        "| run | melted | O MSD (A^2) | Si MSD (A^2) | MSD threshold | ring distance | "
+        "ring threshold | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        if "msd_A2" in v:
+            msd = v["msd_A2"]
+            rows.append(
+                f"| {v['run']} | {'yes' if v['melted'] else '**NO**'} | "
+                f"{msd.get('O', float('nan')):.2f} | {msd.get('Si', float('nan')):.2f} | "
+                f"{v['msd_threshold_A2']} | {v['ring_distance']:.3f} | {v['ring_threshold']} | "
+                f"{v['stopped'] or ''} |"
+            )
+        else:
+            rows.append(f"| {v['run']} | **NO** | | | | | | {v.get('error', '')} |")
+    summary = report / "summary.md"
+    with open(summary, "a") as f:
+        f.write("\n".join(rows) + "\n")
+    return path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -162,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
 
     kinds = [("sr", False)] + ([] if args.skip_lr else [("lr", True)])
     trajectories = [teacher]
+    verdicts = []
     for name, long_range in kinds:
         run_dir = out / f"train_{name}"
         if (run_dir / "checkpoints").exists():
@@ -176,12 +240,16 @@ def run(args: argparse.Namespace) -> int:
             out / f"md_{name}.yaml",
             md_config(run_dir / "model", start, md_dir, args.md_scale, args.md_temperature),
         )
+        stopped = None
         try:
-            _stage(f"3. heat-quench with the {name.upper()} model", ["md", str(config)])
+            _stage(f"3. melt and quench with the {name.upper()} model", ["md", str(config)])
         except BlowUpError as error:  # a barely trained model may fail; keep what it wrote
+            stopped = str(error)
             print(f"!! the {name.upper()} model's run stopped: {error}")
         if (md_dir / "trajectory.extxyz").is_file():
             trajectories.append(md_dir / "trajectory.extxyz")
+        print(f"\n== melt check of the {name.upper()} run", flush=True)
+        verdicts.append(melt_verdict(name, md_dir, glass[-1], stopped))
 
     experiment = find_experiment(args.exp_path)
     compare = ["--compare", "experiment", "--exp-path", str(experiment)] if experiment else []
@@ -198,5 +266,18 @@ def run(args: argparse.Namespace) -> int:
             *compare,
         ],
     )
-    print(f"\nreport: {out / 'report' / 'summary.md'} and {out / 'report' / 'comparison.png'}")
+    melt = write_melt_report(out / "report", verdicts)
+    print("\n== melt check (every quench must start from a melt)")
+    for v in verdicts:
+        if v["melted"]:
+            species = v["msd_species"]
+            print(
+                f"{v['run'].upper()}: melted ({species} MSD {v['msd_A2'][species]:.1f} A^2, "
+                f"ring distance {v['ring_distance']:.2f})"
+            )
+        else:
+            print(f"!! {v['run'].upper()}: NOT MELTED: its quench is no new glass")
+    print(
+        f"\nreport: {out / 'report' / 'summary.md'}, {out / 'report' / 'comparison.png'} and {melt}"
+    )
     return 0
