@@ -27,7 +27,7 @@ def test_md_protocol_melts_at_the_given_temperature(tmp_path):
     # --md-scale stretches every stage
     longer = md_config(tmp_path / "m", tmp_path / "s", tmp_path / "o", 2.0, 4000.0)
     assert [s["time_ps"] for s in longer["stages"]] == [2 * t for _, t in MD_STAGES_PS]
-    assert longer["stages"][1] == {"kind": "hold", "time_ps": 4.0, "name": "hot"}
+    assert longer["stages"][1] == {"kind": "hold", "time_ps": 2 * MD_STAGES_PS[1][1], "name": "hot"}
 
 
 def test_melt_report(tmp_path, capsys):
