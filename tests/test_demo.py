@@ -5,7 +5,13 @@ import json
 
 import numpy as np
 
-from rsajax.demo import MD_STAGES_PS, md_config, melt_verdict, write_melt_report
+from rsajax.demo import (
+    CORE_REPULSION,
+    MD_STAGES_PS,
+    md_config,
+    melt_verdict,
+    write_melt_report,
+)
 from rsajax.md.protocols import build_schedule, stage_from_dict
 from tests.analysis.test_melt import _crystal, _frames, _write_run
 
@@ -21,6 +27,10 @@ def test_md_protocol_melts_at_the_given_temperature(tmp_path):
     np.testing.assert_allclose(hot, 6000.0)
     assert len(hot) * dt / 1000 == MD_STAGES_PS[1][1]
     assert schedule.T_K[-1] == 300.0
+    # the wall sits inside the closest pairs of the shipped data (Si-O 1.18, O-O 1.77, Si-Si 2.19)
+    assert config["core_repulsion"] == CORE_REPULSION
+    radii = CORE_REPULSION["radii"]
+    assert radii["Si-O"] < 1.18 and radii["O-O"] < 1.77 and radii["Si-Si"] < 2.19
     # frames close enough to unwrap (O moves ~1.5 A in 50 fs at 6000 K) and many in the hold
     frame_fs = config["output"]["frame_every"] * dt
     assert frame_fs <= 50 and len(hot) * dt / frame_fs >= 20
