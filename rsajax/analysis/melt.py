@@ -226,7 +226,7 @@ class MeltCheck:
     def lines(self) -> list[str]:
         """Human-readable summary, one fact a line."""
         msd = ", ".join(f"{k} {v:.2f}" for k, v in self.msd.items())
-        sizes = range(3, len(self.rings_start))
+        sizes = range(2, len(self.rings_start))  # 2: edge-sharing tetrahedra
         start = " ".join(f"{n}:{self.rings_start[n]}" for n in sizes)
         end = " ".join(f"{n}:{self.rings_end[n]}" for n in sizes)
         mark = "MELTED" if self.melted else "NOT MELTED"
