@@ -1,7 +1,7 @@
 """``rsajax demo``: the flagship study in miniature, on the embedded BKS silica dataset.
 
 Every stage is the real command a user would type, run on settings small enough for a laptop CPU
-(about 20 minutes on 2 cores):
+(about 14 minutes on 2 cores shared with other jobs):
 
 1. ``rsajax info``: read, validate and summarise the shipped BKS silica data.
 2. ``rsajax train``: a short-range MACE and a long-range RSA-MACE with the same hyperparameters.
