@@ -17,6 +17,7 @@ from rsajax.analysis.frames import (
     structure_factor_frames,
 )
 from rsajax.analysis.fsdp import PeakFit, fit_fsdp
+from rsajax.analysis.melt import MeltCheck, mean_square_displacement, melt_check
 from rsajax.analysis.rdf import RDF, partial_rdf, smooth_partial_rdf
 from rsajax.analysis.realspace import lorch, reduced_pdf, total_pdf
 from rsajax.analysis.rings import ring_fractions, ring_statistics
@@ -32,6 +33,7 @@ from rsajax.analysis.weights import neutron_lengths, pair_weights, xray_form_fac
 __all__ = [
     "RDF",
     "SILICA_REFERENCE",
+    "MeltCheck",
     "PeakFit",
     "StructureFactor",
     "angle_distribution",
@@ -40,6 +42,8 @@ __all__ = [
     "density_g_cm3",
     "fit_fsdp",
     "lorch",
+    "mean_square_displacement",
+    "melt_check",
     "neutron_lengths",
     "pair_weights",
     "partial_rdf",

@@ -417,3 +417,91 @@ def strain_margin_check(reference_box: np.ndarray, margin: float, what: str) -> 
         return None
 
     return check
+
+
+def core_repulsion_energy(
+    numbers: np.ndarray, radii: dict[str, float], strength_eV: float, box: np.ndarray
+) -> Callable:
+    """``energy(R, neighbor, box=None, perturbation=None) -> E`` of a pair wall
+    ``strength_eV * (r_w / r - 1)^2`` for ``r < r_w``, zero beyond (value and force continuous).
+
+    ``radii`` maps pairs ``"Si-O"`` (either order) to ``r_w`` (A); other pairs feel no wall. Each
+    pair of a Sparse list (both directions listed) counts half. The atoms' own indices must be
+    listed (the model adapter's lists; not the BKS teacher's supercell list). Meant for ``r_w``
+    below the closest approach in a model's training data: there the model is undefined (a
+    barely trained one may have holes that hot atoms fall into) and the wall is the whole
+    short-range physics; at the distances the data covers it is exactly zero.
+    """
+    from ase.data import atomic_numbers
+
+    numbers = np.asarray(numbers, dtype=np.int32)
+    table = np.zeros((119, 119))
+    for pair, r_w in radii.items():
+        a, b = (atomic_numbers[s.strip()] for s in pair.split("-"))
+        table[a, b] = table[b, a] = float(r_w)
+    n = len(numbers)
+    pair_r = table[numbers][:, numbers]
+    box0 = np.asarray(box, dtype=np.float64)
+
+    def energy(R, neighbor, box=None, perturbation=None, **unused):
+        dt = R.dtype
+        B = strained_box(jnp.asarray(box0 if box is None else box, dtype=dt), perturbation)
+        i, j = neighbor.idx[0], neighbor.idx[1]
+        listed = (i < n) & (j < n)
+        i, j = jnp.where(listed, i, 0), jnp.where(listed, j, 0)
+        d_frac = R[i] - R[j]
+        d_frac = d_frac - jax.lax.stop_gradient(jnp.floor(d_frac + 0.5))
+        r2 = jnp.sum((d_frac @ B.T) ** 2, axis=-1)
+        r_w = jnp.asarray(pair_r, dt)[i, j]
+        inside = listed & (r_w > 0) & (r2 < r_w**2)
+        r = jnp.sqrt(jnp.where(inside, r2, 1.0))
+        e = jnp.where(inside, (r_w / r - 1.0) ** 2, 0.0)
+        # a Sparse list holds each pair both ways, an OrderedSparse one once
+        half = neighbor.format != partition.NeighborListFormat.OrderedSparse
+        return (0.5 if half else 1.0) * strength_eV * jnp.sum(e)
+
+    return energy
+
+
+def with_core_repulsion(
+    system: MDSystem, radii: dict[str, float], strength_eV: float = 10.0
+) -> MDSystem:
+    """``system`` with :func:`core_repulsion_energy` added to every energy it provides (and to
+    the systems its ``rebuild`` makes)."""
+    wall = core_repulsion_energy(system.numbers, radii, strength_eV, system.box)
+    if system.list_cutoff - system.skin - system.strain_skin < max(radii.values(), default=0.0):
+        raise ValueError("core repulsion radii must be within the system's interaction cutoff")
+
+    def energy_fn(R, neighbor, box=None, perturbation=None, **kwargs):
+        return system.energy_fn(R, neighbor, box=box, perturbation=perturbation, **kwargs) + wall(
+            R, neighbor, box=box, perturbation=perturbation
+        )
+
+    energy_with_params = None
+    if system.energy_with_params is not None:
+
+        def energy_with_params(variables, R, neighbor, box=None, perturbation=None, **kwargs):
+            e = system.energy_with_params(
+                variables, R, neighbor, box=box, perturbation=perturbation, **kwargs
+            )
+            return e + wall(R, neighbor, box=box, perturbation=perturbation)
+
+    energy_parts_fn = None
+    if system.energy_parts_fn is not None:
+
+        def energy_parts_fn(R, neighbor, box=None, perturbation=None, **kwargs):
+            e, e_lr = system.energy_parts_fn(
+                R, neighbor, box=box, perturbation=perturbation, **kwargs
+            )
+            return e + wall(R, neighbor, box=box, perturbation=perturbation), e_lr
+
+    def rebuild(new_box: np.ndarray) -> MDSystem:
+        return with_core_repulsion(system.rebuild(new_box), radii, strength_eV)
+
+    return dataclasses.replace(
+        system,
+        energy_fn=energy_fn,
+        rebuild=rebuild,
+        energy_with_params=energy_with_params,
+        energy_parts_fn=energy_parts_fn,
+    )

@@ -14,6 +14,8 @@ teacher. See ``experiments/configs/md_*.yaml`` for complete examples::
       - {kind: quench, T_end: 300, rate_K_per_ps: 1000}
     output: {dir: runs/melt_quench, log_every: 10, records_per_chunk: 10, frame_every: 100,
              checkpoint_every: 10}
+    core_repulsion:                # optional pair wall below the training data's closest pairs
+      radii: {O-O: 1.6, Si-O: 1.1, Si-Si: 2.0}   # A; strength_eV: 10 (see md.adapter)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ TOP_KEYS = {
     "output",
     "skin",
     "limits",
+    "core_repulsion",
 }
 
 
@@ -90,6 +93,22 @@ def load_structure(spec, where: str):
 
 
 def build_system(config: dict, atoms, dtype: str):
+    wall = config.get("core_repulsion")
+    if wall and config["model"] == "bks":
+        raise ValueError("core_repulsion is for rsajax models; the BKS teacher has its own wall")
+    if wall and (set(wall) - {"radii", "strength_eV"} or not isinstance(wall.get("radii"), dict)):
+        raise ValueError(
+            f"core_repulsion: needs radii {{pair: A}} and optional strength_eV, got {wall}"
+        )
+    system = _build_system(config, atoms, dtype)
+    if wall:
+        from rsajax.md.adapter import with_core_repulsion
+
+        system = with_core_repulsion(system, wall["radii"], float(wall.get("strength_eV", 10.0)))
+    return system
+
+
+def _build_system(config: dict, atoms, dtype: str):
     from rsajax.md.adapter import model_system
     from rsajax.md.teacher import bks_system
 
