@@ -49,11 +49,11 @@ def silica_box(seed: int = 1):
 
 
 @functools.cache
-def models(order: int = 6):
+def models(order: int = 6, neutral: bool = True):
     """(direct model, mesh model, shared variables, jitted potential of each): same parameters."""
-    direct = MACEConfig(**TINY, long_range=RSAConfig(**RSA))
+    direct = MACEConfig(**TINY, long_range=RSAConfig(**RSA, neutral=neutral))
     mesh = dataclasses.replace(
-        direct, long_range=RSAConfig(**RSA, evaluation="mesh", mesh_order=order)
+        direct, long_range=RSAConfig(**RSA, evaluation="mesh", mesh_order=order, neutral=neutral)
     )
     model_direct, variables = init_model(direct, seed=2)
     model_mesh = with_evaluation(model_direct, "mesh", mesh_order=order)
@@ -84,19 +84,26 @@ def short_range(variables, atoms):
 
 
 @pytest.mark.parametrize(
-    "order, tolerance", [(6, 1e-4), pytest.param(8, 1e-5, marks=pytest.mark.slow)]
+    "order, neutral, tolerance",
+    [
+        (6, False, 1e-4),
+        (6, True, 3e-4),
+        pytest.param(8, False, 1e-5, marks=pytest.mark.slow),
+    ],
 )
-def test_mesh_equals_direct_to_the_mesh_accuracy(order, tolerance):
+def test_mesh_equals_direct_to_the_mesh_accuracy(order, neutral, tolerance):
     """Order 6 / 8 at oversampling 2: the energy's RSA part, forces and stress agree with the
-    direct lattice sum to ~1e-5 / ~1e-6 relative (tolerances 1e-4 / 1e-5)."""
-    model_direct, model_mesh, variables, (pot_direct, pot_mesh) = models(order)
+    direct lattice sum to ~1e-5 / ~1e-6 relative (tolerances 1e-4 / 1e-5). With neutral cells
+    the net amplitude, most of this random model's RSA stress, is gone (7e-6 eV/A^3 left), so the
+    same absolute mesh error is a larger fraction of it (measured 1.2e-4)."""
+    model_direct, model_mesh, variables, (pot_direct, pot_mesh) = models(order, neutral)
     atoms = silica_box()
     ref = evaluate(pot_direct, variables, model_direct.config.long_range, atoms)
     out = evaluate(pot_mesh, variables, model_mesh.config.long_range, atoms)
     sr = short_range(variables, atoms)
     for key in ("energy", "forces", "stress"):
         rsa_part = np.max(np.abs(ref[key] - sr[key]))  # what the mesh must reproduce
-        assert rsa_part > 1e-5, key  # far above round-off: the comparison is not vacuous
+        assert rsa_part > 1e-6, key  # far above round-off: the comparison is not vacuous
         error = np.max(np.abs(out[key] - ref[key]))
         assert error <= tolerance * rsa_part, (key, error / rsa_part)
 
