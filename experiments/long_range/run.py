@@ -115,8 +115,11 @@ def ensure_data(benchmark: str, preset: str, data_dir: Path, max_train: int | No
 # --------------------------------------------------------------------------- stage 2: train
 
 
-def train_model(kind: str, cfg: dict, files: dict, run_dir: Path, seed: int) -> Path:
-    """Train (or resume, or skip) one model; return the directory of the model to evaluate."""
+def train_model(
+    kind: str, cfg: dict, files: dict, run_dir: Path, seed: int, rsa_options: dict | None = None
+) -> Path:
+    """Train (or resume, or skip) one model; return the directory of the model to evaluate.
+    RSA-MACE is the library's ``default`` preset, or the default with ``rsa_options`` changed."""
     from rsajax.train import train
     from rsajax.train.checkpoint import Checkpoints
 
@@ -133,7 +136,7 @@ def train_model(kind: str, cfg: dict, files: dict, run_dir: Path, seed: int) -> 
         },
     )
     if kind == "rsa":
-        cfg["model"]["long_range"] = "default"
+        cfg["model"]["long_range"] = dict(rsa_options) if rsa_options else "default"
     ckpt = run_dir / "checkpoints"
     resume = ckpt.is_dir() and Checkpoints(ckpt, async_save=False).latest() is not None
     t0 = time.perf_counter()
@@ -414,7 +417,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, help="override the preset's epochs (smoke tests)")
     parser.add_argument("--max-train", type=int, help="train on a random subset (smoke tests)")
     parser.add_argument("--no-merge", action="store_true", help="leave results.json alone")
+    parser.add_argument(
+        "--rsa",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ablation: RSAConfig fields changed from the default (JSON), e.g. neutral=false; "
+        "implies --no-merge",
+    )
     args = parser.parse_args(argv)
+    rsa_options = {}
+    for item in args.rsa:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--rsa takes KEY=VALUE, got {item!r}")
+        try:
+            rsa_options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            rsa_options[key] = value
     command = shlex.join(["python", "experiments/long_range/run.py", *(argv or sys.argv[1:])])
     t_start = time.perf_counter()
     bench_dir = Path(args.out) / args.benchmark
@@ -432,7 +452,7 @@ def main(argv: list[str] | None = None) -> dict:
         for kind in args.models:
             run_dir = bench_dir / f"seed{seed}" / kind
             run_dirs[kind, seed] = run_dir
-            model_dir = train_model(kind, cfg, files, run_dir, seed)
+            model_dir = train_model(kind, cfg, files, run_dir, seed, rsa_options or None)
             t0 = time.perf_counter()
             metrics = evaluate(model_dir, test, scan, r_max, interaction)
             scans[kind].append(metrics.pop("scan_interaction"))
@@ -460,7 +480,8 @@ def main(argv: list[str] | None = None) -> dict:
         "data": files["summary"],
     }
     (bench_dir / "results.json").write_text(json.dumps(full, indent=2) + "\n")
-    if not args.no_merge:
+    entry["rsa_options"] = rsa_options or None
+    if not args.no_merge and not rsa_options:
         merge_results(args.benchmark, entry)
         log(f"results merged into {RESULTS}")
     log(f"results: {bench_dir / 'results.json'} ({entry['seconds']} s in all)")
