@@ -19,7 +19,6 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from rsajax.data import atoms_to_graph
-from rsajax.graph import Graph
 from rsajax.nn.model import MACE, MACEConfig, init_model, load_model, save_model
 from rsajax.nn.rsa import (
     COULOMB_CONSTANT,
@@ -31,6 +30,7 @@ from rsajax.nn.rsa import (
 )
 from rsajax.nn.rsa.kset import build_kset, open_quadrature, radial_nodes_for, structure_diameter
 from rsajax.nn.rsa.weights import ewald_kernel, smooth_envelope
+from tests.nn.rsa.node_graphs import single_graph
 from tests.structures import molecule, triclinic
 
 R_MAX = 5.0
@@ -191,27 +191,6 @@ def test_energy_parts_of_a_feature_combination_is_the_energy_minus_the_rsa_off_e
 
 
 # --------------------------------------------------------------------------- 4. open vs periodic
-
-
-def single_graph(positions: np.ndarray, cell: np.ndarray, pbc) -> Graph:
-    """One structure plus the data layer's padding graph (node-only)."""
-    n = len(positions)
-    return Graph(
-        species=np.array([8] * n + [0], np.int32),
-        positions=np.concatenate([np.asarray(positions, float), np.zeros((1, 3))]),
-        cell=np.stack([np.asarray(cell, float), np.eye(3) * 1000.0]),
-        pbc=np.array([pbc, [False] * 3], bool),
-        senders=np.zeros(0, np.int32),
-        receivers=np.zeros(0, np.int32),
-        cell_offsets=np.zeros((0, 3), np.int32),
-        node_graph=np.array([0] * n + [1], np.int32),
-        node_mask=np.arange(n + 1) < n,
-        edge_mask=np.zeros(0, bool),
-        graph_mask=np.array([True, False]),
-        n_node=np.array([n, 1], np.int32),
-        n_edge=np.zeros(2, np.int32),
-        weight=np.ones(2),
-    )
 
 
 def test_open_and_large_periodic_box_agree_for_a_neutral_pair_of_molecules():

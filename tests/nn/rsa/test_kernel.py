@@ -9,7 +9,6 @@ from pymatgen.analysis.ewald import EwaldSummation
 from pymatgen.core import Lattice, Structure
 from scipy.spatial.transform import Rotation
 
-from rsajax.graph import Graph
 from rsajax.nn.rsa.combine import make_combination
 from rsajax.nn.rsa.kernel import open_boundary_attention, reciprocal_space_attention
 from rsajax.nn.rsa.kset import (
@@ -22,30 +21,10 @@ from rsajax.nn.rsa.kset import (
 )
 from rsajax.nn.rsa.layer import RSABlock
 from rsajax.nn.rsa.weights import fixed_kweights
+from tests.nn.rsa.node_graphs import batch_graph, single_graph
 
 TRICLINIC = np.array([[9.0, 0.0, 0.0], [2.5, 10.0, 0.0], [-1.5, 1.8, 11.0]])
 C_IN, C = 6, 8
-
-
-def make_graph(positions, cell, pbc=(True, True, True)):
-    """One structure plus the data layer's padding graph (one padded node, huge cell)."""
-    n = len(positions)
-    return Graph(
-        species=np.array([8] * n + [0], np.int32),
-        positions=np.concatenate([np.asarray(positions, float), np.zeros((1, 3))]),
-        cell=np.stack([np.asarray(cell, float), np.eye(3) * 1000.0]),
-        pbc=np.array([pbc, [False] * 3], bool),
-        senders=np.zeros(0, np.int32),
-        receivers=np.zeros(0, np.int32),
-        cell_offsets=np.zeros((0, 3), np.int32),
-        node_graph=np.array([0] * n + [1], np.int32),
-        node_mask=np.arange(n + 1) < n,
-        edge_mask=np.zeros(0, bool),
-        graph_mask=np.array([True, False]),
-        n_node=np.array([n, 1], np.int32),
-        n_edge=np.zeros(2, np.int32),
-        weight=np.ones(2),
-    )
 
 
 def closed_form(q, k, v, positions, kvectors, weights, num_heads):
@@ -83,7 +62,7 @@ class Setup:
         self.scalars = rng.normal(size=(n_atoms + 1, C_IN))
         self.k_cut = k_cut
         self.block = RSABlock(C, num_heads=num_heads, weighting=weighting, sigma=2.0)
-        self.graph = make_graph(self.positions, self.cell)
+        self.graph = single_graph(self.positions, self.cell)
         self.kset = build_kset(self.graph, k_cut)
         self.params = random_params(self.block, *self.args(self.positions, self.cell))
         self.probe = rng.normal(size=(n_atoms + 1, C))
@@ -106,7 +85,7 @@ class Setup:
 def test_seed_mode_matches_the_closed_form_on_a_cubic_box():
     rng = np.random.default_rng(1)
     positions = rng.uniform(0, 20.0, (9, 3))
-    graph = make_graph(positions, np.eye(3) * 20.0)
+    graph = single_graph(positions, np.eye(3) * 20.0)
     kset = build_seed_kset(graph)
     kvectors, measure = kspace_geometry(kset, jnp.asarray(graph.cell))
     weights = fixed_kweights(kset, kvectors, measure, "ones")
@@ -149,7 +128,7 @@ def test_invariances(weighting):
     # an equivalent cell: a unimodular change of basis, k-set chosen afresh on the host
     unimodular = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]])
     other_cell = unimodular @ s.cell
-    other = build_kset(make_graph(s.positions, other_cell), s.k_cut)
+    other = build_kset(single_graph(s.positions, other_cell), s.k_cut)
     np.testing.assert_allclose(s.u(s.positions, other_cell, other), u0, **tol)
     # permutation: the outputs follow the atoms
     perm = np.random.default_rng(5).permutation(len(s.positions))
@@ -221,7 +200,7 @@ def test_energy_is_continuous_through_a_k_shell_crossing():
     assert hard_jump > 100 * smooth_jump  # the hard set jumps when the shell leaves it
     # re-choosing the margin set at every strain changes nothing: vectors enter beyond k_cut
     for eps in (-0.02, 0.015):
-        fresh = build_kset(make_graph(s.positions * (1 + eps), cell * (1 + eps)), k_cut)
+        fresh = build_kset(single_graph(s.positions * (1 + eps), cell * (1 + eps)), k_cut)
         e_fresh = s.energy(s.positions * (1 + eps), cell * (1 + eps), fresh)
         assert abs(float(e_fresh) - smooth[np.argmin(np.abs(strains - eps))]) < 1e-10
 
@@ -232,7 +211,7 @@ def test_open_boundary_energy_is_rotation_invariant_to_quadrature_accuracy():
     rng = np.random.default_rng(8)
     s = Setup("ewald", n_atoms=12)
     molecule = rng.uniform(-3.0, 3.0, (12, 3))
-    s.graph = make_graph(molecule, np.zeros((3, 3)), pbc=(False, False, False))
+    s.graph = single_graph(molecule, np.zeros((3, 3)), pbc=(False, False, False))
     s.kset = build_kset(s.graph, k_cut=1.2)
     assert s.kset.has_open and s.kset.pair_index is None
     u0 = s.u(molecule, np.zeros((3, 3)))
@@ -243,39 +222,6 @@ def test_open_boundary_energy_is_rotation_invariant_to_quadrature_accuracy():
     assert error < 1e-12  # exact up to round-off (was 4e-16 at Lebedev degree 29)
     u_shift = s.u(molecule + 5.0, np.zeros((3, 3)))
     np.testing.assert_allclose(u_shift, u0, rtol=0, atol=1e-12 * np.abs(u0).max())
-
-
-def make_batch(structures):
-    """Several structures [(positions, cell, pbc), ...] plus the data layer's padding graph."""
-    positions, node_graph, cells, pbcs = [], [], [], []
-    for g, (p, cell, pbc) in enumerate(structures):
-        positions.append(np.asarray(p, float))
-        node_graph += [g] * len(p)
-        cells.append(np.asarray(cell, float))
-        pbcs.append(pbc)
-    n_node = [len(p) for p in positions] + [1]
-    positions.append(np.zeros((1, 3)))
-    node_graph.append(len(structures))
-    cells.append(np.eye(3) * 1000.0)
-    pbcs.append([False] * 3)
-    num_nodes, num_graphs = sum(n_node), len(cells)
-    node_mask = np.arange(num_nodes) < num_nodes - 1
-    return Graph(
-        species=np.where(node_mask, 8, 0).astype(np.int32),
-        positions=np.concatenate(positions),
-        cell=np.stack(cells),
-        pbc=np.asarray(pbcs, bool),
-        senders=np.zeros(0, np.int32),
-        receivers=np.zeros(0, np.int32),
-        cell_offsets=np.zeros((0, 3), np.int32),
-        node_graph=np.asarray(node_graph, np.int32),
-        node_mask=node_mask,
-        edge_mask=np.zeros(0, bool),
-        graph_mask=np.arange(num_graphs) < len(structures),
-        n_node=np.asarray(n_node, np.int32),
-        n_edge=np.zeros(num_graphs, np.int32),
-        weight=np.ones(num_graphs),
-    )
 
 
 def pair_loop(q, k, v, positions, knorm, weights, num_heads):
@@ -303,7 +249,7 @@ def test_open_boundary_attention_matches_a_pair_loop():
         (rng.uniform(0, 9, (4, 3)), np.eye(3) * 9.0, [True] * 3),
         (rng.uniform(-2, 2, (3, 3)), np.zeros((3, 3)), [False] * 3),
     ]
-    graph = make_batch(structures)
+    graph = batch_graph(structures)
     n, num_heads, m = len(graph.node_mask), 2, 7
     q, k, v = rng.normal(size=(3, n, C))
     knorm = rng.uniform(0.1, 1.5, (4, m))
@@ -338,7 +284,7 @@ def test_open_boundary_gradients_are_finite_at_coinciding_atoms():
     rng = np.random.default_rng(14)
     positions = rng.uniform(-2, 2, (4, 3))
     positions[3] = positions[1]  # two atoms at one site
-    graph = make_batch([(positions, np.zeros((3, 3)), [False] * 3)])
+    graph = batch_graph([(positions, np.zeros((3, 3)), [False] * 3)])
     q, k, v = rng.normal(size=(3, 5, C))
     knorm = rng.uniform(0.1, 1.5, (2, 6))
     weights = rng.uniform(0.1, 1.0, (2, 6))
@@ -372,7 +318,7 @@ def test_mixed_batch_equals_separate_batches(weighting):
     block = RSABlock(C, num_heads=2, weighting=weighting, sigma=2.0)
     scalars = rng.normal(size=(12, C_IN))
     parts = [(crystal, TRICLINIC, [True] * 3), (molecule, np.zeros((3, 3)), [False] * 3)]
-    mixed = make_batch(parts)
+    mixed = batch_graph(parts)
     mixed_kset = build_kset(mixed, 1.0)
     assert mixed_kset.has_open and mixed_kset.periodic.tolist() == [True, False, False]
 
@@ -383,9 +329,9 @@ def test_mixed_batch_equals_separate_batches(weighting):
         return np.asarray(block.apply(params, *args))
 
     u = run(mixed, mixed_kset, scalars)
-    alone_crystal = make_batch(parts[:1])
+    alone_crystal = batch_graph(parts[:1])
     u_crystal = run(alone_crystal, build_kset(alone_crystal, 1.0), scalars[np.r_[0:6, 11]])
-    alone_molecule = make_batch(parts[1:])
+    alone_molecule = batch_graph(parts[1:])
     u_molecule = run(alone_molecule, build_kset(alone_molecule, 1.0), scalars[6:])
     assert np.abs(u_crystal).max() > 1e-3 and np.abs(u_molecule).max() > 1e-3
     np.testing.assert_allclose(u[:6], u_crystal[:6], rtol=0, atol=1e-12)
@@ -400,7 +346,7 @@ def test_vmap_over_systems_equals_a_loop():
         s.positions = rng.uniform(0, 1, s.positions.shape) @ s.cell
     s0 = systems[0]
     m_max = max(s.kset.num_k for s in systems)
-    ksets = [build_kset(make_graph(s.positions, s.cell), s.k_cut, m_max=m_max) for s in systems]
+    ksets = [build_kset(single_graph(s.positions, s.cell), s.k_cut, m_max=m_max) for s in systems]
     stacked = jax.tree.map(lambda *x: jnp.stack(x), *ksets)
     positions = jnp.stack([jnp.asarray(s.positions) for s in systems])
     cells = jnp.stack([jnp.asarray(s.cell) for s in systems])
@@ -419,7 +365,7 @@ def test_reproduces_the_reciprocal_part_of_an_ewald_sum(k_cut):
     structure = Structure(Lattice(lattice), ["Na+", "Cl-"] * 4, frac)
     eta = 0.3  # pymatgen's exp(-G^2 / (4 eta)) is exp(-k^2 sigma^2 / 2) with sigma^2 = 1/(2 eta)
     ewald = EwaldSummation(structure, real_space_cut=10.0, recip_space_cut=8.0, eta=eta)
-    graph = make_graph(frac @ lattice, lattice)
+    graph = single_graph(frac @ lattice, lattice)
     kset = build_kset(graph, k_cut=k_cut, margin=0.0)
     kvectors, measure = kspace_geometry(kset, jnp.asarray(graph.cell))
     weights = fixed_kweights(kset, kvectors, measure, "ewald", sigma=np.sqrt(1 / (2 * eta)))
@@ -436,12 +382,12 @@ def test_reproduces_the_reciprocal_part_of_an_ewald_sum(k_cut):
 
 def test_bad_input_raises_clear_errors():
     s = Setup("ones")
-    open_graph = make_graph(s.positions, np.zeros((3, 3)), pbc=(False, False, False))
+    open_graph = single_graph(s.positions, np.zeros((3, 3)), pbc=(False, False, False))
     open_kset = build_kset(open_graph, 1.0)
     with pytest.raises(ValueError, match="lattice-only"):
         s.u(s.positions, np.zeros((3, 3)), open_kset)
     with pytest.raises(ValueError, match="selects no reciprocal"):
-        build_kset(make_graph(s.positions, np.eye(3) * 4.0), k_cut=0.5, margin=0.0)
+        build_kset(single_graph(s.positions, np.eye(3) * 4.0), k_cut=0.5, margin=0.0)
     with pytest.raises(ValueError, match="weighting"):
         RSABlock(C, weighting="coulomb").init(jax.random.PRNGKey(0), *s.args(s.positions, s.cell))
 

@@ -9,7 +9,6 @@ import pytest
 import scipy.integrate
 import scipy.special
 
-from rsajax.graph import Graph
 from rsajax.lattice import reciprocal_vectors
 from rsajax.nn.rsa.kset import (
     SEED_K_CUT,
@@ -25,43 +24,9 @@ from rsajax.nn.rsa.kset import (
     seed_kset,
 )
 from rsajax.nn.rsa.weights import ewald_kernel, smooth_envelope
+from tests.nn.rsa.node_graphs import batch_graph
 
 TRICLINIC = np.array([[9.0, 0.0, 0.0], [2.5, 10.0, 0.0], [-1.5, 1.8, 11.0]])
-
-
-def make_graph(structures, pad_graph=True):
-    """A node-only Graph (no edges needed here) from [(positions, cell, pbc), ...]."""
-    pos, node_graph, cells, pbcs = [], [], [], []
-    for g, (p, cell, pbc) in enumerate(structures):
-        pos.append(np.asarray(p, float))
-        node_graph += [g] * len(p)
-        cells.append(np.asarray(cell, float))
-        pbcs.append(pbc)
-    n_node = [len(p) for p in pos]
-    if pad_graph:  # the data layer's padding graph: one node, a huge cell, no edges
-        pos.append(np.zeros((1, 3)))
-        node_graph.append(len(structures))
-        cells.append(np.eye(3) * 1000.0)
-        pbcs.append([False] * 3)
-        n_node.append(1)
-    num_graphs = len(cells)
-    node_mask = np.arange(len(node_graph)) < sum(len(p) for p, _, _ in structures)
-    return Graph(
-        species=np.where(node_mask, 8, 0).astype(np.int32),
-        positions=np.concatenate(pos),
-        cell=np.stack(cells),
-        pbc=np.asarray(pbcs, bool),
-        senders=np.zeros(0, np.int32),
-        receivers=np.zeros(0, np.int32),
-        cell_offsets=np.zeros((0, 3), np.int32),
-        node_graph=np.asarray(node_graph, np.int32),
-        node_mask=node_mask,
-        edge_mask=np.zeros(0, bool),
-        graph_mask=np.arange(num_graphs) < len(structures),
-        n_node=np.asarray(n_node, np.int32),
-        n_edge=np.zeros(num_graphs, np.int32),
-        weight=np.ones(num_graphs),
-    )
 
 
 def test_reciprocal_vectors_are_dual_to_the_cell():
@@ -137,7 +102,7 @@ def test_seed_kset_reproduces_the_reference_order():
 
 def test_build_kset_for_a_graph_mixes_periodic_and_open():
     rng = np.random.default_rng(0)
-    graph = make_graph(
+    graph = batch_graph(
         [
             (rng.uniform(0, 12, (5, 3)), np.eye(3) * 12.0, [True] * 3),
             (rng.uniform(0, 5, (4, 3)), np.zeros((3, 3)), [False] * 3),
@@ -159,7 +124,8 @@ def test_build_kset_for_a_graph_mixes_periodic_and_open():
         build_kset(graph, k_cut=1.0, lattice_only=True)
     with pytest.raises(ValueError, match="lattice-only"):
         build_seed_kset(graph)
-    seed = build_seed_kset(make_graph([(rng.uniform(0, 20, (3, 3)), np.eye(3) * 20.0, [True] * 3)]))
+    box = [(rng.uniform(0, 20, (3, 3)), np.eye(3) * 20.0, [True] * 3)]
+    seed = build_seed_kset(batch_graph(box))
     assert seed.num_k == 6 and not seed.smooth and seed.k_cut == SEED_K_CUT
 
 
@@ -208,11 +174,11 @@ def test_radial_rule_with_ewald_weights_is_the_smeared_coulomb_kernel():
 def test_mixed_boundaries_use_the_lattice_with_vacuum():
     rng = np.random.default_rng(1)
     slab_cell = np.diag([10.0, 10.0, 30.0])  # periodic in x, y; 30 A of vacuum along z
-    slab = make_graph([(rng.uniform(0, 10, (4, 3)), slab_cell, [True, True, False])])
+    slab = batch_graph([(rng.uniform(0, 10, (4, 3)), slab_cell, [True, True, False])])
     kset = build_kset(slab, k_cut=1.0)
     assert kset.periodic[0] and not kset.has_open
     np.testing.assert_array_equal(kset.n[0], integer_kset(slab_cell, 1.0, 0.1)[0])
-    flat = make_graph(
+    flat = batch_graph(
         [(rng.uniform(0, 10, (4, 3)), np.diag([10.0, 10.0, 0.0]), [True, True, False])]
     )
     with pytest.raises(ValueError, match="graph 0: the cell is singular"):

@@ -20,11 +20,12 @@ from rsajax.nn.rsa.kernel import reciprocal_space_attention
 from rsajax.nn.rsa.kset import build_kset, kspace_geometry
 from rsajax.nn.rsa.mesh import mesh_attention
 from rsajax.nn.rsa.weights import LearnedKWeights, fixed_kweights, mesh_kweights
-from tests.nn.rsa.test_kernel import TRICLINIC, make_graph
+from tests.nn.rsa.node_graphs import single_graph
+from tests.nn.rsa.test_kernel import TRICLINIC
 
 CELL = TRICLINIC * 1.4  # n_max = (2, 2, 2) at k_cut = 1: grids of 10 to 15 points per axis
 K_CUT, C, HEADS, SIGMA = 1.0, 8, 2, 2.0
-PERIODIC = np.array([True, False])  # the real graph and make_graph's padding graph
+PERIODIC = np.array([True, False])  # the real graph and single_graph's padding graph
 
 
 def system(seed=0, n_atoms=14, cell=CELL):
@@ -36,7 +37,7 @@ def system(seed=0, n_atoms=14, cell=CELL):
 
 
 def direct_u(positions, cell, qkv, weighting="ewald"):
-    graph = make_graph(positions, cell)
+    graph = single_graph(positions, cell)
     kset = build_kset(graph, K_CUT)
     kvectors, measure = kspace_geometry(kset, jnp.asarray(graph.cell))
     weights = fixed_kweights(kset, kvectors, measure, weighting, SIGMA)
@@ -85,7 +86,7 @@ def test_agrees_with_the_direct_kernel_and_converges_with_order_and_oversampling
 def test_learned_weights_plug_in_per_head():
     """LearnedKWeights applied to mesh_kset == the same module on the direct k-set."""
     positions, qkv = system(1)
-    graph = make_graph(positions, CELL)
+    graph = single_graph(positions, CELL)
     cells = jnp.asarray(graph.cell)
     module = LearnedKWeights(HEADS)
     kset = build_kset(graph, K_CUT)
