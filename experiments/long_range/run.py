@@ -48,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import generate as gen  # noqa: E402
+from options import assignment  # noqa: E402
 
 from rsajax.data import atoms_to_record, collate  # noqa: E402
 from rsajax.data.graphs import Caps  # noqa: E402
@@ -421,20 +422,13 @@ def main(argv: list[str] | None = None) -> dict:
         "--rsa",
         nargs="+",
         default=[],
+        type=assignment,
         metavar="KEY=VALUE",
         help="ablation: RSAConfig fields changed from the default (JSON), e.g. neutral=false; "
         "implies --no-merge",
     )
     args = parser.parse_args(argv)
-    rsa_options = {}
-    for item in args.rsa:
-        key, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--rsa takes KEY=VALUE, got {item!r}")
-        try:
-            rsa_options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            rsa_options[key] = value
+    rsa_options = dict(args.rsa)
     command = shlex.join(["python", "experiments/long_range/run.py", *(argv or sys.argv[1:])])
     t_start = time.perf_counter()
     bench_dir = Path(args.out) / args.benchmark

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from options import assignment  # beside this script (its folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -767,6 +768,7 @@ def main(argv=None) -> None:
         "--rsa",
         nargs="+",
         default=[],
+        type=assignment,
         metavar="KEY=VALUE",
         help="ablation: RSAConfig fields changed from the default (JSON), e.g. neutral=false",
     )
@@ -774,6 +776,7 @@ def main(argv=None) -> None:
         "--set",
         nargs="+",
         default=[],
+        type=assignment,
         metavar="KEY=VALUE",
         help="ablation: training-config keys changed for both models, e.g. loss.stress_weight=1000",
     )
@@ -792,23 +795,10 @@ def main(argv=None) -> None:
     elif args.command == "pairfit":
         print(json.dumps(pairwise_baseline(args.data), indent=1))
     else:
-
-        def options(items: list[str], flag: str) -> dict | None:
-            parsed = {}
-            for item in items:
-                key, sep, value = item.partition("=")
-                if not sep:
-                    parser.error(f"{flag} takes KEY=VALUE, got {item!r}")
-                try:
-                    parsed[key] = json.loads(value)
-                except json.JSONDecodeError:
-                    parsed[key] = value
-            return parsed or None
-
         run(
             PRESETS[args.preset], args.seeds, args.out, args.data,
-            tuple(args.targets), tuple(args.models), options(args.rsa, "--rsa"),
-            options(args.set, "--set"),
+            tuple(args.targets), tuple(args.models), dict(args.rsa) or None,
+            dict(args.set) or None,
         )  # fmt: skip
 
 
