@@ -49,6 +49,43 @@ def neutralize(
     return jnp.where(mask, amplitudes - mean[node_graph], 0.0)
 
 
+def queries_and_amplitudes(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    node_mask: jnp.ndarray,
+    num_graphs: int,
+    num_heads: int,
+    neutral: bool = False,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """The complex queries and the source amplitudes every lattice kernel sums.
+
+    Args:
+        q, k, v: (N, C) activated queries, keys, values; head ``h`` holds channels
+            ``[h D, (h+1) D)``, complex pairs ``(2p, 2p+1)``.
+        node_graph, node_mask, num_graphs: as for :func:`reciprocal_space_attention`.
+        num_heads: H.
+        neutral: remove each graph's mean amplitude (:func:`neutralize`).
+    Returns:
+        ``qc`` (N, H, D/2) complex queries and ``a = conj(kc) (x) v`` (N, H, D/2, D), zero on
+        padded nodes.
+    """
+    num_nodes, channels = q.shape
+    width = channels // num_heads
+
+    def complex_pairs(x):  # (N, C) -> (N, H, D/2)
+        x = x.reshape(num_nodes, num_heads, width)
+        return x[..., 0::2] + 1j * x[..., 1::2]
+
+    qc, kc = complex_pairs(q), complex_pairs(k)
+    values = jnp.where(node_mask[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
+    amplitudes = jnp.conj(kc)[..., :, None] * values[..., None, :]
+    if neutral:
+        amplitudes = neutralize(amplitudes, node_graph, node_mask, num_graphs)
+    return qc, amplitudes
+
+
 def reciprocal_space_attention(
     q: jnp.ndarray,
     k: jnp.ndarray,
@@ -94,7 +131,6 @@ def reciprocal_space_attention(
     num_nodes, channels = q.shape
     if channels % (2 * num_heads):
         raise ValueError(f"channels={channels} must be a multiple of 2 * num_heads={num_heads}")
-    width = channels // num_heads
     if node_mask is None:
         node_mask = jnp.ones(num_nodes, dtype=bool)
     weights = kweights if kweights.ndim == 3 else kweights[..., None]
@@ -106,17 +142,9 @@ def reciprocal_space_attention(
     in_graph = (node_graph[:, None] == jnp.arange(active)[None, :]) & node_mask[:, None]
     weights = weights[:active]
 
-    def heads(x):  # (N, C) -> (N, H, D)
-        return x.reshape(num_nodes, num_heads, width)
-
-    def complex_pairs(x):  # (N, H, D) -> (N, H, D/2)
-        return x[..., 0::2] + 1j * x[..., 1::2]
-
-    qc, kc = complex_pairs(heads(q)), complex_pairs(heads(k))
-    values = heads(jnp.where(node_mask[:, None], v, 0.0))
-    pairs = jnp.conj(kc)[..., :, None] * values[..., None, :]  # (N, H, D/2, D)
-    if neutral:
-        pairs = neutralize(pairs, node_graph, node_mask, num_graphs)
+    qc, pairs = queries_and_amplitudes(
+        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral
+    )  # (N, H, D/2), (N, H, D/2, D)
     if paired:
         # Each slot stands for k and -k: the sine parts cancel and the pair sums to
         # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls

@@ -42,7 +42,7 @@ import numpy as np
 
 from rsajax.nn.rsa.bspline import bspline_weights, interpolate, spline_transform, spread
 from rsajax.nn.rsa.grid import MeshSpec
-from rsajax.nn.rsa.kernel import neutralize
+from rsajax.nn.rsa.kernel import queries_and_amplitudes
 
 
 def _padded_shape(mesh: MeshSpec) -> tuple[int, int, int]:
@@ -150,15 +150,10 @@ def mesh_attention(
     weights = kweights if kweights.ndim == 3 else kweights[..., None]
     weights = jnp.broadcast_to(weights, (num_graphs, grid_size, num_heads))
 
-    def complex_pairs(x):  # (N, C) -> (N, H, D/2)
-        x = x.reshape(num_nodes, num_heads, width)
-        return x[..., 0::2] + 1j * x[..., 1::2]
-
-    qc, kc = complex_pairs(q), complex_pairs(k)
-    values = jnp.where(node_mask[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
-    amplitudes = (jnp.conj(kc)[..., :, None] * values[..., None, :]).reshape(num_nodes, -1)
-    if neutral:
-        amplitudes = neutralize(amplitudes, node_graph, node_mask, num_graphs)
+    qc, amplitudes = queries_and_amplitudes(
+        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral
+    )
+    amplitudes = amplitudes.reshape(num_nodes, -1)
     permutation, flat, stencil = _stencils(positions, cell, node_graph, node_mask, mesh)
     # Real view of the complex amplitudes (real parts, then imaginary parts): the spline
     # operators are real-linear, and their custom derivatives stay real.
