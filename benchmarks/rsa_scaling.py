@@ -26,6 +26,10 @@ atoms for the presets and single-change variants of the default (the measurement
 7. (``--tables 7``) RSA-MACE energy+forces with ``RSAConfig.preset("default", evaluation="mesh")``
    vs N next to SR-MACE and the direct default, with the max/min ratio of us/atom.
 
+8. (``--tables 8``) Batches of ``B`` periodic boxes (training's case): RSA-MACE energy+forces with
+   each graph's own node slots (``KSet.node_slots``) against the whole batch masked against every
+   graph, next to SR-MACE.
+
 Table 4 also lists the default preset evaluated on the mesh (``mesh``, ``mesh o4``: order 4).
 
 Peak memory is XLA's temporary buffer size for the compiled call (``memory_analysis``), plus
@@ -271,19 +275,23 @@ VARIANTS = {
 }
 
 
-def model_call(long_range, atoms, dtype):
-    """(compiled energy+forces call, its arguments, peak bytes, M) of (RSA-)MACE on ``atoms``."""
+def model_call(long_range, atoms, dtype, node_slots: bool = True):
+    """(compiled energy+forces call, its arguments, peak bytes, M) of (RSA-)MACE on ``atoms``
+    (one structure or a list: one batch); ``node_slots=False`` drops ``KSet.node_slots``."""
     config = MACEConfig(**MODEL, dtype=np.dtype(dtype).name, long_range=long_range)
     model, variables = init_model(config)
     # config.long_range is resolved: sigma and k_cut derived from r_max where the preset leaves them
-    kset_fn = None if long_range is None else make_kset_fn(config.long_range, [atoms])
-    graph = atoms_to_graph(atoms, config.r_max, dtype=dtype, kset_fn=kset_fn)
+    batch = atoms if isinstance(atoms, list) else [atoms]
+    kset_fn = None if long_range is None else make_kset_fn(config.long_range, batch)
+    graph = atoms_to_graph(batch, config.r_max, dtype=dtype, kset_fn=kset_fn)
+    if graph.kset is not None and not node_slots:
+        graph = graph.replace(kset=graph.kset.replace(node_slots=None))
     potential = make_potential(energy_fn_from_model(model), compute_stress=False)
     compiled = jax.jit(potential).lower(variables, graph).compile()
     memory = compiled.memory_analysis()
     peak = memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
     jax.block_until_ready(compiled(variables, graph))
-    m = 0 if graph.kset is None else int(np.asarray(graph.kset.mask).sum())
+    m = 0 if graph.kset is None else int(np.asarray(graph.kset.mask[0]).sum())
     if graph.kset is not None and graph.kset.mesh is not None:
         m = int(np.prod(graph.kset.mesh.shape))  # grid points instead of k-vectors
     return compiled, (variables, graph), peak, m
@@ -334,6 +342,28 @@ def model_rows(sizes, dtype, repeats, variants, overhead_atoms=648) -> None:
     for name, t, (_, _, peak, m) in zip(["SR-MACE", *variants], times, runs, strict=True):
         overhead = f"{100 * (t / times[0] - 1):>8.1f}%" if name != "SR-MACE" else ""
         print(f"{name:>10} {m:>5} {1e3 * t:>9.1f} {peak / 2**20:>8.1f} {overhead:>9}")
+
+
+def batch_table(batch_sizes, num_atoms: int, dtype, repeats: int) -> None:
+    """Table 8: a batch of B periodic boxes (training's case), RSA-MACE energy+forces with each
+    graph's own node slots (``KSet.node_slots``, the default from ``make_kset_fn``) against the
+    whole batch masked against every graph (``O(N G M)``), next to SR-MACE."""
+    print(f"\n8. batches of B random silica boxes of {num_atoms} atoms, energy+forces: node slots "
+          "vs the masked batch")  # fmt: skip
+    print(f"{'B':>4} {'M':>6} {'slots ms':>9} {'masked ms':>10} {'masked/slots':>13} "
+          f"{'SR ms':>8} {'slots/SR':>9}")  # fmt: skip
+    for b in batch_sizes:
+        atoms = [random_silica_box(num_atoms, seed=s) for s in range(b)]
+        default = RSAConfig.preset("default")
+        runs = [
+            model_call(default, atoms, dtype),
+            model_call(default, atoms, dtype, node_slots=False),
+            model_call(None, atoms, dtype),
+        ]
+        t_slots, t_masked, t_sr = interleaved_best(runs, repeats)
+        print(f"{b:>4} {runs[0][3]:>6} {1e3 * t_slots:>9.1f} {1e3 * t_masked:>10.1f} "
+              f"{t_masked / t_slots:>13.2f} {1e3 * t_sr:>8.1f} {t_slots / t_sr:>9.2f}",
+              flush=True)  # fmt: skip
 
 
 def ratio_line(what: str, per_atom: dict) -> str:
@@ -468,6 +498,8 @@ def main() -> None:
     parser.add_argument("--model-direct-max", type=int, default=3000, help="table 7: largest N "
                         "for which the direct RSA-MACE is timed too")  # fmt: skip
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16], help="table 8")
+    parser.add_argument("--batch-atoms", type=int, default=96, help="table 8: atoms per box")
     args = parser.parse_args()
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
@@ -497,6 +529,8 @@ def main() -> None:
                          args.mesh_order, args.mesh_oversampling, args.mesh_direct_max)  # fmt: skip
     if 7 in args.tables:
         mesh_model_table(args.mesh_model_sizes, dtype, args.repeats, args.model_direct_max)
+    if 8 in args.tables:
+        batch_table(args.batch_sizes, args.batch_atoms, dtype, args.repeats)
     if 3 in args.tables or 4 in args.tables:
         sizes = args.model_sizes if 3 in args.tables else []
         variants = args.variants if 4 in args.tables else []

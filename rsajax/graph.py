@@ -50,6 +50,9 @@ class Graph:
         forces: (N, 3) eV/A, or None.
         stress: (G, 3, 3) eV/A^3 (ASE sign), or None.
         dipole: (G, 3) e*A, or None.
+        total_charge: (G,) net charge of each structure in e (an input, not a label: ASE's
+            ``atoms.info["charge"]``), or None for all neutral. Long-range models with
+            ``RSAConfig.net_charge`` use it in periodic cells.
         weight: (G,) per-structure loss weight (0 on padding).
         has_energy, has_forces, has_stress, has_dipole: (G,) bool, which labels each structure has.
         kset: the k-vectors of reciprocal-space attention (:class:`rsajax.nn.rsa.kset.KSet`), chosen
@@ -74,6 +77,7 @@ class Graph:
     forces: Array | None = None
     stress: Array | None = None
     dipole: Array | None = None
+    total_charge: Array | None = None
     has_energy: Array | None = None
     has_forces: Array | None = None
     has_stress: Array | None = None

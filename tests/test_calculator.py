@@ -151,6 +151,22 @@ def test_long_range_model_matches_potential_and_finite_differences(
         assert abs(forces.sum(axis=0)).max() < 1e-10  # no net force in vacuum
 
 
+def test_charged_periodic_cell_uses_its_net_charge(rsa_model_dir, rsa_calculator):
+    """``atoms.info["charge"]`` reaches the model (``RSAConfig.net_charge``): the calculator
+    agrees with the potential on the charged graph, and the energy is not the neutral one."""
+    charged = triclinic()
+    charged.info["charge"] = 1.0
+    charged.calc = rsa_calculator
+    out, _ = reference(rsa_model_dir, charged)
+    assert float(out["energy"][0]) == pytest.approx(charged.get_potential_energy(), rel=1e-12)
+    np.testing.assert_allclose(
+        charged.get_forces(), np.asarray(out["forces"])[: len(charged)], atol=1e-12
+    )
+    neutral = triclinic()
+    neutral.calc = rsa_calculator
+    assert abs(charged.get_potential_energy() - neutral.get_potential_energy()) > 1e-4
+
+
 def test_long_range_k_slots_only_grow(rsa_model_dir):
     """A compressed cell keeps the larger k slot count (padding changes nothing); an expanded one
     and a stretched molecule rebuild the k-set function with more slots / radial nodes."""

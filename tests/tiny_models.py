@@ -27,7 +27,8 @@ def tiny_config(**overrides) -> MACEConfig:
 
 def switch_on_long_range(variables: dict, scale: float = 0.05, seed: int = 0) -> dict:
     """``variables`` with random RSA energy readouts (``combine="energy"`` starts them at zero,
-    so a fresh RSA-MACE has no long-range energy); every other array is kept."""
+    so a fresh RSA-MACE has no long-range energy) and random net-charge amplitudes (also zero at
+    first); every other array is kept."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -37,4 +38,8 @@ def switch_on_long_range(variables: dict, scale: float = 0.05, seed: int = 0) ->
             kernel = np.asarray(layer["energy_readout"]["kernel"])
             readout = {"kernel": rng.normal(0.0, scale, kernel.shape).astype(kernel.dtype)}
             params[name] = {**layer, "energy_readout": readout}
+            if "charge_amplitude" in layer.get("rsa", {}):  # the amplitude of a unit net charge
+                unit = np.asarray(layer["rsa"]["charge_amplitude"])
+                unit = rng.normal(0.0, 0.5, unit.shape).astype(unit.dtype)
+                params[name]["rsa"] = {**layer["rsa"], "charge_amplitude": unit}
     return {**variables, "params": params}

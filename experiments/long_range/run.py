@@ -176,7 +176,13 @@ def monomers_of(structures: list) -> list:
     out = []
     for a in structures:
         index = a.arrays["molecule_index"]
-        out += [a[index == 0], a[index == 1]]
+        net = a.info.get("net_charges")
+        for m in (0, 1):
+            monomer = a[index == m]
+            monomer.info.pop("charge", None)  # the dimer's; a monomer carries its own
+            if net is not None:
+                monomer.info["charge"] = round(float(np.asarray(net)[m]), 9)
+            out.append(monomer)
     return out
 
 
@@ -262,7 +268,19 @@ def test_metrics(
                 if m
             ]
             out[f"force_{region}_rmse"] = _rmse(np.concatenate(f_err)) if f_err else None
+    classes = np.array([pair_class(a) for a in test])
+    beyond = rmin >= r_max
+    out["beyond_rmse_by_class"] = {
+        c: _rmse(err[beyond & (classes == c)]) for c in sorted(set(classes[beyond]))
+    }
     return out
+
+
+def pair_class(atoms) -> str:
+    """``ion-ion``, ``ion-neutral`` or ``neutral-neutral`` from ``info["net_charges"]`` (S22x5
+    dimers, which have none, are ``neutral-neutral``)."""
+    charged = sum(abs(float(q)) > 1e-6 for q in np.ravel(atoms.info.get("net_charges", [0, 0])))
+    return ("neutral-neutral", "ion-neutral", "ion-ion")[charged]
 
 
 def evaluate(model_dir: Path, test: list, scan: list, r_max: float, interaction: bool) -> dict:

@@ -35,6 +35,7 @@ class GraphRecord:
     dipole: np.ndarray | None = None
     weight: float = 1.0
     source: str = ""
+    total_charge: float = 0.0
 
     @property
     def n_node(self) -> int:
@@ -77,7 +78,17 @@ def atoms_to_record(atoms: Atoms, cutoff: float) -> GraphRecord:
         dipole=labels["dipole"],
         weight=float(atoms.info.get("config_weight", 1.0)),
         source=str(atoms.info.get("rsajax_source", "")),
+        total_charge=total_charge(atoms),
     )
+
+
+def total_charge(atoms: Atoms) -> float:
+    """Net charge of a structure in e: ``atoms.info["charge"]`` (ASE's key), 0 when absent."""
+    value = atoms.info.get("charge", 0.0)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"info['charge'] must be a number (e), got {value!r}") from None
 
 
 #: Host function that chooses a long-range model's k-set for a batch (``Graph -> KSet``).
@@ -128,6 +139,7 @@ def collate(
     forces = np.zeros((N, 3), dtype)
     stress = np.zeros((G, 3, 3), dtype)
     dipole = np.zeros((G, 3), dtype)
+    charge = np.zeros(G, dtype)
     has = {name: np.zeros(G, bool) for name in ("energy", "forces", "stress", "dipole")}
 
     node_start = edge_start = 0
@@ -144,6 +156,7 @@ def collate(
         offsets[edges] = r.cell_offsets
         counts_node[g], counts_edge[g] = r.n_node, r.n_edge
         weight[g] = r.weight
+        charge[g] = r.total_charge
         if r.energy is not None:
             energy[g], has["energy"][g] = r.energy, True
         if r.forces is not None:
@@ -174,6 +187,7 @@ def collate(
         forces=forces,
         stress=stress,
         dipole=dipole,
+        total_charge=charge,
         has_energy=has["energy"],
         has_forces=has["forces"],
         has_stress=has["stress"],

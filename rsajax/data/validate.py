@@ -60,6 +60,9 @@ def validate_atoms(
             raise StructureError(
                 where, f"cell has zero volume ({volume:.3g} A^3) but pbc={atoms.pbc.tolist()}"
             )
+    charge = atoms.info.get("charge", 0.0)
+    if not isinstance(charge, int | float | np.number) or not np.isfinite(charge):
+        raise StructureError(where, f"info['charge'] must be a finite number (e), got {charge!r}")
     labels = get_labels(atoms)
     for name, value in labels.items():
         if value is not None and not np.all(np.isfinite(value)):

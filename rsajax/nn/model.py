@@ -28,6 +28,8 @@ CONFIG_FILE = "config.json"
 PARAMS_FILE = "params.msgpack"
 FORMAT_NAME = "rsajax-mace"
 FORMAT_VERSION = 1
+#: RSAConfig fields added after format version 1, with the value a file saved without them meant.
+RSA_FIELDS_ADDED_LATER = {"neutral": False, "net_charge": False}
 INTERACTIONS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock")
 
 
@@ -358,9 +360,9 @@ def load_model(directory: str | Path) -> tuple[MACE, dict]:
             f"(this rsajax reads version {FORMAT_VERSION})"
         )
     stored = dict(meta["config"])
-    if isinstance(stored.get("long_range"), dict) and "neutral" not in stored["long_range"]:
-        # Models saved before RSAConfig.neutral existed were trained without it.
-        stored["long_range"] = {**stored["long_range"], "neutral": False}
+    if isinstance(stored.get("long_range"), dict):
+        # Models saved before an RSAConfig field existed were trained without what it adds.
+        stored["long_range"] = {**RSA_FIELDS_ADDED_LATER, **stored["long_range"]}
     config = MACEConfig.from_dict(stored)
     state = flax.serialization.msgpack_restore(params_path.read_bytes())
     return MACE(config), {k: dict(v) for k, v in state.items()}

@@ -687,7 +687,8 @@ def make_atoms(
 ) -> Atoms:
     """Labelled ``ase.Atoms`` of one configuration (energy and forces on a SinglePointCalculator).
 
-    ``info``: ``pair``, ``molecules``, ``net_charges``, ``separation`` when given by the caller,
+    ``info``: ``pair``, ``molecules``, ``net_charges``, ``charge`` (their sum, ASE's key for a
+    structure's net charge), ``separation`` when given by the caller,
     ``min_intermolecular_distance``, ``interaction_energy`` (eV) and the energy terms
     ``e_coulomb``, ``e_repulsion``, ``e_intramolecular``; ``arrays``: ``molecule_index`` and
     ``point_charge``. Periodic: the dimer is centred in the cell and it is an error if a periodic
@@ -715,6 +716,7 @@ def make_atoms(
         pair=topo.pair,
         molecules=",".join(topo.molecules),
         net_charges=np.array(topo.net_charges),
+        charge=round(float(np.sum(topo.charges)), 9),  # ASE's key for the structure's net charge
         min_intermolecular_distance=min_intermolecular_distance(positions, topo.molecule_index),
         interaction_energy=interaction_energy(positions, topo, cell, forcefield),
         e_coulomb=terms["coulomb"],

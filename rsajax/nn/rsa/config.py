@@ -98,6 +98,11 @@ class RSAConfig:
             lattice sum (which leaves out ``k = 0``) is that of a neutral cell; without it a net
             learned "charge" adds a background energy that depends on cell size and density.
             Open boundaries are never neutralised (charged molecules are physical there).
+        net_charge: with ``neutral``, a charged structure (``Graph.total_charge``, from
+            ``atoms.info["charge"]``) keeps its net charge: its amplitudes sum to the charge
+            times a learned per-head amplitude (zero at initialisation), spread evenly over its
+            atoms, so a molecular ion in a periodic box has its Ewald energy with a
+            neutralising background. No effect on neutral structures.
     """
 
     k_cut: float | None = None
@@ -116,6 +121,7 @@ class RSAConfig:
     mesh_order: int = 6
     mesh_oversampling: float = 2.0
     neutral: bool = True
+    net_charge: bool = True
 
     def __post_init__(self):
         if self.layers is not None:

@@ -25,27 +25,37 @@ import jax.numpy as jnp
 
 
 def neutralize(
-    amplitudes: jnp.ndarray, node_graph: jnp.ndarray, node_mask: jnp.ndarray, num_graphs: int
+    amplitudes: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    node_mask: jnp.ndarray,
+    num_graphs: int,
+    total: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
-    """Source amplitudes with their mean over each graph's real nodes removed.
+    """Source amplitudes whose sum over each graph's real nodes is prescribed (zero by default).
 
-    A lattice sum that leaves out ``k = 0`` is the Coulomb-like energy of a *neutral* cell; for
-    a cell whose amplitudes do not sum to zero it adds the energy of the net "charge" against a
-    uniform neutralising background, which depends on the cell's size and density and which no
-    local term can cancel. Removing the mean makes ``S(k -> 0) = 0`` in every periodic graph.
+    A lattice sum that leaves out ``k = 0`` is the Coulomb-like energy of the cell's charges
+    against a uniform neutralising background. For a neutral structure a learned amplitude that
+    does not sum to zero adds the energy of a spurious net "charge" against that background,
+    which depends on the cell's size and density and which no local term can cancel; removing
+    the mean makes ``S(k -> 0) = 0``. A structure that *is* charged (a molecular ion in a box)
+    needs its net charge back: ``total`` spreads a prescribed sum evenly over the graph's atoms,
+    so the sum is exactly ``total`` whatever the local amplitudes are.
 
     Args:
         amplitudes: (N, ...) per-node amplitudes (``conj(k_j) (x) v_j``), real or complex.
         node_graph: (N,) graph of each node; node_mask: (N,) real nodes; num_graphs: G.
+        total: (G, ...) the sum each graph's amplitudes must have; None: zero.
     Returns:
-        (N, ...) amplitudes summing to zero over each graph's real nodes (padded nodes: 0).
+        (N, ...) amplitudes summing to ``total`` over each graph's real nodes (padded nodes: 0).
     """
     shape = (-1,) + (1,) * (amplitudes.ndim - 1)
     mask = node_mask.reshape(shape)
     amplitudes = jnp.where(mask, amplitudes, 0.0)
-    total = jax.ops.segment_sum(amplitudes, node_graph, num_graphs)
-    count = jax.ops.segment_sum(node_mask.astype(total.real.dtype), node_graph, num_graphs)
-    mean = total / jnp.maximum(count, 1.0).reshape(shape)
+    excess = jax.ops.segment_sum(amplitudes, node_graph, num_graphs)
+    if total is not None:
+        excess = excess - total
+    count = jax.ops.segment_sum(node_mask.astype(excess.real.dtype), node_graph, num_graphs)
+    mean = excess / jnp.maximum(count, 1.0).reshape(shape)
     return jnp.where(mask, amplitudes - mean[node_graph], 0.0)
 
 
@@ -58,6 +68,7 @@ def queries_and_amplitudes(
     num_graphs: int,
     num_heads: int,
     neutral: bool = False,
+    total_amplitude: jnp.ndarray | None = None,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The complex queries and the source amplitudes every lattice kernel sums.
 
@@ -67,6 +78,8 @@ def queries_and_amplitudes(
         node_graph, node_mask, num_graphs: as for :func:`reciprocal_space_attention`.
         num_heads: H.
         neutral: remove each graph's mean amplitude (:func:`neutralize`).
+        total_amplitude: (G, H, D/2, D) complex, with ``neutral``: the sum each graph's
+            amplitudes keep (a charged structure's net charge); None: zero.
     Returns:
         ``qc`` (N, H, D/2) complex queries and ``a = conj(kc) (x) v`` (N, H, D/2, D), zero on
         padded nodes.
@@ -82,7 +95,7 @@ def queries_and_amplitudes(
     values = jnp.where(node_mask[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
     amplitudes = jnp.conj(kc)[..., :, None] * values[..., None, :]
     if neutral:
-        amplitudes = neutralize(amplitudes, node_graph, node_mask, num_graphs)
+        amplitudes = neutralize(amplitudes, node_graph, node_mask, num_graphs, total_amplitude)
     return qc, amplitudes
 
 
@@ -101,6 +114,8 @@ def reciprocal_space_attention(
     paired: bool = False,
     neutral: bool = False,
     last_graph_is_padding: bool = False,
+    total_amplitude: jnp.ndarray | None = None,
+    node_slots: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """RSA steps 3-5 on already activated queries and keys.
 
@@ -122,9 +137,15 @@ def reciprocal_space_attention(
             half the cost.
         neutral: remove each graph's mean source amplitude (:func:`neutralize`) so that the
             sum is that of a neutral cell.
+        total_amplitude: (G, H, D/2, D) complex, with ``neutral``: each graph's prescribed
+            amplitude sum (a charged cell's net charge; :func:`neutralize`); None: zero.
         last_graph_is_padding: the last graph holds only padding nodes (the
             :class:`rsajax.graph.Graph` contract), so its block of the phase matmuls is skipped:
             half the cost for one structure, ``1/G`` less for a batch.
+        node_slots: (G, S) int32 node indices of each graph's real nodes, -1 on empty slots
+            (:attr:`rsajax.nn.rsa.kset.KSet.node_slots`): the sums run over each graph's own
+            ``S`` nodes, ``O(G S M)``, instead of over all ``N`` nodes of the batch with a mask,
+            ``O(N G M)``: ``G`` times less work for a batch of ``G`` similar structures.
     Returns:
         u: (N, C), zero on padded nodes.
     """
@@ -137,33 +158,64 @@ def reciprocal_space_attention(
     weights = jnp.where(kmask[..., None], weights, 0.0)
     weights = jnp.broadcast_to(weights, kmask.shape + (num_heads,))
 
-    theta = jnp.einsum("nmi,ni->nm", kvectors[node_graph], positions)  # (N, M)
     active = num_graphs - 1 if last_graph_is_padding and num_graphs > 1 else num_graphs
-    in_graph = (node_graph[:, None] == jnp.arange(active)[None, :]) & node_mask[:, None]
     weights = weights[:active]
-
     qc, pairs = queries_and_amplitudes(
-        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral
+        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude
     )  # (N, H, D/2), (N, H, D/2, D)
+    if node_slots is not None:
+        # Each graph's own nodes, gathered into (G, S) slots: no (node, graph) mask.
+        slots = jnp.asarray(node_slots)[:active]
+        filled = slots >= 0
+        index = jnp.where(filled, slots, 0)
+        theta = jnp.einsum("gmi,gsi->gsm", kvectors[:active], positions[index])  # (G, S, M)
+        layout = ("gsm,gshpd->gmhpd", "gsm,gmhpd->gshpd")
+        readout = _lattice_readout(theta, filled, pairs[index], weights, paired, *layout)
+        u = jnp.real(jnp.einsum("gshp,gshpd->gshd", qc[index], readout))
+        u = jnp.where(filled[..., None, None], u, 0.0).reshape(-1, channels)
+        u = jnp.zeros((num_nodes, channels), u.dtype).at[index.reshape(-1)].add(u)
+        return jnp.where(node_mask[:, None], u, 0.0)
+    # Every node against every graph's k-vectors, masked to its own graph: (N, G, M).
+    theta = jnp.einsum("nmi,ni->nm", kvectors[node_graph], positions)[:, None, :]
+    in_graph = (node_graph[:, None] == jnp.arange(active)[None, :]) & node_mask[:, None]
+    layout = ("ngm,nhpd->gmhpd", "ngm,gmhpd->nhpd")
+    readout = _lattice_readout(theta, in_graph, pairs, weights, paired, *layout)
+    u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
+    return jnp.where(node_mask[:, None], u, 0.0)
+
+
+def _lattice_readout(
+    theta: jnp.ndarray,
+    member: jnp.ndarray,
+    pairs: jnp.ndarray,
+    weights: jnp.ndarray,
+    paired: bool,
+    gather: str,
+    scatter: str,
+) -> jnp.ndarray:
+    """``sum_m w_m e^{i k_m . r_i} S_m`` with ``S_m = sum_j a_j e^{-i k_m . r_j}`` per graph.
+
+    ``gather`` and ``scatter`` are the two einsums of a layout: phases ``(x, y, M)`` with
+    ``member`` ``(x, y)`` marking the (node, graph) entries that take part, amplitudes ``pairs``,
+    structure factors ``(G, M, H, D/2, D)`` and the readout at the amplitudes' leading axes.
+    ``theta`` may broadcast against ``member``; ``weights``: (G, M, H).
+    """
     if paired:
         # Each slot stands for k and -k: the sine parts cancel and the pair sums to
         # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls
         # over half the vectors do the work of complex ones over all of them. cos and sin sit
         # side by side on the k axis, so that sum is one contraction over (cos, sin).
-        trig = jnp.concatenate([jnp.cos(theta), jnp.sin(theta)], axis=-1)  # (N, 2M)
-        trig = jnp.where(in_graph[:, :, None], trig[:, None, :], 0.0)  # (N, G, 2M)
-        a = jnp.stack([jnp.real(pairs), jnp.imag(pairs)], axis=-1)  # (N, H, D/2, D, 2)
+        trig = jnp.concatenate([jnp.cos(theta), jnp.sin(theta)], axis=-1)
+        trig = jnp.where(member[..., None], trig, 0.0)  # (x, y, 2M)
+        a = jnp.stack([jnp.real(pairs), jnp.imag(pairs)], axis=-1)
         w = 2.0 * jnp.concatenate([weights, weights], axis=1)  # (G, 2M, H)
-        structure = jnp.einsum("ngm,nhpdr->gmhpdr", trig, a) * w[..., None, None, None]
-        read = jnp.einsum("ngm,gmhpdr->nhpdr", trig, structure)
-        readout = read[..., 0] + 1j * read[..., 1]
-    else:
-        phases = jnp.where(in_graph[:, :, None], jnp.exp(1j * theta)[:, None, :], 0.0)
-        structure = jnp.einsum("ngm,nhpd->gmhpd", jnp.conj(phases), pairs)  # (G, M, H, D/2, D)
-        structure = structure * weights[..., None, None]
-        readout = jnp.einsum("ngm,gmhpd->nhpd", phases, structure)  # (N, H, D/2, D)
-    u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
-    return jnp.where(node_mask[:, None], u, 0.0)
+        gather_r, scatter_r = gather.replace("d", "dr"), scatter.replace("d", "dr")
+        structure = jnp.einsum(gather_r, trig, a) * w[..., None, None, None]
+        read = jnp.einsum(scatter_r, trig, structure)
+        return read[..., 0] + 1j * read[..., 1]
+    phases = jnp.where(member[..., None], jnp.exp(1j * theta), 0.0)  # (x, y, M)
+    structure = jnp.einsum(gather, jnp.conj(phases), pairs) * weights[..., None, None]
+    return jnp.einsum(scatter, phases, structure)
 
 
 def open_boundary_attention(

@@ -108,6 +108,7 @@ def make_kset_fn(
         num_radial = radial_nodes_for(config.k_cut, diameter)
     need = max_num_k(cells, pbcs, config.k_cut, config.margin, num_radial)
     slots = max(need, m_max or 0)
+    max_nodes = _largest_structure(structures)
 
     def kset_fn(graph) -> KSet:
         return build_kset(
@@ -118,11 +119,24 @@ def make_kset_fn(
             envelope_width=config.envelope_width,
             lattice_only=lattice_only,
             num_radial=num_radial,
+            max_nodes=max_nodes,
         )
 
     kset_fn.m_max = slots
     kset_fn.num_radial = num_radial
     return kset_fn
+
+
+def _largest_structure(structures: Sequence[Any]) -> int:
+    """The most atoms in one structure among ASE Atoms, GraphRecords or (real graphs of) Graphs."""
+    sizes = [1]
+    for s in structures:
+        if hasattr(s, "node_graph"):  # a batched Graph
+            node_graph = np.asarray(s.node_graph)[np.asarray(s.node_mask, bool)]
+            sizes.append(int(np.bincount(node_graph).max(initial=0)))
+        else:
+            sizes.append(len(s.numbers))
+    return max(sizes)
 
 
 def _check_k_cut_selects(cells: np.ndarray, k_cut: float, indices) -> None:

@@ -95,6 +95,9 @@ class RSABlock(nn.Module):
     num_basis: int = 8  # radial basis of the 'learned' weighting
     evaluation: Literal["direct", "mesh"] = "direct"
     neutral: bool = False  # periodic graphs: neutralise the source amplitudes (RSAConfig.neutral)
+    #: With ``neutral``: a charged graph's amplitudes sum to ``total_charge x`` a learned
+    #: amplitude per head (RSAConfig.net_charge), its net charge in the learned representation.
+    net_charge: bool = False
     #: The caller's last graph holds only padding (true of every rsajax Graph): skip its block.
     last_graph_is_padding: bool = False
 
@@ -107,7 +110,9 @@ class RSABlock(nn.Module):
         kset: KSet,
         node_graph: jnp.ndarray,
         node_mask: jnp.ndarray,
+        total_charge: jnp.ndarray | None = None,
     ) -> jnp.ndarray:
+        """(N, F) scalars -> (N, C) ``u``; ``total_charge``: (G,) net charges (None: zeros)."""
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
         if not isinstance(scalars, e3nn.IrrepsArray):
@@ -117,6 +122,16 @@ class RSABlock(nn.Module):
         q, k, v = jnp.split(qkv, 3, axis=-1)
         q = jax.nn.silu(q) / self.channels**0.5  # a Python float keeps float32 in float32
         k = jax.nn.silu(k)
+        total_amplitude = None
+        if self.neutral and self.net_charge:
+            width = self.channels // self.num_heads
+            unit = self.param(
+                "charge_amplitude", nn.initializers.zeros,
+                (self.num_heads, width // 2, width, 2), s.dtype,
+            )  # fmt: skip  # the amplitude of one unit of net charge; zero: starts neutral
+            charge = jnp.zeros(cell.shape[0], s.dtype) if total_charge is None else total_charge
+            unit = unit[..., 0] + 1j * unit[..., 1]
+            total_amplitude = charge.astype(s.dtype)[:, None, None, None] * unit[None]
         mesh = check_evaluation(self.evaluation, kset)
         if mesh is not None:
             kset = mesh_kset(mesh, kset.periodic, cell.dtype)  # the grid's frequencies
@@ -135,12 +150,14 @@ class RSABlock(nn.Module):
             return mesh_attention(
                 q, k, v, positions, cell, weights, node_graph, cell.shape[0], mesh,
                 node_mask=node_mask, num_heads=self.num_heads, neutral=self.neutral,
+                total_amplitude=total_amplitude,
             )  # fmt: skip
         if not kset.has_open:
             return reciprocal_space_attention(
                 q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
                 node_mask=node_mask, num_heads=self.num_heads, paired=paired,
                 neutral=self.neutral, last_graph_is_padding=self.last_graph_is_padding,
+                total_amplitude=total_amplitude, node_slots=kset.node_slots,
             )  # fmt: skip
         # Open graphs: exact angular integral, a pair sum (open_boundary_attention); periodic
         # graphs of the same batch: the lattice sum, with the open graphs' slots masked out.
@@ -151,7 +168,8 @@ class RSABlock(nn.Module):
             q, k, v, positions, kvectors, jnp.where(periodic[:, None, None], weights, 0.0),
             lattice_mask, node_graph, cell.shape[0], node_mask=node_mask,
             num_heads=self.num_heads, neutral=self.neutral,
-            last_graph_is_padding=self.last_graph_is_padding,
+            last_graph_is_padding=self.last_graph_is_padding, total_amplitude=total_amplitude,
+            node_slots=kset.node_slots,
         )  # fmt: skip
         knorm = jnp.where(kset.mask, jnp.sqrt(k_squared(kset, kvectors)), 0.0)
         return u + open_boundary_attention(
@@ -233,7 +251,8 @@ class LongRangeLayer(nn.Module):
         check_kset(cfg, graph.kset)
         block = RSABlock(
             self.channels, cfg.num_heads, cfg.weighting, cfg.sigma, evaluation=cfg.evaluation,
-            neutral=cfg.neutral, last_graph_is_padding=True, name="rsa",
+            neutral=cfg.neutral, net_charge=cfg.net_charge, last_graph_is_padding=True,
+            name="rsa",
         )  # fmt: skip
         u = block(
             h_in[0][..., 0],
@@ -242,6 +261,7 @@ class LongRangeLayer(nn.Module):
             graph.kset,
             graph.node_graph,
             graph.node_mask,
+            getattr(graph, "total_charge", None),
         )
         if cfg.combine == "energy":
             scalars = h_out[0][..., 0]

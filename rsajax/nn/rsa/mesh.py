@@ -115,6 +115,7 @@ def mesh_attention(
     node_mask: jnp.ndarray | None = None,
     num_heads: int = 1,
     neutral: bool = False,
+    total_amplitude: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """RSA steps 3-5 by particle-mesh Ewald-style evaluation; same semantics as the direct kernel.
 
@@ -132,6 +133,8 @@ def mesh_attention(
         num_heads: H; ``C / H`` must be even.
         neutral: remove each graph's mean source amplitude
             (:func:`~rsajax.nn.rsa.kernel.neutralize`).
+        total_amplitude: (G, H, D/2, D) complex, with ``neutral``: each graph's prescribed
+            amplitude sum (a charged cell's net charge); None: zero.
     Returns:
         u: (N, C), zero on padded nodes.
     """
@@ -151,7 +154,7 @@ def mesh_attention(
     weights = jnp.broadcast_to(weights, (num_graphs, grid_size, num_heads))
 
     qc, amplitudes = queries_and_amplitudes(
-        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral
+        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude
     )
     amplitudes = amplitudes.reshape(num_nodes, -1)
     permutation, flat, stencil = _stencils(positions, cell, node_graph, node_mask, mesh)

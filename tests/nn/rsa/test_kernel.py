@@ -462,3 +462,40 @@ def test_inversion_pairs_padding_and_errors():
     assert both == {tuple(r) for r in n[mask]}
     with pytest.raises(ValueError, match="not closed under n -> -n"):
         inversion_pairs(np.array([[[1, 0, 0], [0, 1, 0]]]), np.ones((1, 2), bool))
+
+
+@pytest.mark.parametrize("open_graph", [False, True])
+def test_node_slots_give_the_masked_batch_result(open_graph):
+    """Summing over each graph's own node slots (``KSet.node_slots``) is the same sum as masking
+    every node of the batch against every graph: values and gradients (forces, stress), for a
+    batch of periodic cells of different sizes (paired half set) and with an open graph."""
+    rng = np.random.default_rng(21)
+    parts = [
+        (rng.uniform(0, 1, (n, 3)) @ (TRICLINIC * f), TRICLINIC * f, [True] * 3)
+        for n, f in ((5, 1.0), (3, 0.8), (7, 1.1))
+    ]
+    if open_graph:
+        parts.append((rng.uniform(-3, 3, (4, 3)), np.zeros((3, 3)), [False] * 3))
+    graph = batch_graph(parts)
+    block = RSABlock(C, num_heads=2, weighting="ewald_learned", sigma=2.0)
+    scalars = rng.normal(size=(graph.num_nodes, C_IN))
+    probe = rng.normal(size=(graph.num_nodes, C))
+    dense, slotted = build_kset(graph, 1.0), build_kset(graph, 1.0, max_nodes=8)
+    assert slotted.node_slots.shape == (len(parts) + 1, 8)
+    assert (dense.pair_index is None) == open_graph
+    args = (scalars, jnp.asarray(graph.positions), jnp.asarray(graph.cell), dense)
+    params = random_params(block, *args, graph.node_graph, graph.node_mask, seed=4)
+
+    def energy(positions, cell, kset):
+        u = block.apply(params, scalars, positions, cell, kset, graph.node_graph, graph.node_mask)
+        return jnp.sum(u * probe)
+
+    at = (jnp.asarray(graph.positions), jnp.asarray(graph.cell))
+    e_dense, g_dense = jax.value_and_grad(energy, argnums=(0, 1))(*at, dense)
+    e_slot, g_slot = jax.value_and_grad(energy, argnums=(0, 1))(*at, slotted)
+    assert abs(float(e_dense)) > 1e-3
+    assert float(e_slot) == pytest.approx(float(e_dense), rel=1e-12)
+    for a, b in zip(g_slot, g_dense, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="graph 2 has 7 atoms"):
+        build_kset(graph, 1.0, max_nodes=6)
