@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-slow test-parity lint bench clean
+.PHONY: demo test test-slow test-parity test-notebooks strip-notebooks lint bench clean
 
 $(VENV)/.created:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rsajax needs Python >= 3.11"'
@@ -38,6 +38,15 @@ test-slow: $(VENV)/.test
 # The full mace-torch parity matrix (the default run checks a subset); about 10 min on 2 cores.
 test-parity: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m slow tests/convert/test_parity.py
+
+# Execute every notebook in notebooks/ (nbmake; each runs in its own folder, in the venv's
+# "python3" kernel); about 1-2 minutes each on 2 cores. 05 needs the [torch] extra.
+test-notebooks: $(VENV)/.test
+	$(PY) -m pytest --nbmake --nbmake-timeout=600 -n 2 notebooks
+
+# Notebooks are committed without outputs (tests/test_notebooks_stripped.py checks it).
+strip-notebooks:
+	$(PYTHON) tests/test_notebooks_stripped.py --fix
 
 bench: $(VENV)/.base
 	for script in benchmarks/*.py; do $(PY) $$script --quick || exit 1; done
