@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ase
-import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
 
 from rsajax.analysis.angles import AngleDistribution, silica_angles
 from rsajax.analysis.experiment import SILICA_REFERENCE, ExperimentalCurve
@@ -22,9 +22,6 @@ from rsajax.analysis.frames import (
 from rsajax.analysis.fsdp import PeakFit, fit_fsdp
 from rsajax.analysis.rings import ring_fractions
 from rsajax.analysis.structure_factor import StructureFactor
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the Agg backend)
 
 
 @dataclass
@@ -212,8 +209,12 @@ def write_tables(
 def plot_comparison(
     runs: list[RunAnalysis], exp: ExperimentalCurve | None, path: Path, q_plot: float = 12.0
 ) -> Path:
-    """Four panels: S_N(Q) with experiment, S_X(Q), ring fractions, bond-angle distributions."""
-    fig, ax = plt.subplots(2, 2, figsize=(11, 8))
+    """Four panels: S_N(Q) with experiment, S_X(Q), ring fractions, bond-angle distributions.
+
+    A bare ``Figure`` (no pyplot), so importing or calling this never changes the backend of a
+    notebook or a script that shows its own figures."""
+    fig = Figure(figsize=(11, 8))
+    ax = fig.subplots(2, 2)
     if exp is not None:
         keep = exp.q <= q_plot
         ax[0, 0].plot(exp.q[keep], exp.s[keep], "k-", lw=1.5, label="experiment (NIMROD)")
@@ -243,7 +244,6 @@ def plot_comparison(
     ax[1, 1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

@@ -89,14 +89,16 @@ def _truncate_log(path: Path, epoch: int) -> list[dict]:
 
 
 def plot_learning_curves(history: Sequence[dict], path: Path) -> Path:
-    """Loss and validation RMSEs against epoch, as a PNG (matplotlib, Agg)."""
-    import matplotlib
+    """Loss and validation RMSEs against epoch, as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A bare ``Figure`` (no pyplot): it draws without touching the global backend, so a notebook
+    that trains keeps showing its own figures inline.
+    """
+    from matplotlib.figure import Figure
 
     names = [k for k in ("energy_rmse", "forces_rmse", "stress_rmse") if k in history[-1]]
-    fig, axes = plt.subplots(1, 1 + len(names), figsize=(4 * (1 + len(names)), 3.2))
+    fig = Figure(figsize=(4 * (1 + len(names)), 3.2))
+    axes = fig.subplots(1, 1 + len(names))
     axes = np.atleast_1d(axes)
     epochs = [r["epoch"] for r in history]
     train = [(r["epoch"], r["train_loss"]) for r in history if r.get("train_loss") is not None]
@@ -111,7 +113,6 @@ def plot_learning_curves(history: Sequence[dict], path: Path) -> Path:
         ax.set(xlabel="epoch", ylabel=f"valid {name.replace('_', ' ')} ({units[name]})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

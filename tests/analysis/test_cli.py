@@ -106,3 +106,18 @@ def test_run_labels_are_the_shortest_unique_suffixes(tmp_path):
     paths = [tmp_path / "md_sr" / "trajectory.extxyz", tmp_path / "md_lr" / "trajectory.extxyz"]
     assert run_labels(paths) == ["md_sr/trajectory.extxyz", "md_lr/trajectory.extxyz"]
     assert run_labels([tmp_path / "a.xyz", tmp_path / "b.xyz"]) == ["a.xyz", "b.xyz"]
+
+
+def test_importing_the_library_leaves_the_matplotlib_backend_alone():
+    """Notebooks show figures with their own backend: rsajax's report and training plots draw on
+    bare Figures and never call ``matplotlib.use``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; matplotlib.use('svg'); "
+        "import rsajax.cli, rsajax.analysis.report, rsajax.train.loop; "
+        "print(matplotlib.get_backend())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
