@@ -302,15 +302,19 @@ def combine(parts: list[StructureFactor]) -> StructureFactor:
 def weighted_structure_factor(
     positions: Array, cell: Array, species: Array, grid: QGrid, lengths: Array
 ) -> tuple[np.ndarray, jnp.ndarray]:
-    """Differentiable shell-averaged total S(q) of one frame with constant weights (neutrons).
+    """Differentiable shell-averaged total S(q) of one frame or the mean over frames, with
+    constant weights (neutrons).
 
     ``1 + sum_ab c_a c_b b_a b_b (S_ab - 1) / (sum_a c_a b_a)^2`` as a JAX array, for gradient-
     based work (jax.grad with respect to ``positions`` or ``cell``; the q-vectors follow the cell
-    through their fixed Miller indices).
+    through their fixed Miller indices). Frames are averaged as :func:`structure_factor` does (every
+    frame's vectors count once), e.g. the frames of
+    :func:`rsajax.md.differentiable.trajectory_frames` for the gradient of a trajectory's S(q)
+    with respect to model parameters.
 
     Args:
-        positions: (N, 3) Cartesian positions, A.
-        cell: (3, 3) lattice vectors as rows, A.
+        positions: (N, 3) or (F, N, 3) Cartesian positions, A.
+        cell: (3, 3) lattice vectors as rows, A (shared by the frames).
         species: (N,) atomic numbers (static: not traced).
         grid: q-vectors from :func:`reciprocal_grid`.
         lengths: (S,) weight per species in ``np.unique(species)`` order, e.g.
@@ -325,8 +329,15 @@ def weighted_structure_factor(
     conc = n_a / n_a.sum()
     counts = np.bincount(grid.shell, minlength=grid.n_shells)
     positions = jnp.asarray(positions)
-    sums = shell_sums(positions[None], cell, onehot, grid.hkl, grid.shell, grid.n_shells)
-    s_al = sums / np.maximum(counts, 1)[:, None, None] / np.sqrt(np.outer(n_a, n_a))
+    frames = positions if positions.ndim == 3 else positions[None]
+    if frames.ndim != 3 or frames.shape[1:] != (len(species), 3):
+        raise ValueError(
+            f"positions must have shape (N, 3) or (F, N, 3) with N = {len(species)} species, "
+            f"got {positions.shape}"
+        )
+    sums = shell_sums(frames, cell, onehot, grid.hkl, grid.shell, grid.n_shells)
+    per_shell = np.maximum(counts, 1)[:, None, None] * frames.shape[0]
+    s_al = sums / per_shell / np.sqrt(np.outer(n_a, n_a))
     s_fz = 1.0 + (s_al - np.eye(len(n_a))) / np.sqrt(np.outer(conc, conc))
     cb = conc * np.asarray(lengths, dtype=np.float64)
     s = 1.0 + jnp.einsum("a,b,kab->k", cb, cb, s_fz - 1.0) / cb.sum() ** 2

@@ -146,6 +146,24 @@ def test_gradient_of_shell_value_matches_finite_differences():
         assert grad[atom, dim] == pytest.approx(float(fd), rel=1e-6, abs=1e-9)
 
 
+def test_weighted_total_of_frames_is_their_mean_and_matches_the_numpy_path():
+    """Over frames sharing a cell, the differentiable total is the mean of the per-frame totals
+    (each shell holds the same vectors in every frame) and equals structure_factor's neutron."""
+    frames = _rattled_frames(3)
+    pos = np.stack([a.positions for a in frames])
+    cell, numbers = frames[0].cell[:], frames[0].numbers
+    grid = reciprocal_grid(cell, 4.0, max_per_shell=None)
+    lengths = neutron_lengths(np.unique(numbers))
+    counts, s_frames = weighted_structure_factor(pos, cell, numbers, grid, lengths)
+    each = [weighted_structure_factor(p, cell, numbers, grid, lengths)[1] for p in pos]
+    np.testing.assert_allclose(s_frames, np.mean(each, axis=0), rtol=1e-12)
+    assert np.ptp(np.stack(each)[:, counts > 0], axis=0).max() > 0.05  # the frames differ
+    ref = structure_factor(pos, cell, numbers, q_max=4.0, max_per_shell=None)
+    np.testing.assert_allclose(np.asarray(s_frames)[counts > 0], ref.neutron(), rtol=1e-10)
+    with pytest.raises(ValueError, match="shape"):
+        weighted_structure_factor(pos[:, :-1], cell, numbers, grid, lengths)
+
+
 def test_bad_inputs_fail_loudly():
     a = beta_cristobalite()
     with pytest.raises(ValueError, match="volume"):

@@ -1,12 +1,16 @@
 """Replicas advanced with vmap equal separate runs; gradients through a trajectory match finite
-differences (with and without remat)."""
+differences (with and without remat), for the mean energy and for an observable of the frames."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rsajax.md.differentiable import check_list_still_valid, mean_energy_observable
+from rsajax.md.differentiable import (
+    check_list_still_valid,
+    mean_energy_observable,
+    trajectory_frames,
+)
 from rsajax.md.integrators import Ensemble
 from rsajax.md.protocols import Schedule, Stage, build_schedule
 from rsajax.md.replicas import run_replicas, stack_schedules
@@ -78,3 +82,32 @@ def test_remat_changes_memory_not_gradients(lj_system):
     ]
     np.testing.assert_allclose(grads[0]["sigma"], grads[1]["sigma"], rtol=1e-10)
     np.testing.assert_allclose(grads[0]["epsilon"], grads[1]["epsilon"], rtol=1e-10)
+
+
+def test_frames_follow_the_trajectory_and_their_gradient_matches_finite_differences(lj_system):
+    """Cartesian frames every 10 steps end where the energy observable's trajectory ends; the
+    gradient of their mean square displacement (minimum image) equals central differences (a
+    hand-made ``R @ box.T`` of jax-md's fractional positions gets it 10x wrong here)."""
+    lj, R = lj_system
+    system = lennard_jones_system(lj.numbers, lj.box, sigma=2.0, epsilon=0.01, skin=1.0)
+    nbrs = system.allocate(R)
+    settings = dict(steps=30, dt_fs=2.0, temperature_K=50.0)
+    frames = jax.jit(trajectory_frames(system, R, nbrs, every=10, **settings))
+    out = frames(system.variables)
+    assert out.shape == (3,) + R.shape
+    final = mean_energy_observable(system, R, nbrs, **settings)(system.variables)[1]
+    box = jnp.asarray(system.box)
+    np.testing.assert_allclose(out[-1], final @ box.T, rtol=0, atol=1e-10)
+    inverse = jnp.linalg.inv(box.T)
+
+    def msd(variables):
+        d = (frames(variables) - R @ box.T) @ inverse
+        d = (d - jnp.round(d)) @ box.T
+        return jnp.mean(jnp.sum(d * d, axis=-1)), None
+
+    direction = {"sigma": jnp.asarray(1.0), "epsilon": jnp.asarray(0.01)}
+    along, finite, _ = directional_check(msd, system.variables, direction, 1e-4)
+    assert abs(along) > 1e-4
+    np.testing.assert_allclose(along, finite, rtol=1e-6)
+    with pytest.raises(ValueError, match="multiple"):
+        trajectory_frames(system, R, nbrs, steps=30, every=7)

@@ -39,7 +39,7 @@ Where each piece lives (one concept per module; each imports only modules listed
 - :mod:`~rsajax.nn.rsa.combine`: the feature combinations ``tp``, ``gate``, ``residual``.
 - :mod:`~rsajax.nn.rsa.grid`: the mesh's grid (shape, :class:`MeshSpec`, frequencies).
 - :mod:`~rsajax.nn.rsa.weights`: envelope, Ewald kernel, fixed and learned per-k weights (one
-  form for all, on the direct k-set and on the grid).
+  form for all, on the direct k-set and on the grid), and a layer's real-space kernel.
 - :mod:`~rsajax.nn.rsa.kernel`: the direct and open-boundary attention kernels (pure functions).
 - :mod:`~rsajax.nn.rsa.bspline`, :mod:`~rsajax.nn.rsa.mesh`: B-spline spreading and
   interpolation, and the particle-mesh kernel.
@@ -54,6 +54,7 @@ from rsajax.nn.rsa.grid import MeshSpec
 from rsajax.nn.rsa.kset import SEED_NUM_K, KSet, build_kset, kset_covers
 from rsajax.nn.rsa.kset_fn import init_kset, make_kset_fn
 from rsajax.nn.rsa.layer import LongRangeLayer, RSABlock, long_range_combine, with_evaluation
+from rsajax.nn.rsa.weights import real_space_kernel
 from rsajax.units import COULOMB_CONSTANT
 
 __all__ = [
@@ -72,5 +73,6 @@ __all__ = [
     "kset_covers",
     "long_range_combine",
     "make_kset_fn",
+    "real_space_kernel",
     "with_evaluation",
 ]

@@ -13,7 +13,8 @@ Every weighting has one form (:func:`kweights`), on the k-set's real slots and 0
 The measure is ``1/V`` on a lattice and the quadrature weight for open boundaries
 (:func:`rsajax.nn.rsa.kset.kspace_geometry`); the envelope is :func:`smooth_envelope`, absent for
 the seed k-set. The mesh evaluation uses the same weights on the grid's frequencies
-(:func:`mesh_kweights`).
+(:func:`mesh_kweights`). :func:`real_space_kernel` turns a layer's weights into its open-boundary
+pair kernel ``phi_h(r)``, to read what a trained layer learned as a function of distance.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rsajax.nn.rsa.config import RSAConfig
 from rsajax.nn.rsa.grid import MeshSpec, mesh_kset
-from rsajax.nn.rsa.kset import KSet, k_squared, kspace_geometry
+from rsajax.nn.rsa.kset import KSet, k_squared, kspace_geometry, open_quadrature, radial_nodes_for
 
 
 def smooth_envelope(k_norm: jnp.ndarray, k_cut: float, width: float = 0.2) -> jnp.ndarray:
@@ -159,3 +161,66 @@ def mesh_kweights(
     if isinstance(weighting, str):
         return fixed_kweights(kset, kvectors, measure, weighting, sigma)[..., None]
     return kweights(kset, kvectors, measure, radial=weighting)
+
+
+def real_space_kernel(
+    config: RSAConfig,
+    r: np.ndarray,
+    block_params: dict | None = None,
+    num_radial: int | None = None,
+) -> jnp.ndarray:
+    """The radial pair kernel of one RSA layer with open boundaries, ``phi_h(r)``, (R, H).
+
+    ``phi_h(r) = sum_m w_mh sinc(|k_m| r)``: what the layer weights a pair at distance ``r`` by in
+    :func:`rsajax.nn.rsa.kernel.open_boundary_attention` (``u_ih = sum_j phi_h(r_ij) (q_ih . k_jh)
+    v_jh``), so a model's learned k-weights can be read as a function of distance and set beside
+    ``1/r``. For ``ewald`` weights it is ``erf(r / (sqrt 2 sigma)) / r`` up to the envelope's cut;
+    ``ewald_learned`` multiplies that kernel's Fourier weights by the learned ``f_h(|k|)``.
+
+    Args:
+        config: the layer's resolved :class:`~rsajax.nn.rsa.config.RSAConfig`
+            (``model.config.long_range``); ``ones`` weights are lattice-only and raise.
+        r: (R,) distances, A.
+        block_params: the :class:`~rsajax.nn.rsa.layer.RSABlock`'s parameters, e.g.
+            ``variables["params"]["long_range_0"]["rsa"]``; needed for learned weightings (their
+            ``k_weights``), unused otherwise.
+        num_radial: radial quadrature nodes (default: enough for ``max(r)``,
+            :func:`rsajax.nn.rsa.kset.radial_nodes_for`).
+    Returns:
+        (R, H) kernel in 1/A; ``H`` = ``config.num_heads`` (a fixed weighting repeats one head).
+    """
+    if not config.is_resolved:
+        raise ValueError("real_space_kernel needs a resolved RSAConfig (model.config.long_range)")
+    if config.weighting == "ones":
+        raise ValueError("weighting 'ones' is lattice-only: it has no open-boundary kernel")
+    r = np.asarray(r, np.float64)
+    if num_radial is None:
+        num_radial = radial_nodes_for(config.k_cut, float(np.max(r, initial=0.0)))
+    nodes, node_weights = open_quadrature(config.k_cut, config.envelope_width, num_radial)
+    kset = KSet(
+        n=np.zeros((1, num_radial, 3), np.int32),
+        nodes=nodes[None],
+        node_weights=node_weights[None],
+        mask=np.ones((1, num_radial), bool),
+        periodic=np.zeros(1, bool),
+        k_cut=float(config.k_cut),
+        envelope_width=float(config.envelope_width),
+        has_open=True,
+    )
+    kvectors, measure = jnp.asarray(nodes[None]), jnp.asarray(node_weights[None])
+    if config.weighting in ("learned", "ewald_learned"):
+        if block_params is None or "k_weights" not in block_params:
+            raise ValueError(
+                f"weighting {config.weighting!r} is learned: pass the RSA block's parameters "
+                "(variables['params']['long_range_<t>']['rsa']), which hold 'k_weights'"
+            )
+        learned = block_params["k_weights"]
+        num_basis, num_heads = np.shape(learned["coeffs"])
+        sigma = config.sigma if config.weighting == "ewald_learned" else None
+        module = LearnedKWeights(num_heads, num_basis, sigma)
+        weights = module.apply({"params": learned}, kset, kvectors, measure)[0]  # (M, H)
+    else:
+        weights = fixed_kweights(kset, kvectors, measure, "ewald", config.sigma)[0][:, None]
+        weights = jnp.repeat(weights, config.num_heads, axis=1)
+    design = jnp.sinc(jnp.outer(jnp.asarray(r), kvectors[0, :, 0]) / jnp.pi)  # (R, M)
+    return design @ weights
