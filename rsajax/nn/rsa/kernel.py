@@ -229,6 +229,7 @@ def open_boundary_attention(
     open_graph: jnp.ndarray,
     node_mask: jnp.ndarray | None = None,
     num_heads: int = 1,
+    node_slots: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """RSA steps 3-5 for open-boundary graphs, with the angular integral done exactly.
 
@@ -252,6 +253,9 @@ def open_boundary_attention(
         open_graph: (G,) bool, the graphs this kernel serves (others get u = 0).
         node_mask: (N,) bool, real nodes.
         num_heads: H.
+        node_slots: (G, S) node indices of each graph, -1 on empty slots (as for
+            :func:`reciprocal_space_attention`): ``G`` pair blocks of ``S x S`` instead of one
+            ``N x N`` block masked to same-graph pairs.
     Returns:
         u: (N, C), zero on padded nodes and on nodes of other graphs.
     """
@@ -262,17 +266,48 @@ def open_boundary_attention(
     weights = kweights if kweights.ndim == 3 else kweights[..., None]
     weights = jnp.broadcast_to(weights, knorm.shape + (num_heads,))
     active = node_mask & open_graph[node_graph]
+    qh, kh = q.reshape(num_nodes, num_heads, width), k.reshape(num_nodes, num_heads, width)
+    vh = jnp.where(active[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
+    if node_slots is not None:
+        # Each graph's own nodes, (G, S) slots: G pair blocks of S x S instead of one N x N.
+        slots = jnp.asarray(node_slots)
+        filled = (slots >= 0) & open_graph[:, None]
+        index = jnp.where(filled, slots, 0)
+        pair = filled[:, :, None] & filled[:, None, :]
+        blocks = (qh[index], kh[index], jnp.where(filled[..., None, None], vh[index], 0.0))
+        u = _pair_sum(positions[index], knorm[:, None, :], weights[:, None], pair, *blocks)
+        u = jnp.where(filled[..., None, None], u, 0.0).reshape(-1, channels)
+        u = jnp.zeros((num_nodes, channels), u.dtype).at[index.reshape(-1)].add(u)
+        return jnp.where(active[:, None], u, 0.0)
     pair = (node_graph[:, None] == node_graph[None, :]) & active[:, None] & active[None, :]
-    diff = positions[:, None, :] - positions[None, :, :]
+    # one block of all N nodes; each row uses its own graph's radial nodes and weights
+    u = _pair_sum(
+        positions[None], knorm[node_graph][None], weights[node_graph][None], pair[None],
+        qh[None], kh[None], vh[None],
+    )[0].reshape(num_nodes, channels)  # fmt: skip
+    return jnp.where(active[:, None], u, 0.0)
+
+
+def _pair_sum(positions, knorm, weights, pair, q, k, v) -> jnp.ndarray:
+    """``u_i = sum_j phi(|r_i - r_j|) (q_i . k_j) v_j`` within blocks of nodes.
+
+    Args:
+        positions: (B, S, 3); knorm: (B, S or 1, M) radial nodes of row ``i``; weights:
+            (B, S or 1, M, H); pair: (B, S, S) bool, the pairs that interact; q, k, v:
+            (B, S, H, D).
+    Returns:
+        (B, S, H, D).
+    """
+    rows = positions.shape[:2]
+    knorm = jnp.broadcast_to(knorm, rows + knorm.shape[2:])
+    weights = jnp.broadcast_to(weights, rows + weights.shape[2:])
+    diff = positions[:, :, None, :] - positions[:, None, :, :]
     r_sq = jnp.sum(diff * diff, axis=-1)
     positive = r_sq > 0
     r = jnp.sqrt(jnp.where(positive, r_sq, 1.0))  # double where: no NaN gradient at r = 0
     r = jnp.where(positive, r, 0.0)
-    kr = knorm[node_graph][:, None, :] * r[:, :, None]  # (N, N, M), i's graph
-    phi = jnp.einsum("ijm,imh->ijh", jnp.sinc(kr / jnp.pi), weights[node_graph])
+    kr = knorm[:, :, None, :] * r[..., None]  # (B, S, S, M)
+    phi = jnp.einsum("bijm,bimh->bijh", jnp.sinc(kr / jnp.pi), weights)
     phi = jnp.where(pair[..., None], phi, 0.0)
-    qh, kh = q.reshape(num_nodes, num_heads, width), k.reshape(num_nodes, num_heads, width)
-    vh = jnp.where(active[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
-    attention = jnp.einsum("ihd,jhd->ijh", qh, kh) * phi
-    u = jnp.einsum("ijh,jhd->ihd", attention, vh).reshape(num_nodes, channels)
-    return jnp.where(active[:, None], u, 0.0)
+    attention = jnp.einsum("bihd,bjhd->bijh", q, k) * phi
+    return jnp.einsum("bijh,bjhd->bihd", attention, v)

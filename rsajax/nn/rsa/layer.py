@@ -175,6 +175,7 @@ class RSABlock(nn.Module):
         return u + open_boundary_attention(
             q, k, v, positions, knorm, jnp.where(periodic[:, None, None], 0.0, weights),
             node_graph, ~periodic, node_mask=node_mask, num_heads=self.num_heads,
+            node_slots=kset.node_slots,
         )  # fmt: skip
 
 

@@ -468,7 +468,8 @@ def test_inversion_pairs_padding_and_errors():
 def test_node_slots_give_the_masked_batch_result(open_graph):
     """Summing over each graph's own node slots (``KSet.node_slots``) is the same sum as masking
     every node of the batch against every graph: values and gradients (forces, stress), for a
-    batch of periodic cells of different sizes (paired half set) and with an open graph."""
+    batch of periodic cells of different sizes (paired half set) and with two open graphs (the
+    pair sum in per-graph blocks)."""
     rng = np.random.default_rng(21)
     parts = [
         (rng.uniform(0, 1, (n, 3)) @ (TRICLINIC * f), TRICLINIC * f, [True] * 3)
@@ -476,6 +477,7 @@ def test_node_slots_give_the_masked_batch_result(open_graph):
     ]
     if open_graph:
         parts.append((rng.uniform(-3, 3, (4, 3)), np.zeros((3, 3)), [False] * 3))
+        parts.append((rng.uniform(-3, 3, (6, 3)), np.zeros((3, 3)), [False] * 3))
     graph = batch_graph(parts)
     block = RSABlock(C, num_heads=2, weighting="ewald_learned", sigma=2.0)
     scalars = rng.normal(size=(graph.num_nodes, C_IN))
