@@ -271,9 +271,10 @@ VARIANTS = {
 }
 
 
-def model_call(long_range, atoms, dtype):
-    """(compiled energy+forces call, its arguments, peak bytes, M) of (RSA-)MACE on ``atoms``."""
-    config = MACEConfig(**MODEL, dtype=np.dtype(dtype).name, long_range=long_range)
+def model_call(long_range, atoms, dtype, model: dict = MODEL):
+    """(compiled energy+forces call, its arguments, peak bytes, M) of (RSA-)MACE on ``atoms``;
+    ``model``: the MACEConfig fields of the SR-MACE part."""
+    config = MACEConfig(**model, dtype=np.dtype(dtype).name, long_range=long_range)
     model, variables = init_model(config)
     # config.long_range is resolved: sigma and k_cut derived from r_max where the preset leaves them
     kset_fn = None if long_range is None else make_kset_fn(config.long_range, [atoms])
