@@ -8,6 +8,7 @@ devices the batch was spread over on each mesh, and the sub-batch shape.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -75,18 +76,21 @@ def max_diff(a, b) -> float:
 
 def compare(meshes: dict, sub_batches: int) -> dict:
     """One step on each mesh of ``meshes`` (name -> Mesh; the first is compared with the others)
-    with the same global batch. Returns the JSON record described in the module docstring."""
+    with the same global batch. Returns the JSON record described in the module docstring, plus
+    ``digest``, a hash of the first mesh's new state (equal states, equal digests)."""
     batch, active, params, constants, optimizer, energy_fn = setup(sub_batches)
     results = {
         name: one_step(mesh, batch, active, params, constants, optimizer, energy_fn, 0.9)
         for name, mesh in meshes.items()
     }
-    (first, (state, _)), *others = results.items()
+    (state, _), *others = results.values()
+    leaves = jax.tree_util.tree_leaves(state)
     return {
-        "max_diff": max(max_diff(state, other) for _, (other, _) in others),
+        "max_diff": max((max_diff(state, other) for other, _ in others), default=None),
         "update": max_diff(state.params, params),
         **{f"devices_{name}": devices for name, (_, devices) in results.items()},
         "sub_batch_shape": list(batch.positions.shape),
+        "digest": hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in leaves)).hexdigest(),
     }
 
 
