@@ -275,10 +275,11 @@ VARIANTS = {
 }
 
 
-def model_call(long_range, atoms, dtype, node_slots: bool = True):
+def model_call(long_range, atoms, dtype, node_slots: bool = True, model: dict = MODEL):
     """(compiled energy+forces call, its arguments, peak bytes, M) of (RSA-)MACE on ``atoms``
-    (one structure or a list: one batch); ``node_slots=False`` drops ``KSet.node_slots``."""
-    config = MACEConfig(**MODEL, dtype=np.dtype(dtype).name, long_range=long_range)
+    (one structure or a list: one batch); ``node_slots=False`` drops ``KSet.node_slots``;
+    ``model``: the MACEConfig fields of the SR-MACE part."""
+    config = MACEConfig(**model, dtype=np.dtype(dtype).name, long_range=long_range)
     model, variables = init_model(config)
     # config.long_range is resolved: sigma and k_cut derived from r_max where the preset leaves them
     batch = atoms if isinstance(atoms, list) else [atoms]

@@ -119,10 +119,23 @@ def time_rsajax(model_torch, structures, args, dtype: str) -> tuple[float, float
     """(compile s, median s per step) of rsajax's train step on the same model and batch."""
     import dataclasses
 
-    import jax
-
     from rsajax.convert.mace_torch import config_from_torch, variables_from_torch
     from rsajax.data import atoms_to_record
+
+    config = dataclasses.replace(config_from_torch(model_torch), dtype=dtype)
+    variables = variables_from_torch(model_torch, config)
+    records = [atoms_to_record(a, args.r_max) for a in structures]
+    return train_step_seconds(config, variables, records, args.warmup, args.steps)
+
+
+def train_step_seconds(
+    config, variables: dict, records: list, warmup: int, steps: int, kset_fn=None
+) -> tuple[float, float]:
+    """(seconds of the first step, compile included; median seconds of the next ``steps`` after
+    ``warmup - 1`` more) of rsajax's sharded train step (Adam, clipping, energy + 100 x forces
+    MSE) on one device, all ``records`` in one batch. ``kset_fn``: a long-range model's k-sets."""
+    import jax
+
     from rsajax.nn.model import MACE
     from rsajax.potential import energy_fn_from_model
     from rsajax.train import sharding
@@ -131,9 +144,7 @@ def time_rsajax(model_torch, structures, args, dtype: str) -> tuple[float, float
     from rsajax.train.optim import make_optimizer
     from rsajax.train.step import init_state, make_train_step
 
-    config = dataclasses.replace(config_from_torch(model_torch), dtype=dtype)
-    variables = variables_from_torch(model_torch, config)
-    np_dtype = np.float64 if dtype == "float64" else np.float32
+    np_dtype = np.dtype(config.dtype)
     variables = jax.tree_util.tree_map(lambda x: np.asarray(x, np_dtype), variables)
     energy_fn = energy_fn_from_model(MACE(config))
     cfg = load_config({"optimizer": {"lr": 1e-3, "clip_norm": 10.0, "ema_decay": 0.0}})
@@ -147,10 +158,10 @@ def time_rsajax(model_torch, structures, args, dtype: str) -> tuple[float, float
         mesh,
         2,
     )
-    records = [atoms_to_record(a, args.r_max) for a in structures]
-    batch, active = GlobalBatches(records, len(records), 1, num_buckets=1, dtype=np_dtype).batch(
-        0, 0
+    batches = GlobalBatches(
+        records, len(records), 1, num_buckets=1, dtype=np_dtype, kset_fn=kset_fn
     )
+    batch, active = batches.batch(0, 0)
     batch, active = sharding.put_global(batch, dat), sharding.put_global(active, dat)
     constants = sharding.put_global({k: v for k, v in variables.items() if k != "params"}, rep)
     state = sharding.put_global(
@@ -160,11 +171,11 @@ def time_rsajax(model_torch, structures, args, dtype: str) -> tuple[float, float
     state, metrics = step(state, constants, batch, active)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - start
-    for _ in range(args.warmup - 1):
+    for _ in range(warmup - 1):
         state, metrics = step(state, constants, batch, active)
     jax.block_until_ready(state)
     times = []
-    for _ in range(args.steps):
+    for _ in range(steps):
         start = time.perf_counter()
         state, metrics = step(state, constants, batch, active)
         jax.block_until_ready(state)

@@ -142,14 +142,28 @@ def config_from_torch(model) -> MACEConfig:
         interaction=type(model.interactions[-1]).__name__,
         apply_cutoff=bool(getattr(model, "apply_cutoff", True)),
         silu_normalization="torch",
-        dtype="float64",
+        dtype=torch_dtype(model),
     )
+
+
+def torch_dtype(model) -> str:
+    """``"float32"`` or ``"float64"``: the dtype of the model's floating parameters."""
+    kinds = {
+        str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.is_floating_point()
+    }
+    if len(kinds) != 1 or not kinds <= {"float32", "float64"}:
+        raise ConversionError(f"parameters must all be float32 or all float64, got {sorted(kinds)}")
+    return kinds.pop()
 
 
 class _Source:
     """The torch state_dict with a record of which entries were read."""
 
     def __init__(self, model):
+        # float64 copies for the bookkeeping (exact for float32), plus each tensor's stored dtype
+        self.stored = {
+            k: str(v.dtype).removeprefix("torch.") for k, v in model.state_dict().items()
+        }
         self.tensors = {
             k: v.detach().cpu().double().numpy()
             if v.is_floating_point()
@@ -224,16 +238,49 @@ def _check_conv_paths(prefix: str, inter, ls_in: tuple[int, ...], max_ell: int) 
         raise ConversionError(f"{prefix}.conv_tp: path order {torch_paths} differs from rsajax's")
 
 
+#: Allowed deviation of a checked constant from rsajax's value, in units of the machine epsilon
+#: of the precision it was computed in (mace-torch rounds pi / r_max * n and e3nn's Clebsch-Gordan
+#: coefficients to 1-2 ulps, and e3nn-torch and e3nn-jax Clebsch-Gordan tables differ by up
+#: to 9 float64 ulps).
+ULPS = 32
+
+
+def computed_precision(stored: str, values: np.ndarray) -> type:
+    """The float type a constant was computed in: its stored dtype, except that float64 values
+    that are all exact float32 numbers come from a float32 model saved as float64 (the rounding
+    of float32 cannot be undone by the cast)."""
+    if stored == "float32" or np.array_equal(values.astype(np.float32), values):
+        return np.float32
+    return np.float64
+
+
+def _check_constant(src: _Source, key: str, expected: np.ndarray, relative: bool) -> bool:
+    """Whether constant ``key`` equals ``expected`` to ULPS ulps of the precision it was computed
+    in (relative to each value, or to the largest magnitude for mostly-zero tables)."""
+    values = src.tensors[key]
+    eps = float(np.finfo(computed_precision(src.stored[key], values)).eps)
+    scale = np.abs(expected) if relative else np.max(np.abs(expected), initial=1.0)
+    return values.shape == expected.shape and bool(
+        np.all(np.abs(values - expected) <= ULPS * eps * scale)
+    )
+
+
 def _check_constants(src: _Source, config: MACEConfig) -> None:
-    """Buffers that are skipped must still equal what rsajax computes."""
-    t = src.tensors
+    """Buffers that are skipped must still equal what rsajax computes, at the precision the torch
+    model computed them in: a float32 model's Bessel frequencies differ from the float64 ones by
+    float32 rounding, a trained or edited frequency by far more."""
     r_max, nb = config.r_max, config.num_bessel
     expected = np.pi / r_max * np.linspace(1.0, nb, nb)
-    if not np.allclose(t["radial_embedding.bessel_fn.bessel_weights"], expected, rtol=1e-12):
-        raise ConversionError("trained/modified Bessel frequencies are not supported")
-    for key, value in t.items():
+    if not _check_constant(src, "radial_embedding.bessel_fn.bessel_weights", expected, True):
+        got = src.tensors["radial_embedding.bessel_fn.bessel_weights"]
+        raise ConversionError(
+            "trained/modified Bessel frequencies are not supported: "
+            f"{np.array2string(got, max_line_width=10**6)} vs pi / r_max * (1..{nb}) = "
+            f"{np.array2string(expected, max_line_width=10**6)}"
+        )
+    for key in src.tensors:
         m = re.fullmatch(r".*\._w3j_(\d+)_(\d+)_(\d+)", key)
-        if m and not np.allclose(value, mace.wigner_3j(*map(int, m.groups())), atol=1e-12):
+        if m and not _check_constant(src, key, mace.wigner_3j(*map(int, m.groups())), False):
             raise ConversionError(f"{key}: e3nn-jax Clebsch-Gordan differs from torch's")
 
 
@@ -281,7 +328,10 @@ def variables_from_torch(model, config: MACEConfig) -> dict:
     _check_constants(src, config)
     src.check_all_used()
     _check_filled(params, template["params"])
-    return {"params": params, "constants": constants}
+    # float32 -> float64 -> float32 is exact: a float32 model keeps its very weights
+    return jax.tree_util.tree_map(
+        lambda x: np.asarray(x, config.dtype), {"params": params, "constants": constants}
+    )
 
 
 def _assign(dest: dict, blocks: dict[str, np.ndarray], where: str) -> None:

@@ -145,10 +145,24 @@ class Checkpoints:
         return restored["state"]
 
     def read_params(self, step: int | None = None, which: str = "last") -> dict:
-        """Stored ``params`` as host numpy arrays, without a target (for inspection and tests)."""
+        """Stored ``params`` as host numpy arrays, without a target (for inspection and tests).
+
+        Works whatever mesh wrote the checkpoint (e.g. a multi-host run read by one process):
+        every array is restored whole onto this process's first device.
+        """
         manager = self.last if which == "last" else self.best
         step = manager.latest_step() if step is None else step
-        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        tree = manager.item_metadata(step)["state"]
+        tree = getattr(tree, "tree", tree)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree_util.tree_map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+            tree,
+            is_leaf=lambda x: hasattr(x, "shape"),
+        )
+        restored = manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
+        )
         return jax.tree_util.tree_map(np.asarray, restored["state"]["params"])
 
     def wait(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from rsajax.nn.model import MACE, MACEConfig, dummy_graph, init_model
@@ -54,8 +55,16 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
-#: Keys that may change on --resume without changing the step sequence.
-HARMLESS_ON_RESUME = ("output_dir", "progress_bar", "plot", "checkpoint.")
+#: Keys that may change on --resume without changing the step sequence (a multi-host job's
+#: process ids and coordinator differ per process and per launch by design).
+HARMLESS_ON_RESUME = (
+    "output_dir",
+    "progress_bar",
+    "plot",
+    "checkpoint.",
+    "parallel.process_id",
+    "parallel.coordinator_address",
+)
 
 
 def _warn_changed(stored: dict, cfg: TrainConfig) -> None:
@@ -79,13 +88,24 @@ def _log(path: Path, record: dict) -> None:
 
 
 def _truncate_log(path: Path, epoch: int) -> list[dict]:
-    """Keep records of epochs before ``epoch`` (a resumed run rewrites the rest)."""
-    if not path.is_file():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Keep records of epochs before ``epoch`` (a resumed run rewrites the rest).
+
+    Every process reads the old log; only process 0 rewrites it, after all have read it.
+    """
+    records = []
+    if path.is_file():
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     kept = [r for r in records if r["epoch"] < epoch]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    _barrier("read metrics.jsonl")
+    if jax.process_index() == 0 and path.is_file():
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     return kept
+
+
+def _barrier(name: str) -> None:
+    """Wait for every process of a multi-host run (no-op for one process)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
 
 
 def plot_learning_curves(history: Sequence[dict], path: Path) -> Path:
@@ -200,7 +220,7 @@ def train(
         save_config(cfg, out / "config.yaml")
     log_path = out / "metrics.jsonl"
     history = _truncate_log(log_path, position.epoch) if resume else []
-    if not resume and log_path.exists():
+    if not resume and log_path.exists() and jax.process_index() == 0:
         log_path.unlink()
 
     weights = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from rsajax.convert.mace_torch import import_torch
@@ -18,10 +20,16 @@ def make_torch_model(
     seed=0,
     r_max=4.0,
     atomic_numbers=(8, 14),
+    dtype="float64",
+    random_weights=True,
 ):
-    """A small random-initialised float64 mace-torch model."""
+    """A small mace-torch model built in ``dtype``: its buffers (Bessel frequencies,
+    Clebsch-Gordan tables) are computed in that precision, as in a model trained in it.
+
+    random_weights: N(0, 1) everywhere, also where mace initialises to zero, so no path goes
+    untested; otherwise mace-torch's own initialisation (realistic magnitudes).
+    """
     torch = import_torch()
-    torch.set_default_dtype(torch.float64)
     from e3nn import o3
     from mace import modules
 
@@ -44,42 +52,57 @@ def make_torch_model(
         correlation=correlation,
         radial_MLP=[6, 6],
     )
-    if scale_shift:
-        model = modules.ScaleShiftMACE(atomic_inter_scale=1.3, atomic_inter_shift=0.2, **cfg)
-    else:
-        model = modules.MACE(**cfg)
-    # Random weights everywhere, also where mace initialises to zero, so no path goes untested.
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.numel() and p.requires_grad:
-                p.normal_(0.0, 1.0)
-    return model.double()
+    with default_dtype(torch, getattr(torch, dtype)):
+        if scale_shift:
+            model = modules.ScaleShiftMACE(atomic_inter_scale=1.3, atomic_inter_shift=0.2, **cfg)
+        else:
+            model = modules.MACE(**cfg)
+    if random_weights:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.numel() and p.requires_grad:
+                    p.normal_(0.0, 1.0)
+    return model.to(getattr(torch, dtype))
+
+
+@contextlib.contextmanager
+def default_dtype(torch, dtype):
+    """torch's default dtype set to ``dtype`` inside the block (restored afterwards)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def torch_outputs(model, atoms, r_max: float) -> dict[str, np.ndarray]:
-    """Energy, forces and stress (ASE sign, eV/A^3) of one structure from mace-torch."""
+    """Energy, forces and stress (ASE sign, eV/A^3) of one structure from mace-torch, computed
+    in the model's dtype and returned as float64 numpy."""
     torch = import_torch()
+    dtype = next(model.parameters()).dtype
     senders, receivers, offsets = neighbor_list(atoms, r_max)
     table = [int(z) for z in model.atomic_numbers]
     index = np.array([table.index(z) for z in atoms.numbers])
     cell = np.asarray(atoms.cell.array, dtype=np.float64)
     offsets = np.asarray(offsets, dtype=np.float64)
     data = {
-        "positions": torch.tensor(atoms.positions, dtype=torch.float64),
+        "positions": torch.tensor(atoms.positions, dtype=dtype),
         "edge_index": torch.tensor(np.stack([senders, receivers]), dtype=torch.int64),
-        "shifts": torch.tensor(offsets @ cell, dtype=torch.float64),
-        "unit_shifts": torch.tensor(offsets, dtype=torch.float64),
-        "cell": torch.tensor(cell, dtype=torch.float64),
-        "node_attrs": torch.nn.functional.one_hot(torch.tensor(index), len(table)).double(),
+        "shifts": torch.tensor(offsets @ cell, dtype=dtype),
+        "unit_shifts": torch.tensor(offsets, dtype=dtype),
+        "cell": torch.tensor(cell, dtype=dtype),
+        "node_attrs": torch.nn.functional.one_hot(torch.tensor(index), len(table)).to(dtype),
         "batch": torch.zeros(len(atoms), dtype=torch.int64),
         "ptr": torch.tensor([0, len(atoms)], dtype=torch.int64),
         "head": torch.zeros(1, dtype=torch.int64),
     }
     periodic = bool(np.all(atoms.pbc)) and abs(np.linalg.det(cell)) > 0
-    out = model(data, compute_force=True, compute_stress=periodic)
-    stress = out["stress"][0].detach().numpy() if periodic else np.zeros((3, 3))
+    with default_dtype(torch, dtype):  # tensors mace-torch creates inside forward
+        out = model(data, compute_force=True, compute_stress=periodic)
+    stress = out["stress"][0].detach().double().numpy() if periodic else np.zeros((3, 3))
     return {
         "energy": float(out["energy"][0]),
-        "forces": out["forces"].detach().numpy(),
+        "forces": out["forces"].detach().double().numpy(),
         "stress": stress,
     }

@@ -1,12 +1,14 @@
 """Run in a fresh process with 4 simulated CPU devices (see test_sharding.py): one train step on a
 4-device mesh and on a 1-device mesh with the same global batch (4 stacked sub-batches).
+multihost_worker.py reuses :func:`compare` with a mesh that spans two processes.
 
 Prints one JSON line: the largest parameter difference, the size of the update, the number of
-devices the batch was spread over, and the sub-batch shape.
+devices the batch was spread over on each mesh, and the sub-batch shape.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 
@@ -46,8 +48,9 @@ def one_step(mesh, batch, active, params, constants, optimizer, energy_fn, ema_d
     return jax.device_get(new), devices
 
 
-def main() -> None:
-    assert jax.device_count() == 4, f"expected 4 devices, got {jax.device_count()}"
+def setup(sub_batches: int) -> tuple:
+    """(batch, active, params, constants, optimizer, energy_fn): a tiny float64 model and one
+    global batch of 8 EMT structures in ``sub_batches`` stacked sub-batches."""
     cfg = load_config(
         {
             "dtype": "float64",
@@ -58,50 +61,43 @@ def main() -> None:
     records = [atoms_to_record(a, cfg.model.r_max) for a in emt_structures(8, seed=3)]
     model_config = model_config_from(cfg, compute_statistics(records))
     model, variables = init_model(model_config, seed=1)
-    energy_fn = energy_fn_from_model(model)
     constants = {k: v for k, v in variables.items() if k != "params"}
-    batches = GlobalBatches(records, batch_size=8, sub_batches=4, num_buckets=1, seed=0)
+    batches = GlobalBatches(records, batch_size=8, sub_batches=sub_batches, num_buckets=1, seed=0)
     batch, active = batches.batch(0, 0)
     optimizer = make_optimizer(cfg.optimizer, cfg.schedule, 1, 1)
-    results = {}
-    for n in (4, 1):
-        results[n] = one_step(
-            sharding.make_mesh(n),
-            batch,
-            active,
-            variables["params"],
-            constants,
-            optimizer,
-            energy_fn,
-            0.9,
-        )
-    diff = max(
-        float(np.max(np.abs(a - b)))
-        for a, b in zip(
-            jax.tree_util.tree_leaves(results[4][0]),
-            jax.tree_util.tree_leaves(results[1][0]),
-            strict=True,
-        )
-    )
-    update = max(
-        float(np.max(np.abs(a - b)))
-        for a, b in zip(
-            jax.tree_util.tree_leaves(results[1][0].params),
-            jax.tree_util.tree_leaves(variables["params"]),
-            strict=True,
-        )
-    )
-    print(
-        json.dumps(
-            {
-                "max_diff": diff,
-                "update": update,
-                "devices_4": results[4][1],
-                "devices_1": results[1][1],
-                "sub_batch_shape": list(batch.positions.shape),
-            }
-        )
-    )
+    return batch, active, variables["params"], constants, optimizer, energy_fn_from_model(model)
+
+
+def max_diff(a, b) -> float:
+    """Largest absolute difference between two pytrees of arrays."""
+    pairs = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in pairs)
+
+
+def compare(meshes: dict, sub_batches: int) -> dict:
+    """One step on each mesh of ``meshes`` (name -> Mesh; the first is compared with the others)
+    with the same global batch. Returns the JSON record described in the module docstring, plus
+    ``digest``, a hash of the first mesh's new state (equal states, equal digests)."""
+    batch, active, params, constants, optimizer, energy_fn = setup(sub_batches)
+    results = {
+        name: one_step(mesh, batch, active, params, constants, optimizer, energy_fn, 0.9)
+        for name, mesh in meshes.items()
+    }
+    (state, _), *others = results.values()
+    leaves = jax.tree_util.tree_leaves(state)
+    return {
+        "max_diff": max((max_diff(state, other) for other, _ in others), default=None),
+        "update": max_diff(state.params, params),
+        **{f"devices_{name}": devices for name, (_, devices) in results.items()},
+        "sub_batch_shape": list(batch.positions.shape),
+        "digest": hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in leaves)).hexdigest(),
+    }
+
+
+def main() -> None:
+    assert jax.device_count() == 4, f"expected 4 devices, got {jax.device_count()}"
+    meshes = {"4": sharding.make_mesh(4), "1": sharding.make_mesh(1)}
+    print(json.dumps(compare(meshes, sub_batches=4)))
 
 
 if __name__ == "__main__":
