@@ -88,7 +88,9 @@ def measure_cell(name: str, atoms: int, args: argparse.Namespace) -> dict:
 
     def energy_forces() -> dict:
         start = time.perf_counter()
-        compiled, call_args, xla_bytes, m = model_call(long_range, box, np.float32, model=model_fields)
+        compiled, call_args, xla_bytes, m = model_call(
+            long_range, box, np.float32, model=model_fields
+        )
         first = time.perf_counter() - start
         best = np.inf
         for _ in range(args.repeats):
