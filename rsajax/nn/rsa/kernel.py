@@ -163,8 +163,9 @@ def reciprocal_space_attention(
     qc, pairs = queries_and_amplitudes(
         q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude
     )  # (N, H, D/2), (N, H, D/2, D)
-    if node_slots is not None:
-        # Each graph's own nodes, gathered into (G, S) slots: no (node, graph) mask.
+    if node_slots is not None and active > 1:
+        # Each graph's own nodes, gathered into (G, S) slots: no (node, graph) mask. (One
+        # structure gains nothing from the gathers: it takes the masked path below.)
         slots = jnp.asarray(node_slots)[:active]
         filled = slots >= 0
         index = jnp.where(filled, slots, 0)
