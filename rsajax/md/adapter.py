@@ -32,6 +32,7 @@ import numpy as np
 from ase.data import atomic_masses
 from jax_md import partition, space
 
+from rsajax.errors import InputError
 from rsajax.graph import PADDING_LENGTH, Graph
 from rsajax.lattice import perpendicular_widths
 
@@ -317,7 +318,7 @@ def model_system(
     checks = (minimum_image_check(list_cutoff), *rsa_checks, *extra_checks)
     reason = checks[0](box[None])
     if reason is not None:
-        raise ValueError(f"{len(numbers)}-atom system: {reason}")
+        raise InputError(f"{len(numbers)}-atom system: {reason}")
     upper = np.allclose(box, np.triu(box))
     if cell_list is None:
         widths = perpendicular_widths(box.T)  # box: columns

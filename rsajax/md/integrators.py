@@ -17,6 +17,7 @@ import numpy as np
 from ase import units
 from jax_md import quantity, simulate
 
+from rsajax.errors import InputError
 from rsajax.md.adapter import MDSystem
 
 KINDS = ("nve", "nvt_langevin", "nvt_nose_hoover", "npt")
@@ -44,9 +45,9 @@ class Ensemble:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"ensemble kind {self.kind!r} unknown; choose from {KINDS}")
+            raise InputError(f"ensemble kind {self.kind!r} unknown; choose from {KINDS}")
         if not self.dt_fs > 0:
-            raise ValueError(f"dt_fs must be positive, got {self.dt_fs}")
+            raise InputError(f"dt_fs must be positive, got {self.dt_fs}")
 
     @property
     def dt(self) -> float:

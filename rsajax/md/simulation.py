@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
+from rsajax.errors import InputError
 from rsajax.md.adapter import MDSystem, update_neighbors
 from rsajax.md.integrators import GPA, KB, Ensemble, make_integrator, thermo
 from rsajax.md.output import RunOutput, density_g_cm3, load_checkpoint
@@ -139,11 +140,11 @@ class Simulation:
         progress: bool = True,
     ):
         if frame_every is not None and frame_every % log_every:
-            raise ValueError(
+            raise InputError(
                 f"frame_every ({frame_every}) must be a multiple of log_every ({log_every})"
             )
         if schedule.steps % log_every:
-            raise ValueError(
+            raise InputError(
                 f"the protocol has {schedule.steps} steps, not a multiple of log_every={log_every}"
             )
         self.system, self.ensemble, self.schedule = system, ensemble, schedule

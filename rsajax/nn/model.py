@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rsajax.errors import InputError
 from rsajax.graph import Graph, edge_vectors, safe_norm
 from rsajax.nn import mace
 from rsajax.nn.radial import bessel_basis, polynomial_cutoff, silu_constant
@@ -134,7 +135,7 @@ def check_species(config: MACEConfig, species: np.ndarray) -> None:
     if missing:
         names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in missing)
         known = ", ".join(chemical_symbols[z] for z in config.atomic_numbers)
-        raise ValueError(f"element(s) {names} not in the model's element table [{known}]")
+        raise InputError(f"element(s) {names} not in the model's element table [{known}]")
 
 
 class MACE(nn.Module):
@@ -346,14 +347,14 @@ def load_model(directory: str | Path) -> tuple[MACE, dict]:
     try:
         meta = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        raise InputError(f"{config_path}: not valid JSON ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(
+        raise InputError(
             f"{config_path}: not an rsajax MACE config (format "
             f"{meta.get('format') if isinstance(meta, dict) else None!r})"
         )
     if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{config_path}: format version {meta.get('version')} is not supported "
             f"(this rsajax reads version {FORMAT_VERSION})"
         )
