@@ -9,7 +9,7 @@ from ase.io import read
 from jax_md import quantity
 
 from rsajax.md.adapter import strain_margin_check
-from rsajax.md.integrators import Ensemble, thermo
+from rsajax.md.integrators import Ensemble, kinetic_energy, thermo
 from rsajax.md.output import load_checkpoint
 from rsajax.md.protocols import Stage, build_schedule
 from rsajax.md.simulation import BlowUpError, BlowUpLimits, Simulation
@@ -17,6 +17,17 @@ from rsajax.md.simulation import BlowUpError, BlowUpLimits, Simulation
 
 def hold(T, steps, pressure=0.0):
     return build_schedule([Stage("hold", T=T, steps=steps, pressure_GPa=pressure)], 1.0, T)
+
+
+def test_kinetic_energy_is_jax_mds_in_float64_and_keeps_float32():
+    """The thermo log's kinetic energy sums in the momenta's dtype: jax-md's value under float64,
+    and a float32 sum (no float64 request, which warns when x64 is off) for float32 MD."""
+    rng = np.random.default_rng(0)
+    p, m = rng.normal(size=(7, 3)), rng.uniform(1.0, 30.0, size=(7, 1))
+    assert float(kinetic_energy(p, m)) == float(quantity.kinetic_energy(momentum=p, mass=m))
+    f32 = kinetic_energy(p.astype(np.float32), m.astype(np.float32))
+    assert f32.dtype == np.float32
+    np.testing.assert_allclose(float(f32), 0.5 * np.sum(p**2 / m), rtol=1e-6)
 
 
 def test_nve_conserves_energy(lj_system):
