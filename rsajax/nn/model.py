@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rsajax.errors import InputError
-from rsajax.graph import Graph, edge_vectors, safe_norm
+from rsajax.graph import Graph, edge_vectors, pad_graph, safe_norm
 from rsajax.nn import mace
 from rsajax.nn.radial import bessel_basis, polynomial_cutoff, silu_constant
 from rsajax.nn.rsa import as_rsa_config, init_kset, long_range_combine
@@ -295,21 +295,18 @@ def dummy_graph(config: MACEConfig) -> Graph:
     """A two-atom open-boundary graph (plus padding) used to initialise parameters."""
     z = config.atomic_numbers[0]
     dt = jnp.dtype(config.dtype)
-    return Graph(
-        species=jnp.array([z, z, 0], jnp.int32),
-        positions=jnp.array([[0.0, 0.0, 0.0], [1.0, 0.5, 0.2], [0.0, 0.0, 0.0]], dt),
-        cell=jnp.stack([jnp.zeros((3, 3), dt), jnp.eye(3, dtype=dt) * 1000.0]),
-        pbc=jnp.array([[False] * 3, [True] * 3]),
-        senders=jnp.array([0, 1, 2], jnp.int32),
-        receivers=jnp.array([1, 0, 2], jnp.int32),
-        cell_offsets=jnp.array([[0, 0, 0], [0, 0, 0], [1, 0, 0]], jnp.int32),
-        node_graph=jnp.array([0, 0, 1], jnp.int32),
-        node_mask=jnp.array([True, True, False]),
-        edge_mask=jnp.array([True, True, False]),
-        graph_mask=jnp.array([True, False]),
-        n_node=jnp.array([2, 1], jnp.int32),
-        n_edge=jnp.array([2, 1], jnp.int32),
-        weight=jnp.array([1.0, 0.0], dt),
+    return pad_graph(
+        species=jnp.array([z, z], jnp.int32),
+        positions=jnp.array([[0.0, 0.0, 0.0], [1.0, 0.5, 0.2]], dt),
+        node_graph=jnp.zeros(2, jnp.int32),
+        cell=jnp.zeros((1, 3, 3), dt),
+        pbc=jnp.zeros((1, 3), bool),
+        n_node=jnp.array([2], jnp.int32),
+        n_edge=jnp.array([2], jnp.int32),
+        weight=jnp.ones(1, dt),
+        senders=jnp.array([0, 1], jnp.int32),
+        receivers=jnp.array([1, 0], jnp.int32),
+        cell_offsets=jnp.zeros((2, 3), jnp.int32),
     )
 
 
