@@ -23,6 +23,7 @@ chunks; :meth:`MDSystem.rebuild` reallocates outside jit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
@@ -230,6 +231,13 @@ class MDSystem:
     variables: object = None
     energy_parts_fn: Callable | None = None
     _cell_list_fns: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @functools.cached_property
+    def compiled(self) -> dict:
+        """Functions jitted for this system (:mod:`rsajax.md.simulation` keys them by their
+        settings). Runs of the same system share them, since a new closure would compile again,
+        and they are freed with the system."""
+        return {}
 
     def check_boxes(self, boxes: np.ndarray) -> str | None:
         """None if every box (T, 3, 3) is valid for this allocation, else the first reason."""

@@ -78,22 +78,17 @@ def make_chunk_fn(system: MDSystem, integrator, log_every: int):
     return chunk
 
 
-_COMPILED: dict = {}
-
-
 def _compiled(system: MDSystem, ensemble: Ensemble, kT0: float, p0: float, log_every: int):
-    """Integrator and jitted chunk, shared by runs of the same system object and settings (a new
-    closure would compile again). The system is kept in the value so its id stays unique."""
-    key = (id(system), ensemble, kT0, p0, log_every)
-    if key not in _COMPILED:
-        if len(_COMPILED) >= 8:
-            _COMPILED.pop(next(iter(_COMPILED)))
+    """Integrator and jitted chunk for ``system`` and these settings, kept in the system's own
+    ``compiled`` store: every run of the same system object shares them, and they go with it."""
+    key = ("chunk", ensemble, kT0, p0, log_every)
+    if key not in system.compiled:
         integrator = make_integrator(system, ensemble, kT0, p0)
         # jax-md's init evaluates forces; eagerly that is op-by-op dispatch (~7 s for a 648-atom
         # MACE on 2 cores, paid by every run); jitted it compiles once per system and settings.
         integrator = dataclasses.replace(integrator, init=jax.jit(integrator.init))
-        _COMPILED[key] = (system, integrator, make_chunk_fn(system, integrator, log_every))
-    return _COMPILED[key][1:]
+        system.compiled[key] = (integrator, make_chunk_fn(system, integrator, log_every))
+    return system.compiled[key]
 
 
 def _min_distance_violation(numbers, R_frac, box, limit: float) -> float | None:

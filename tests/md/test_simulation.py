@@ -184,3 +184,32 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(lj_system, tmp_path):
     assert len(frames) == 8 and np.allclose(
         frames[-1].get_scaled_positions(), np.asarray(full.state.position) % 1.0, atol=1e-9
     )
+
+
+def test_compiled_chunks_are_shared_by_runs_of_a_system_and_freed_with_it():
+    """The compile store lives on the system: runs of one system share the jitted chunk, a new
+    system (even one equal in every field) gets its own, and dropping the system frees it (a
+    store keyed by ``id`` could hand a dead system's chunk to a new object at the same address)."""
+    import gc
+    import weakref
+
+    from rsajax.md.teacher import lennard_jones_system
+    from tests.md.conftest import triclinic_silica
+
+    def system_and_positions():
+        atoms = triclinic_silica(60, seed=2)
+        atoms.numbers[:] = 18
+        system = lennard_jones_system(atoms.numbers, atoms.cell.array.T, sigma=2.0, epsilon=0.01)
+        return system, atoms.get_scaled_positions()
+
+    ensemble, schedule = Ensemble("nve", dt_fs=2.0), hold(100.0, 20)
+    system, R = system_and_positions()
+    first = Simulation(system, ensemble, R, schedule, progress=False)
+    again = Simulation(system, ensemble, R, schedule, progress=False)
+    assert again.chunk_fn is first.chunk_fn
+    other = Simulation(dataclasses.replace(system), ensemble, R, schedule, progress=False)
+    assert other.chunk_fn is not first.chunk_fn
+    alive = weakref.ref(system)
+    del system, first, again, other
+    gc.collect()
+    assert alive() is None
