@@ -214,13 +214,3 @@ def safe_norm(vectors: Array, mask: Array, axis: int = -1) -> jnp.ndarray:
     squared = jnp.sum(vectors * vectors, axis=axis)
     squared = jnp.where(mask, squared, 1.0)
     return jnp.sqrt(squared)
-
-
-def segment_sum_nodes(values: Array, graph: Graph) -> jnp.ndarray:
-    """Sum node values (N, ...) into graph slots (G, ...), ignoring padded nodes."""
-    import jax
-
-    mask = graph.node_mask.reshape((-1,) + (1,) * (values.ndim - 1))
-    return jax.ops.segment_sum(
-        jnp.where(mask, values, 0), graph.node_graph, num_segments=graph.num_graphs
-    )

@@ -7,7 +7,7 @@ import pytest
 from ase.build import bulk, molecule
 
 from rsajax.data import Caps, atoms_to_graph, atoms_to_record, collate
-from rsajax.graph import PADDING_LENGTH, edge_vectors, pad_graph, safe_norm, segment_sum_nodes
+from rsajax.graph import PADDING_LENGTH, edge_vectors, pad_graph, safe_norm
 
 
 def structures():
@@ -61,10 +61,10 @@ def test_safe_norm_gradient_is_finite_at_zero():
     assert np.isfinite(np.asarray(g)).all()
 
 
-def test_segment_sum_ignores_padding():
+def test_node_graph_and_node_mask_count_the_real_nodes_per_graph():
     graph = collate([atoms_to_record(a, 3.0) for a in structures()], Caps(64, 400, 6))
-    ones = jnp.ones(graph.num_nodes)
-    counts = segment_sum_nodes(ones, graph)
+    real = jnp.where(graph.node_mask, 1, 0)
+    counts = jax.ops.segment_sum(real, graph.node_graph, num_segments=graph.num_graphs)
     np.testing.assert_array_equal(np.asarray(counts), graph.n_node)
 
 

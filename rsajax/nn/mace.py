@@ -429,26 +429,6 @@ class SymmetricContraction(nn.Module):
         return {l: res[..., bounds[i] : bounds[i + 1]] for i, l in enumerate(self.ls_out)}
 
 
-def contraction_reference(
-    x: jax.Array, one_hot: jax.Array, us: Sequence[jax.Array], ws: Sequence[jax.Array]
-) -> jax.Array:
-    """mace-torch's Horner-style einsum recursion, kept as a check of :class:`SymmetricContraction`.
-
-    Args:
-        x: (N, C, d). one_hot: (N, E). us[nu-1]: (M, d, ..., d, K_nu). ws[nu-1]: (E, K_nu, C).
-    Returns:
-        (N, C, M).
-    """
-    out = None
-    for nu in range(len(us), 0, -1):
-        wn = jnp.einsum("ne,ekc->nkc", one_hot, ws[nu - 1])
-        c = jnp.einsum("m...k,nkc->ncm...", us[nu - 1], wn)
-        if out is not None:
-            c = c + out
-        out = jnp.einsum("ncm...i,nci->ncm...", c, x)
-    return out
-
-
 class ProductBasis(nn.Module):
     """mace-torch ``EquivariantProductBasisBlock``: contraction, linear, plus the skip."""
 
