@@ -1,7 +1,9 @@
 """The ``rsajax`` command line: one subcommand per job, each in its own module.
 
 A subcommand module provides ``add_parser(subparsers)`` and ``run(args) -> int``. Modules are
-imported only when present, so ``rsajax --help`` stays fast and lists what this install has.
+imported only when present, so ``rsajax --help`` stays fast and lists what this install has. Every
+subcommand runs through :func:`rsajax.errors.run_command`: an error that is the user's (bad file,
+structure, config value, missing path) is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from rsajax.errors import run_command
 
 #: (subcommand, module) in the order ``--help`` lists them.
 SUBCOMMANDS = (
@@ -30,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rsajax import __version__
 
     parser.add_argument("--version", action="version", version=f"rsajax {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of input errors too"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, module_name in SUBCOMMANDS:
         try:
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 1
-    return int(args.run(args) or 0)
+    return run_command(args.command, args.run, args, debug=args.debug)
 
 
 if __name__ == "__main__":

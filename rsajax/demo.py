@@ -250,6 +250,9 @@ def run(args: argparse.Namespace) -> int:
     from rsajax.md.simulation import BlowUpError
 
     data = Path(args.data) if args.data else default_dataset()
+    if not data.is_file():
+        raise FileNotFoundError(f"--data {data}: no such structure file")
+    experiment = find_experiment(args.exp_path)  # before the long stages: a typo fails at once
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _stage("1. data", ["info", str(data), "--cutoff", "5.0"])
@@ -292,7 +295,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n== 4. melt check of the {name.upper()} run", flush=True)
         verdicts.append(melt_verdict(name, md_dir, glass[-1], stopped))
 
-    experiment = find_experiment(args.exp_path)
     compare = ["--compare", "experiment", "--exp-path", str(experiment)] if experiment else []
     if experiment is None:
         print("\n(no experimental data found: pass --exp-path SiO2_NIMROD.mint01 to compare)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import flax.struct
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -100,6 +101,92 @@ class Graph:
         return self.senders.shape[0]
 
 
+def pad_graph(
+    *,
+    species: Array,
+    positions: Array,
+    node_graph: Array,
+    cell: Array,
+    pbc: Array,
+    n_node: Array,
+    n_edge: Array,
+    weight: Array,
+    senders: Array,
+    receivers: Array,
+    cell_offsets: Array,
+    edge_mask: Array | None = None,
+    num_nodes: int | None = None,
+    num_edges: int | None = None,
+    num_graphs: int | None = None,
+    **fields: Any,
+) -> Graph:
+    """The padded :class:`Graph` of ``n`` real nodes, ``e`` edge slots and ``g`` real graphs.
+
+    The padding contract of this module, coded once (data batches, model initialisation and MD
+    build their Graphs here). Slots ``N = num_nodes`` (default ``n + 1``), ``E = num_edges``
+    (default ``e + 1``), ``G = num_graphs`` (default ``g + 1``); at least one padding node and one
+    padding graph are kept:
+
+    - padded nodes: Z = 0 at the origin, in the padding graph (the last slot, ``G - 1``);
+    - padded edges: from the first padded node (index ``n``) to itself through the lattice offset
+      (1, 0, 0), so through the padding graph's cell, never of zero length;
+    - the padding graph's cell is ``PADDING_LENGTH`` times the identity, open; graph slots between
+      the real ones and it are empty (zero cell, open); padded graphs have weight 0 and
+      ``n_node = n_edge = 0``.
+
+    Works on numpy arrays (host batches stay numpy) and on jax arrays, also inside ``jit``.
+
+    Args:
+        species, positions, node_graph: (n,), (n, 3), (n,) the real nodes.
+        cell, pbc, n_node, n_edge, weight: (g, 3, 3), (g, 3), (g,), (g,), (g,) the real graphs.
+        senders, receivers, cell_offsets: (e,), (e,), (e, 3) edge slots (indices into the n
+            real nodes, or ``n`` for a slot the caller padded itself).
+        edge_mask: (e,) bool, which of the e slots are edges (e.g. a neighbour list's slots
+            beyond the cutoff are not); default all. A masked slot must be inert as given.
+        fields: optional Graph fields (labels, ``kset``, ...) already sized to the padded slots,
+            passed through unchanged.
+    """
+    arrays = (species, positions, cell, senders, receivers, cell_offsets, n_edge, edge_mask)
+    xp = jnp if any(isinstance(a, jax.Array) for a in arrays) else np
+    n, e, g = species.shape[0], senders.shape[0], cell.shape[0]
+    N = n + 1 if num_nodes is None else num_nodes
+    E = e + 1 if num_edges is None else num_edges
+    G = g + 1 if num_graphs is None else num_graphs
+    if not (N > n and E >= e and G > g):
+        raise ValueError(
+            f"{n} nodes, {e} edges, {g} graphs do not fit {N} node, {E} edge, {G} graph slots "
+            "(one padding node and one padding graph are always kept)"
+        )
+
+    def pad(x, size: int, value, dtype=None):
+        x = xp.asarray(x) if dtype is None else xp.asarray(x, dtype)
+        return xp.concatenate([x, xp.full((size - x.shape[0], *x.shape[1:]), value, x.dtype)])
+
+    cell = xp.asarray(cell)
+    padding_cell = xp.eye(3, dtype=cell.dtype)[None] * PADDING_LENGTH
+    real_edges = xp.arange(E) < e
+    if edge_mask is not None:
+        real_edges = real_edges & pad(edge_mask, E, False, bool)
+    padding_offsets = xp.tile(xp.asarray([[1, 0, 0]], np.int32), (E - e, 1))
+    return Graph(
+        species=pad(species, N, 0, np.int32),
+        positions=pad(positions, N, 0),
+        cell=xp.concatenate([cell, xp.zeros((G - 1 - g, 3, 3), cell.dtype), padding_cell]),
+        pbc=pad(pbc, G, False, bool),
+        senders=pad(senders, E, n, np.int32),
+        receivers=pad(receivers, E, n, np.int32),
+        cell_offsets=xp.concatenate([xp.asarray(cell_offsets, np.int32), padding_offsets]),
+        node_graph=pad(node_graph, N, G - 1, np.int32),
+        node_mask=xp.arange(N) < n,
+        edge_mask=real_edges,
+        graph_mask=xp.arange(G) < g,
+        n_node=pad(n_node, G, 0, np.int32),
+        n_edge=pad(n_edge, G, 0, np.int32),
+        weight=pad(weight, G, 0),
+        **fields,
+    )
+
+
 def edge_vectors(positions: Array, graph: Graph) -> jnp.ndarray:
     """Edge vectors from (possibly strained) positions and the graph's cell.
 
@@ -131,13 +218,3 @@ def safe_norm(vectors: Array, mask: Array, axis: int = -1) -> jnp.ndarray:
     squared = jnp.sum(vectors * vectors, axis=axis)
     squared = jnp.where(mask, squared, 1.0)
     return jnp.sqrt(squared)
-
-
-def segment_sum_nodes(values: Array, graph: Graph) -> jnp.ndarray:
-    """Sum node values (N, ...) into graph slots (G, ...), ignoring padded nodes."""
-    import jax
-
-    mask = graph.node_mask.reshape((-1,) + (1,) * (values.ndim - 1))
-    return jax.ops.segment_sum(
-        jnp.where(mask, values, 0), graph.node_graph, num_segments=graph.num_graphs
-    )

@@ -1,6 +1,10 @@
 """The one potential interface: per-graph energies, and forces, virial and stress from them.
 
-Training, jax-md, the ASE calculator and the benchmarks all go through :func:`make_potential`.
+Training, the ASE calculator and the benchmarks go through :func:`make_potential`. MD shares the
+energy (:func:`energy_fn_from_model`) but not the derivatives: jax-md wants an energy function of
+fractional positions, neighbour list, box and strain, and takes forces and the integrator's
+pressure from it itself (``rsajax.md.adapter``, ``rsajax.md.integrators.thermo``);
+``tests/md/test_adapter*.py`` check that its energy, forces and stress equal these.
 Forces are ``-dE/d positions``. The virial and stress come from a symmetric strain ``eps`` applied
 to positions *and* cell inside the differentiated function (as in mace-torch / nequip):
 ``virial = -dE/d eps`` and ``stress = dE/d eps / |det cell|`` (ASE sign: positive = tensile).

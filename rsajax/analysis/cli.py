@@ -8,6 +8,7 @@ from pathlib import Path
 from rsajax.analysis.experiment import read_nimrod_mint01
 from rsajax.analysis.frames import read_frames
 from rsajax.analysis.report import analyze_run, write_report
+from rsajax.errors import InputError, run_command
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -78,7 +79,7 @@ def run_labels(paths: list[Path]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run the analysis described by ``args``; returns a process exit code."""
     if args.compare == "experiment" and args.exp_path is None:
-        raise SystemExit("rsajax analyze: --compare experiment needs --exp-path FILE")
+        raise InputError("--compare experiment needs --exp-path FILE")
     exp = read_nimrod_mint01(args.exp_path) if args.compare == "experiment" else None
     labels = run_labels(list(args.traj))
     runs_frames = [
@@ -108,11 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m rsajax.analysis.cli``) until the main CLI wires it."""
+    """Stand-alone entry (``python -m rsajax.analysis.cli``); errors as ``rsajax analyze``."""
     parser = argparse.ArgumentParser(prog="rsajax")
     add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_command("analyze", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

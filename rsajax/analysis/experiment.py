@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rsajax.errors import InputError
+
 #: <b>^2 = (sum_a c_a b_a)^2 of SiO2 in barn, to turn F(Q) (barn/sr/atom) into S_N(Q).
 SIO2_MEAN_B_SQUARED_BARN = 0.2758
 
@@ -47,12 +49,15 @@ def read_nimrod_mint01(
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        parts = line.split()
-        if len(parts) != 3:
-            raise ValueError(f"{path}:{n}: expected 3 columns (Q, F(Q), error), got {line!r}")
-        rows.append([float(p) for p in parts])
+        try:
+            values = [float(p) for p in line.split()]
+        except ValueError:
+            values = []  # a word among the numbers: a malformed line
+        if len(values) != 3:
+            raise InputError(f"{path}:{n}: expected 3 columns (Q, F(Q), error), got {line!r}")
+        rows.append(values)
     if not rows:
-        raise ValueError(f"{path}: no data lines")
+        raise InputError(f"{path}: no data lines")
     q, f, err = np.asarray(rows).T
     keep = (q > 0) & (err > 0)
     return ExperimentalCurve(

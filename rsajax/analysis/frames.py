@@ -20,6 +20,7 @@ from rsajax.analysis.structure_factor import (
     shell_sums,
     species_onehot,
 )
+from rsajax.errors import InputError
 
 
 def read_frames(path: str | Path, index: str = ":") -> list[ase.Atoms]:
@@ -27,16 +28,19 @@ def read_frames(path: str | Path, index: str = ":") -> list[ase.Atoms]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"trajectory not found: {path}")
-    frames = ase.io.read(path, index=index)
+    try:
+        frames = ase.io.read(path, index=index)
+    except Exception as err:  # ASE raises many kinds; name the file in all of them
+        raise InputError(f"{path}: ASE could not read the trajectory ({err})") from err
     frames = frames if isinstance(frames, list) else [frames]
     if not frames:
-        raise ValueError(f"{path}: no frames")
+        raise InputError(f"{path}: no frames")
     ref = frames[0].numbers
     for k, a in enumerate(frames):
         if not a.pbc.all() or abs(a.get_volume()) < 1e-6:
-            raise ValueError(f"{path} frame {k}: needs a fully periodic cell with volume > 0")
+            raise InputError(f"{path} frame {k}: needs a fully periodic cell with volume > 0")
         if not np.array_equal(a.numbers, ref):
-            raise ValueError(f"{path} frame {k}: species differ from frame 0")
+            raise InputError(f"{path} frame {k}: species differ from frame 0")
     return frames
 
 

@@ -22,6 +22,7 @@ from rsajax.analysis.frames import (
 from rsajax.analysis.fsdp import PeakFit, fit_fsdp
 from rsajax.analysis.rings import ring_fractions
 from rsajax.analysis.structure_factor import StructureFactor
+from rsajax.errors import InputError
 
 
 @dataclass
@@ -80,7 +81,7 @@ def analyze_run(
     """Analyse one silica run; rings use at most ``ring_frames`` evenly spaced frames."""
     species = set(np.unique(frames[0].numbers).tolist())
     if species != {8, 14}:
-        raise ValueError(f"{name}: the silica report needs Si and O only, found Z={species}")
+        raise InputError(f"{name}: the silica report needs Si and O only, found Z={species}")
     sq = structure_factor_frames(frames, q_max, shell_width, progress=progress)
     sn, sx = sq.neutron(), sq.xray()
     rdf = rdf_frames(frames, r_max=6.0, n_bins=300)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -19,7 +20,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsajax.convert.mace_torch import convert
+    from rsajax.convert.mace_torch import convert, import_torch
+    from rsajax.errors import InputError
+
+    if not Path(args.model).is_file():
+        raise FileNotFoundError(f"{args.model}: no such model file")
+    try:
+        import_torch()
+    except ImportError as err:  # a missing optional extra is the user's to install: one line
+        raise InputError(str(err)) from err
 
     config, variables = convert(args.model, args.out)
     import jax

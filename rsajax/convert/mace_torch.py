@@ -13,6 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from rsajax.errors import InputError
 from rsajax.nn import mace
 from rsajax.nn.model import MACE, MACEConfig, dummy_graph, save_model
 
@@ -33,7 +34,7 @@ SKIPPED = (
 )
 
 
-class ConversionError(ValueError):
+class ConversionError(InputError):
     """The torch model cannot be converted exactly."""
 
 
@@ -51,10 +52,10 @@ def import_torch():
 
 def load_torch_model(path: str | Path):
     """Load a pickled mace-torch model from ``path`` (a ``.model`` / ``.pt`` file)."""
-    torch = import_torch()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    torch = import_torch()
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for non-checkpoint files

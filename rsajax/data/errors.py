@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from rsajax.errors import InputError
 
-class StructureError(ValueError):
+
+class StructureError(InputError):
     """A structure cannot be used; the message names the file, the index and the problem."""
 
     def __init__(self, where: str, problem: str):

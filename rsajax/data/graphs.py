@@ -11,7 +11,7 @@ from ase import Atoms
 
 from rsajax.data.labels import get_labels
 from rsajax.data.neighbors import neighbor_list
-from rsajax.graph import PADDING_LENGTH, Graph
+from rsajax.graph import Graph, pad_graph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,43 +119,17 @@ def collate(
             f"batch of {n_graph} graphs, {n_node} nodes, {n_edge} edges does not fit {caps} "
             "(one padding node and one padding graph are always kept)"
         )
-    N, E, G = caps.n_node, caps.n_edge, caps.n_graph
-    pad_node, pad_graph = n_node, G - 1
-
-    species = np.zeros(N, np.int32)
-    positions = np.zeros((N, 3), dtype)
-    node_graph = np.full(N, pad_graph, np.int32)
-    cell = np.zeros((G, 3, 3), dtype)
-    cell[pad_graph] = np.eye(3) * PADDING_LENGTH
-    pbc = np.zeros((G, 3), bool)
-    senders = np.full(E, pad_node, np.int32)
-    receivers = np.full(E, pad_node, np.int32)
-    offsets = np.zeros((E, 3), np.int32)
-    offsets[n_edge:, 0] = 1  # padded edges: a padding-cell lattice vector, never zero length
-    counts_node = np.zeros(G, np.int32)
-    counts_edge = np.zeros(G, np.int32)
-    weight = np.zeros(G, dtype)
+    N, G = caps.n_node, caps.n_graph
+    # Labels are laid out on the padded slots (zeros and has_* False where a structure has none).
     energy = np.zeros(G, dtype)
     forces = np.zeros((N, 3), dtype)
     stress = np.zeros((G, 3, 3), dtype)
     dipole = np.zeros((G, 3), dtype)
     charge = np.zeros(G, dtype)
     has = {name: np.zeros(G, bool) for name in ("energy", "forces", "stress", "dipole")}
-
-    node_start = edge_start = 0
+    starts = np.cumsum([0] + [r.n_node for r in records])[:-1]  # first node of each record
     for g, r in enumerate(records):
-        nodes = slice(node_start, node_start + r.n_node)
-        edges = slice(edge_start, edge_start + r.n_edge)
-        species[nodes] = r.numbers
-        positions[nodes] = r.positions
-        node_graph[nodes] = g
-        cell[g] = r.cell
-        pbc[g] = r.pbc
-        senders[edges] = r.senders + node_start
-        receivers[edges] = r.receivers + node_start
-        offsets[edges] = r.cell_offsets
-        counts_node[g], counts_edge[g] = r.n_node, r.n_edge
-        weight[g] = r.weight
+        nodes = slice(starts[g], starts[g] + r.n_node)
         charge[g] = r.total_charge
         if r.energy is not None:
             energy[g], has["energy"][g] = r.energy, True
@@ -165,24 +139,22 @@ def collate(
             stress[g], has["stress"][g] = r.stress, True
         if r.dipole is not None:
             dipole[g], has["dipole"][g] = r.dipole, True
-        node_start += r.n_node
-        edge_start += r.n_edge
 
-    graph = Graph(
-        species=species,
-        positions=positions,
-        cell=cell,
-        pbc=pbc,
-        senders=senders,
-        receivers=receivers,
-        cell_offsets=offsets,
-        node_graph=node_graph,
-        node_mask=np.arange(N) < n_node,
-        edge_mask=np.arange(E) < n_edge,
-        graph_mask=np.arange(G) < n_graph,
-        n_node=counts_node,
-        n_edge=counts_edge,
-        weight=weight,
+    graph = pad_graph(
+        species=np.concatenate([r.numbers for r in records]),
+        positions=np.concatenate([r.positions for r in records]).astype(dtype),
+        node_graph=np.repeat(np.arange(n_graph), [r.n_node for r in records]),
+        cell=np.stack([r.cell for r in records]).astype(dtype),
+        pbc=np.stack([r.pbc for r in records]),
+        n_node=np.array([r.n_node for r in records]),
+        n_edge=np.array([r.n_edge for r in records]),
+        weight=np.array([r.weight for r in records], dtype),
+        senders=np.concatenate([r.senders + s for r, s in zip(records, starts, strict=True)]),
+        receivers=np.concatenate([r.receivers + s for r, s in zip(records, starts, strict=True)]),
+        cell_offsets=np.concatenate([r.cell_offsets for r in records]).reshape(-1, 3),
+        num_nodes=N,
+        num_edges=caps.n_edge,
+        num_graphs=G,
         energy=energy,
         forces=forces,
         stress=stress,

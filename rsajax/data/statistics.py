@@ -9,6 +9,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from rsajax.data.graphs import GraphRecord
+from rsajax.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +62,7 @@ def least_squares_e0(records: Sequence[GraphRecord], atomic_numbers: Sequence[in
     index = {z: i for i, z in enumerate(atomic_numbers)}
     labelled = [r for r in records if r.energy is not None]
     if not labelled:
-        raise ValueError("no structure has an energy label; cannot fit E0s")
+        raise InputError("no structure has an energy label; cannot fit E0s")
     counts = np.zeros((len(labelled), len(atomic_numbers)))
     for s, r in enumerate(labelled):
         for z, n in zip(*np.unique(r.numbers, return_counts=True), strict=True):

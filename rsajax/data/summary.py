@@ -16,6 +16,7 @@ from rsajax.data.graphs import atoms_to_record
 from rsajax.data.io import read_structures
 from rsajax.data.labels import LABELS, get_labels
 from rsajax.data.statistics import compute_statistics
+from rsajax.errors import InputError
 
 
 def summarize(structures: Sequence[Atoms], cutoff: float, batch_size: int = 8) -> str:
@@ -62,6 +63,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.cutoff > 0:
+        raise InputError(f"--cutoff must be positive, got {args.cutoff}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     structures, report = read_structures(
         args.path,
         energy_key=args.energy_key,

@@ -23,8 +23,8 @@ chunks; :meth:`MDSystem.rebuild` reallocates outside jit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
-from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +32,8 @@ import numpy as np
 from ase.data import atomic_masses
 from jax_md import partition, space
 
-from rsajax.graph import PADDING_LENGTH, Graph
+from rsajax.errors import InputError
+from rsajax.graph import Graph, pad_graph
 from rsajax.lattice import perpendicular_widths
 
 #: ``check(boxes (T, 3, 3)) -> None or a reason`` for a host-side structure fixed at allocation.
@@ -76,38 +77,39 @@ def graph_from_neighbors(
     within = jnp.sum(d_cart**2, axis=-1) < cutoff**2
     edge_mask = listed & within
     offsets = jnp.where(listed[:, None], offsets, jnp.array([1.0, 0.0, 0.0], dt))
-    positions = jnp.concatenate([space.transform(B, R), jnp.zeros((1, 3), dt)])
-    n_edge = jnp.sum(edge_mask).astype(jnp.int32)
-    return Graph(
-        species=jnp.concatenate([numbers.astype(jnp.int32), jnp.zeros(1, jnp.int32)]),
-        positions=positions,
-        cell=jnp.stack([B.T, jnp.eye(3, dtype=dt) * PADDING_LENGTH]),
-        pbc=jnp.array([[True] * 3, [False] * 3]),
-        senders=senders.astype(jnp.int32),
-        receivers=receivers.astype(jnp.int32),
+    return pad_graph(
+        species=numbers.astype(jnp.int32),
+        positions=space.transform(B, R),
+        node_graph=jnp.zeros(n, jnp.int32),
+        cell=B.T[None],
+        pbc=jnp.ones((1, 3), bool),
+        n_node=jnp.array([n], jnp.int32),
+        n_edge=jnp.sum(edge_mask, dtype=jnp.int32)[None],
+        weight=jnp.ones(1, dt),
+        senders=senders,
+        receivers=receivers,
         cell_offsets=offsets.astype(jnp.int32),
-        node_graph=jnp.concatenate([jnp.zeros(n, jnp.int32), jnp.ones(1, jnp.int32)]),
-        node_mask=jnp.arange(n + 1) < n,
         edge_mask=edge_mask,
-        graph_mask=jnp.array([True, False]),
-        n_node=jnp.array([n, 1], jnp.int32),
-        n_edge=jnp.stack([n_edge, idx.shape[1] - n_edge]).astype(jnp.int32),
-        weight=jnp.array([1.0, 0.0], dt),
+        num_edges=idx.shape[1],
     )
 
 
-def _allocation_graph(numbers: np.ndarray, box: np.ndarray) -> SimpleNamespace:
-    """The host-side view of :func:`graph_from_neighbors`'s graph slots that k-set builders read
+def _allocation_graph(numbers: np.ndarray, box: np.ndarray) -> Graph:
+    """Host-side (numpy) :func:`graph_from_neighbors` graph without edges, for the k-set builders
     (node positions are placeholders: the one real graph is periodic, so none are read)."""
     n = len(numbers)
-    return SimpleNamespace(
-        cell=np.stack([box.T, np.eye(3) * PADDING_LENGTH]),
-        pbc=np.array([[True] * 3, [False] * 3]),
-        graph_mask=np.array([True, False]),
-        n_node=np.array([n, 1]),
-        positions=np.zeros((n + 1, 3)),
-        node_graph=np.concatenate([np.zeros(n, np.int32), np.ones(1, np.int32)]),
-        node_mask=np.arange(n + 1) < n,
+    return pad_graph(
+        species=np.asarray(numbers, np.int32),
+        positions=np.zeros((n, 3)),
+        node_graph=np.zeros(n, np.int32),
+        cell=np.asarray(box, np.float64).T[None],
+        pbc=np.ones((1, 3), bool),
+        n_node=np.array([n]),
+        n_edge=np.array([0]),
+        weight=np.ones(1),
+        senders=np.zeros(0, np.int32),
+        receivers=np.zeros(0, np.int32),
+        cell_offsets=np.zeros((0, 3), np.int32),
     )
 
 
@@ -230,6 +232,13 @@ class MDSystem:
     energy_parts_fn: Callable | None = None
     _cell_list_fns: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
+    @functools.cached_property
+    def compiled(self) -> dict:
+        """Functions jitted for this system (:mod:`rsajax.md.simulation` keys them by their
+        settings). Runs of the same system share them, since a new closure would compile again,
+        and they are freed with the system."""
+        return {}
+
     def check_boxes(self, boxes: np.ndarray) -> str | None:
         """None if every box (T, 3, 3) is valid for this allocation, else the first reason."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 3, 3)
@@ -317,7 +326,7 @@ def model_system(
     checks = (minimum_image_check(list_cutoff), *rsa_checks, *extra_checks)
     reason = checks[0](box[None])
     if reason is not None:
-        raise ValueError(f"{len(numbers)}-atom system: {reason}")
+        raise InputError(f"{len(numbers)}-atom system: {reason}")
     upper = np.allclose(box, np.triu(box))
     if cell_list is None:
         widths = perpendicular_widths(box.T)  # box: columns

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rsajax.errors import InputError
+
 TOP_KEYS = {
     "model",
     "structure",
@@ -65,16 +67,38 @@ def load_config(path: Path) -> dict:
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
-    config = yaml.safe_load(path.read_text())
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise InputError(f"{path}: expected a mapping at the top level")
     unknown = set(config) - TOP_KEYS
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(TOP_KEYS)})")
+        raise InputError(f"{path}: unknown keys {sorted(unknown)} (known: {sorted(TOP_KEYS)})")
     for key in ("model", "structure", "stages"):
         if key not in config:
-            raise ValueError(f"{path}: missing required key {key!r}")
+            raise InputError(f"{path}: missing required key {key!r}")
     return config
+
+
+def from_section(make, where: str, section: str, values):
+    """``make(**values)`` for a config section; a wrong key or value is an :class:`InputError`
+    naming the config file and the section. ``make`` is a settings class that only checks its
+    arguments, so a TypeError or ValueError here is the config's."""
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: {section} must be a mapping, got {values!r}")
+    if dataclasses.is_dataclass(make):
+        known = {f.name for f in dataclasses.fields(make)}
+        if set(values) - known:
+            raise InputError(
+                f"{where}: {section}: unknown keys {sorted(set(values) - known)} "
+                f"(known: {sorted(known)})"
+            )
+    try:
+        return make(**values)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{where}: {section}: {err}") from err
 
 
 def load_structure(spec, where: str):
@@ -83,21 +107,26 @@ def load_structure(spec, where: str):
     from rsajax.data import random_silica_box
 
     if isinstance(spec, dict) and "random_silica" in spec:
-        return random_silica_box(**spec["random_silica"])
+        return from_section(random_silica_box, where, "random_silica", spec["random_silica"])
     if not isinstance(spec, str):
-        raise ValueError(f"{where}: structure must be a file path or {{random_silica: {{...}}}}")
-    atoms = read(spec, index=0)
+        raise InputError(f"{where}: structure must be a file path or {{random_silica: {{...}}}}")
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"{spec}: structure file not found (named in {where})")
+    try:
+        atoms = read(spec, index=0)
+    except Exception as err:  # ASE raises many kinds; name the file in all of them
+        raise InputError(f"{spec}: ASE could not read the structure ({err})") from err
     if not np.all(atoms.pbc) or atoms.cell.rank != 3:
-        raise ValueError(f"{spec}: MD needs a periodic 3D cell")
+        raise InputError(f"{spec}: MD needs a periodic 3D cell")
     return atoms
 
 
 def build_system(config: dict, atoms, dtype: str):
     wall = config.get("core_repulsion")
     if wall and config["model"] == "bks":
-        raise ValueError("core_repulsion is for rsajax models; the BKS teacher has its own wall")
+        raise InputError("core_repulsion is for rsajax models; the BKS teacher has its own wall")
     if wall and (set(wall) - {"radii", "strength_eV"} or not isinstance(wall.get("radii"), dict)):
-        raise ValueError(
+        raise InputError(
             f"core_repulsion: needs radii {{pair: A}} and optional strength_eV, got {wall}"
         )
     system = _build_system(config, atoms, dtype)
@@ -135,11 +164,51 @@ def _build_system(config: dict, atoms, dtype: str):
     return model_system(model, variables, atoms.numbers, box, skin=skin, **no_box_change)
 
 
+#: ``output`` keys and their types (``dir`` is the run directory; the rest go to Simulation).
+OUTPUT_KEYS = {
+    "dir": str,
+    "log_every": int,
+    "records_per_chunk": int,
+    "frame_every": int,
+    "checkpoint_every": int,
+}
+
+
+def output_settings(values, where: str) -> dict:
+    """The ``output`` section checked: known keys, positive integers (a null frame or checkpoint
+    interval turns that output off)."""
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: output must be a mapping, got {values!r}")
+    unknown = set(values) - set(OUTPUT_KEYS)
+    if unknown:
+        raise InputError(
+            f"{where}: output: unknown keys {sorted(unknown)} (known: {sorted(OUTPUT_KEYS)})"
+        )
+    for key, value in values.items():
+        optional = key in ("frame_every", "checkpoint_every") and value is None
+        if OUTPUT_KEYS[key] is int and not optional:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{where}: output.{key} must be a positive integer, got {value!r}")
+    return dict(values)
+
+
+def scalar(config: dict, key: str, default, kind: type, where: str):
+    """``config[key]`` (or ``default``) as ``kind`` (int or float), or an :class:`InputError`."""
+    value = config.get(key)
+    value = default if value is None else value
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not whole):
+        raise InputError(
+            f"{where}: {key} must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+        )
+    return kind(value)
+
+
 def run(args) -> int:
     config = load_config(args.config)
     dtype = config.get("dtype", "float64")
     if dtype not in ("float32", "float64"):
-        raise ValueError(f"{args.config}: dtype must be float32 or float64, got {dtype!r}")
+        raise InputError(f"{args.config}: dtype must be float32 or float64, got {dtype!r}")
     import jax
 
     jax.config.update("jax_enable_x64", dtype == "float64")
@@ -149,15 +218,26 @@ def run(args) -> int:
     from rsajax.md.protocols import Schedule, build_schedule, stage_from_dict
     from rsajax.md.simulation import BlowUpLimits, Simulation, relax
 
-    atoms = load_structure(config["structure"], str(args.config))
+    where = str(args.config)
+    atoms = load_structure(config["structure"], where)
+    ensemble = from_section(Ensemble, where, "ensemble", config.get("ensemble", {}))
+    limits = from_section(BlowUpLimits, where, "limits", config.get("limits", {}))
+    if not isinstance(config["stages"], list):
+        raise InputError(f"{where}: stages must be a list of stage mappings")
+    stages = [
+        from_section(lambda **d: stage_from_dict(d), where, f"stages[{i}]", s)
+        for i, s in enumerate(config["stages"])
+    ]
+    seed = scalar(config, "seed", 0, int, where)
+    relax_steps = scalar(config, "relax_steps", 0, int, where)
+    T_initial = scalar(config, "initial_temperature_K", 300.0, float, where)
+    scalar(config, "skin", 0.5, float, where)
+    output = output_settings(config.get("output", {}), where)
     system = build_system(config, atoms, dtype)
-    ensemble = Ensemble(**config.get("ensemble", {}))
-    output = dict(config.get("output", {}))
     config_dir = Path(output.pop("dir", "md_run"))  # always removed: Simulation takes no "dir"
     out_dir = args.out or config_dir
-    log_every = int(output.pop("log_every", 10))
-    stages = [stage_from_dict(s) for s in config["stages"]]
-    schedule = build_schedule(stages, ensemble.dt_fs, config.get("initial_temperature_K", 300.0))
+    log_every = output.pop("log_every", 10)
+    schedule = build_schedule(stages, ensemble.dt_fs, T_initial)
     extra = -schedule.steps % log_every
     if extra:  # hold the last targets so the run ends on a log record
         schedule = Schedule(
@@ -168,17 +248,17 @@ def run(args) -> int:
             schedule.labels,
         )
     R = jnp.asarray(atoms.get_scaled_positions(), dtype)
-    if config.get("relax_steps") and not args.resume:
-        R = relax(system, R, int(config["relax_steps"]))
+    if relax_steps and not args.resume:
+        R = relax(system, R, relax_steps)
     sim = Simulation(
         system,
         ensemble,
         R,
         schedule,
-        seed=int(config.get("seed", 0)),
+        seed=seed,
         log_every=log_every,
         out_dir=out_dir,
-        limits=BlowUpLimits(**config.get("limits", {})),
+        limits=limits,
         progress=not args.no_progress,
         **output,
     )

@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from ase import units
-from jax_md import quantity, simulate
+from jax_md import simulate
 
+from rsajax.errors import InputError
 from rsajax.md.adapter import MDSystem
 
 KINDS = ("nve", "nvt_langevin", "nvt_nose_hoover", "npt")
@@ -44,9 +45,9 @@ class Ensemble:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"ensemble kind {self.kind!r} unknown; choose from {KINDS}")
+            raise InputError(f"ensemble kind {self.kind!r} unknown; choose from {KINDS}")
         if not self.dt_fs > 0:
-            raise ValueError(f"dt_fs must be positive, got {self.dt_fs}")
+            raise InputError(f"dt_fs must be positive, got {self.dt_fs}")
 
     @property
     def dt(self) -> float:
@@ -122,6 +123,16 @@ def _mass(system: MDSystem, R: jnp.ndarray) -> jnp.ndarray:
     return jnp.asarray(system.masses, dtype=R.dtype)[:, None]
 
 
+def kinetic_energy(momentum: jnp.ndarray, mass: jnp.ndarray) -> jnp.ndarray:
+    """``sum p^2 / 2m`` (eV) of momenta (N, 3) and masses (N, 1), summed in the momenta's dtype.
+
+    Not jax-md's ``quantity.kinetic_energy``: that sums with an explicit float64 dtype, which
+    under float32 MD (x64 off) is truncated to float32 anyway and warns at every compile. In
+    float64 both are the same operations.
+    """
+    return 0.5 * jnp.sum(momentum**2 / mass)
+
+
 def thermo(system: MDSystem, state, nbrs, box: jnp.ndarray) -> dict[str, jnp.ndarray]:
     """Instantaneous T (K), kinetic / potential energy (eV), volume (A^3), stress (3, 3) and
     pressure (eV/A^3, kinetic + virial). Stress is the model's: ``(1/V) dE/d eps`` (ASE sign)
@@ -141,7 +152,7 @@ def thermo(system: MDSystem, state, nbrs, box: jnp.ndarray) -> dict[str, jnp.nda
         jnp.zeros((3, 3), R.dtype)
     )
     volume = jnp.abs(jnp.linalg.det(box))
-    kinetic = quantity.kinetic_energy(momentum=state.momentum, mass=state.mass)
+    kinetic = kinetic_energy(state.momentum, state.mass)
     stress = de_deps / volume
     n_atoms = R.shape[0]
     pressure = (2.0 * kinetic / 3.0 - jnp.trace(de_deps) / 3.0) / volume

@@ -21,6 +21,8 @@ from ase.io import read, write
 from ase.io.trajectory import Trajectory
 from ase.units import _amu
 
+from rsajax.errors import InputError
+
 THERMO_FIELDS = (
     "step",
     "time_ps",
@@ -75,7 +77,7 @@ class RunOutput:
             with open(self.csv_path, newline="") as f:
                 header = next(csv.reader(f), None)
             if header is not None and tuple(header) != THERMO_FIELDS:
-                raise ValueError(
+                raise InputError(
                     f"{self.csv_path}: columns {header} differ from this version's "
                     f"{list(THERMO_FIELDS)} and there is no {self.jsonl_path.name} to rewrite it "
                     "from; move the old log away to resume"
@@ -144,7 +146,7 @@ def load_checkpoint(directory: str | Path, template) -> tuple[object, int, np.nd
         leaves, treedef = jax.tree_util.tree_flatten(template)
         n = sum(1 for k in data.files if k.startswith("leaf_"))
         if n != len(leaves):
-            raise ValueError(
+            raise InputError(
                 f"{path}: checkpoint has {n} state arrays, this integrator needs "
                 f"{len(leaves)} (different ensemble?)"
             )
@@ -152,7 +154,7 @@ def load_checkpoint(directory: str | Path, template) -> tuple[object, int, np.nd
         for i, like in enumerate(leaves):
             value = data[f"leaf_{i}"]
             if value.shape != np.shape(like):
-                raise ValueError(
+                raise InputError(
                     f"{path}: state array {i} has shape {value.shape}, expected "
                     f"{np.shape(like)} (different system?)"
                 )

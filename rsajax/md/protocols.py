@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from rsajax.errors import InputError
+
 STAGE_KINDS = ("heat", "hold", "quench", "anneal")
 
 
@@ -40,21 +42,21 @@ class Stage:
 
     def __post_init__(self):
         if self.kind not in STAGE_KINDS:
-            raise ValueError(f"stage kind {self.kind!r} unknown; choose from {STAGE_KINDS}")
+            raise InputError(f"stage kind {self.kind!r} unknown; choose from {STAGE_KINDS}")
         if self.kind in ("heat", "quench") and self.T_end is None:
-            raise ValueError(f"{self.kind} stage needs T_end")
+            raise InputError(f"{self.kind} stage needs T_end")
         if self.kind in ("heat", "quench"):
             given = [x is not None for x in (self.steps, self.time_ps, self.rate_K_per_ps)]
             if sum(given) != 1:
-                raise ValueError(
+                raise InputError(
                     f"{self.kind} stage needs exactly one of steps, time_ps, rate_K_per_ps"
                 )
         if self.kind in ("hold", "anneal") and (self.steps is None) == (self.time_ps is None):
-            raise ValueError(f"{self.kind} stage needs exactly one of steps, time_ps")
+            raise InputError(f"{self.kind} stage needs exactly one of steps, time_ps")
         if self.kind == "anneal" and (self.T is None or self.rate_K_per_ps is None):
-            raise ValueError("anneal stage needs T (the annealing temperature) and rate_K_per_ps")
+            raise InputError("anneal stage needs T (the annealing temperature) and rate_K_per_ps")
         if self.rate_K_per_ps is not None and not self.rate_K_per_ps > 0:
-            raise ValueError(f"rate_K_per_ps must be positive, got {self.rate_K_per_ps}")
+            raise InputError(f"rate_K_per_ps must be positive, got {self.rate_K_per_ps}")
 
     @property
     def label(self) -> str:
@@ -114,13 +116,13 @@ def stage_temperatures(stage: Stage, T_prev: float, dt_fs: float) -> np.ndarray:
 def build_schedule(stages: list[Stage], dt_fs: float, T_initial: float) -> Schedule:
     """Concatenate stages into one :class:`Schedule` starting from ``T_initial`` (K)."""
     if not stages:
-        raise ValueError("a protocol needs at least one stage")
+        raise InputError("a protocol needs at least one stage")
     temps, pressures, index = [], [], []
     t_prev = float(T_initial)
     for i, stage in enumerate(stages):
         t = stage_temperatures(stage, t_prev, dt_fs)
         if np.any(t < 0):
-            raise ValueError(f"stage {i} ({stage.label}): negative target temperature")
+            raise InputError(f"stage {i} ({stage.label}): negative target temperature")
         temps.append(t)
         pressures.append(np.full(len(t), float(stage.pressure_GPa)))
         index.append(np.full(len(t), i, dtype=np.int32))
@@ -138,5 +140,5 @@ def stage_from_dict(d: dict) -> Stage:
     fields = {f.name for f in dataclasses.fields(Stage)}
     unknown = set(d) - fields
     if unknown:
-        raise ValueError(f"stage {d}: unknown keys {sorted(unknown)} (known: {sorted(fields)})")
+        raise InputError(f"stage {d}: unknown keys {sorted(unknown)} (known: {sorted(fields)})")
     return Stage(**d)

@@ -19,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
+from rsajax.errors import InputError
 from rsajax.md.adapter import MDSystem, update_neighbors
 from rsajax.md.integrators import GPA, KB, Ensemble, make_integrator, thermo
 from rsajax.md.output import RunOutput, density_g_cm3, load_checkpoint
@@ -77,22 +78,17 @@ def make_chunk_fn(system: MDSystem, integrator, log_every: int):
     return chunk
 
 
-_COMPILED: dict = {}
-
-
 def _compiled(system: MDSystem, ensemble: Ensemble, kT0: float, p0: float, log_every: int):
-    """Integrator and jitted chunk, shared by runs of the same system object and settings (a new
-    closure would compile again). The system is kept in the value so its id stays unique."""
-    key = (id(system), ensemble, kT0, p0, log_every)
-    if key not in _COMPILED:
-        if len(_COMPILED) >= 8:
-            _COMPILED.pop(next(iter(_COMPILED)))
+    """Integrator and jitted chunk for ``system`` and these settings, kept in the system's own
+    ``compiled`` store: every run of the same system object shares them, and they go with it."""
+    key = ("chunk", ensemble, kT0, p0, log_every)
+    if key not in system.compiled:
         integrator = make_integrator(system, ensemble, kT0, p0)
         # jax-md's init evaluates forces; eagerly that is op-by-op dispatch (~7 s for a 648-atom
         # MACE on 2 cores, paid by every run); jitted it compiles once per system and settings.
         integrator = dataclasses.replace(integrator, init=jax.jit(integrator.init))
-        _COMPILED[key] = (system, integrator, make_chunk_fn(system, integrator, log_every))
-    return _COMPILED[key][1:]
+        system.compiled[key] = (integrator, make_chunk_fn(system, integrator, log_every))
+    return system.compiled[key]
 
 
 def _min_distance_violation(numbers, R_frac, box, limit: float) -> float | None:
@@ -139,11 +135,11 @@ class Simulation:
         progress: bool = True,
     ):
         if frame_every is not None and frame_every % log_every:
-            raise ValueError(
+            raise InputError(
                 f"frame_every ({frame_every}) must be a multiple of log_every ({log_every})"
             )
         if schedule.steps % log_every:
-            raise ValueError(
+            raise InputError(
                 f"the protocol has {schedule.steps} steps, not a multiple of log_every={log_every}"
             )
         self.system, self.ensemble, self.schedule = system, ensemble, schedule

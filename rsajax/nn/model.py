@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rsajax.graph import Graph, edge_vectors, safe_norm
+from rsajax.errors import InputError
+from rsajax.graph import Graph, edge_vectors, pad_graph, safe_norm
 from rsajax.nn import mace
 from rsajax.nn.radial import bessel_basis, polynomial_cutoff, silu_constant
 from rsajax.nn.rsa import as_rsa_config, init_kset, long_range_combine
@@ -136,7 +137,7 @@ def check_species(config: MACEConfig, species: np.ndarray) -> None:
     if missing:
         names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in missing)
         known = ", ".join(chemical_symbols[z] for z in config.atomic_numbers)
-        raise ValueError(f"element(s) {names} not in the model's element table [{known}]")
+        raise InputError(f"element(s) {names} not in the model's element table [{known}]")
 
 
 class MACE(nn.Module):
@@ -296,21 +297,18 @@ def dummy_graph(config: MACEConfig) -> Graph:
     """A two-atom open-boundary graph (plus padding) used to initialise parameters."""
     z = config.atomic_numbers[0]
     dt = jnp.dtype(config.dtype)
-    return Graph(
-        species=jnp.array([z, z, 0], jnp.int32),
-        positions=jnp.array([[0.0, 0.0, 0.0], [1.0, 0.5, 0.2], [0.0, 0.0, 0.0]], dt),
-        cell=jnp.stack([jnp.zeros((3, 3), dt), jnp.eye(3, dtype=dt) * 1000.0]),
-        pbc=jnp.array([[False] * 3, [True] * 3]),
-        senders=jnp.array([0, 1, 2], jnp.int32),
-        receivers=jnp.array([1, 0, 2], jnp.int32),
-        cell_offsets=jnp.array([[0, 0, 0], [0, 0, 0], [1, 0, 0]], jnp.int32),
-        node_graph=jnp.array([0, 0, 1], jnp.int32),
-        node_mask=jnp.array([True, True, False]),
-        edge_mask=jnp.array([True, True, False]),
-        graph_mask=jnp.array([True, False]),
-        n_node=jnp.array([2, 1], jnp.int32),
-        n_edge=jnp.array([2, 1], jnp.int32),
-        weight=jnp.array([1.0, 0.0], dt),
+    return pad_graph(
+        species=jnp.array([z, z], jnp.int32),
+        positions=jnp.array([[0.0, 0.0, 0.0], [1.0, 0.5, 0.2]], dt),
+        node_graph=jnp.zeros(2, jnp.int32),
+        cell=jnp.zeros((1, 3, 3), dt),
+        pbc=jnp.zeros((1, 3), bool),
+        n_node=jnp.array([2], jnp.int32),
+        n_edge=jnp.array([2], jnp.int32),
+        weight=jnp.ones(1, dt),
+        senders=jnp.array([0, 1], jnp.int32),
+        receivers=jnp.array([1, 0], jnp.int32),
+        cell_offsets=jnp.zeros((2, 3), jnp.int32),
     )
 
 
@@ -348,14 +346,14 @@ def load_model(directory: str | Path) -> tuple[MACE, dict]:
     try:
         meta = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{config_path}: not valid JSON ({err})") from err
+        raise InputError(f"{config_path}: not valid JSON ({err})") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(
+        raise InputError(
             f"{config_path}: not an rsajax MACE config (format "
             f"{meta.get('format') if isinstance(meta, dict) else None!r})"
         )
     if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{config_path}: format version {meta.get('version')} is not supported "
             f"(this rsajax reads version {FORMAT_VERSION})"
         )

@@ -16,13 +16,14 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from rsajax.errors import InputError
 from rsajax.nn.model import MACEConfig, save_model
 
 FORMAT = "rsajax-train-checkpoint"
 VERSION = 1
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InputError):
     """A checkpoint that does not fit the model being trained."""
 
 

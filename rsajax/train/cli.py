@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rsajax.train.config import ConfigError, parse_overrides
+from rsajax.errors import run_command
+from rsajax.train.config import parse_overrides
 
 EPILOG = """overrides: any config key, e.g. --optimizer.lr 1e-3 --epochs 50 or
 --set loss.forces_weight=10 (all keys: docs/train_config.md)."""
@@ -31,14 +32,10 @@ def run(args: argparse.Namespace) -> int:
     tokens = list(args.overrides)
     resume = args.resume or "--resume" in tokens
     tokens = [t for t in tokens if t != "--resume"]
-    try:
-        overrides = parse_overrides(tokens)
-        from rsajax.train.loop import train
+    overrides = parse_overrides(tokens)
+    from rsajax.train.loop import train
 
-        result = train(args.config, overrides, resume=resume)
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"rsajax train: error: {err}", file=sys.stderr)
-        return 2
+    result = train(args.config, overrides, resume=resume)
     final = {
         k: round(v, 4)
         for k, v in result.final.items()
@@ -51,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rsajax")
     add_parser(parser.add_subparsers(dest="command"))
-    return run(parser.parse_args(argv))
+    return run_command("train", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

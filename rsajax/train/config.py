@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from rsajax.errors import InputError
+
 
 def key(default: Any, help: str) -> Any:
     """A documented dataclass field (mutable defaults are copied per instance)."""
@@ -182,7 +184,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A training configuration that cannot be used."""
 
 

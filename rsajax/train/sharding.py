@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from rsajax.errors import InputError
 from rsajax.train.config import ParallelConfig
 
 DATA_AXIS = "data"
@@ -40,7 +41,7 @@ def make_mesh(num_devices: int = 0) -> Mesh:
     """A mesh over the first ``num_devices`` devices (0: all, across all processes)."""
     devices = jax.devices()
     if num_devices > len(devices):
-        raise ValueError(
+        raise InputError(
             f"parallel.num_devices = {num_devices} but only {len(devices)} devices "
             f"are visible ({devices[0].platform})"
         )

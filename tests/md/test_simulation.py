@@ -9,7 +9,7 @@ from ase.io import read
 from jax_md import quantity
 
 from rsajax.md.adapter import strain_margin_check
-from rsajax.md.integrators import Ensemble, thermo
+from rsajax.md.integrators import Ensemble, kinetic_energy, thermo
 from rsajax.md.output import load_checkpoint
 from rsajax.md.protocols import Stage, build_schedule
 from rsajax.md.simulation import BlowUpError, BlowUpLimits, Simulation
@@ -17,6 +17,17 @@ from rsajax.md.simulation import BlowUpError, BlowUpLimits, Simulation
 
 def hold(T, steps, pressure=0.0):
     return build_schedule([Stage("hold", T=T, steps=steps, pressure_GPa=pressure)], 1.0, T)
+
+
+def test_kinetic_energy_is_jax_mds_in_float64_and_keeps_float32():
+    """The thermo log's kinetic energy sums in the momenta's dtype: jax-md's value under float64,
+    and a float32 sum (no float64 request, which warns when x64 is off) for float32 MD."""
+    rng = np.random.default_rng(0)
+    p, m = rng.normal(size=(7, 3)), rng.uniform(1.0, 30.0, size=(7, 1))
+    assert float(kinetic_energy(p, m)) == float(quantity.kinetic_energy(momentum=p, mass=m))
+    f32 = kinetic_energy(p.astype(np.float32), m.astype(np.float32))
+    assert f32.dtype == np.float32
+    np.testing.assert_allclose(float(f32), 0.5 * np.sum(p**2 / m), rtol=1e-6)
 
 
 def test_nve_conserves_energy(lj_system):
@@ -173,3 +184,32 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(lj_system, tmp_path):
     assert len(frames) == 8 and np.allclose(
         frames[-1].get_scaled_positions(), np.asarray(full.state.position) % 1.0, atol=1e-9
     )
+
+
+def test_compiled_chunks_are_shared_by_runs_of_a_system_and_freed_with_it():
+    """The compile store lives on the system: runs of one system share the jitted chunk, a new
+    system (even one equal in every field) gets its own, and dropping the system frees it (a
+    store keyed by ``id`` could hand a dead system's chunk to a new object at the same address)."""
+    import gc
+    import weakref
+
+    from rsajax.md.teacher import lennard_jones_system
+    from tests.md.conftest import triclinic_silica
+
+    def system_and_positions():
+        atoms = triclinic_silica(60, seed=2)
+        atoms.numbers[:] = 18
+        system = lennard_jones_system(atoms.numbers, atoms.cell.array.T, sigma=2.0, epsilon=0.01)
+        return system, atoms.get_scaled_positions()
+
+    ensemble, schedule = Ensemble("nve", dt_fs=2.0), hold(100.0, 20)
+    system, R = system_and_positions()
+    first = Simulation(system, ensemble, R, schedule, progress=False)
+    again = Simulation(system, ensemble, R, schedule, progress=False)
+    assert again.chunk_fn is first.chunk_fn
+    other = Simulation(dataclasses.replace(system), ensemble, R, schedule, progress=False)
+    assert other.chunk_fn is not first.chunk_fn
+    alive = weakref.ref(system)
+    del system, first, again, other
+    gc.collect()
+    assert alive() is None

@@ -343,27 +343,6 @@ def real_graphs(graph) -> np.ndarray:
     return np.asarray(graph.graph_mask, bool) & (np.asarray(graph.n_node) > 0)
 
 
-def batched_integer_kset(
-    cells: np.ndarray,
-    k_cut: float,
-    margin: float = 0.1,
-    m_max: int | None = None,
-    active: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`integer_kset` for ``G`` cells with one common ``M`` (inactive graphs all masked).
-
-    Returns:
-        n (G, M, 3) int32, mask (G, M) bool.
-    """
-    cells = np.asarray(cells, dtype=np.float64)
-    active = np.ones(len(cells), bool) if active is None else np.asarray(active, bool)
-    sets = [
-        integer_kset(cell, k_cut, margin, name=f"graph {g}") if on else None
-        for g, (cell, on) in enumerate(zip(cells, active, strict=True))
-    ]
-    return _stack(sets, m_max)
-
-
 def _stack(sets: list, m_max: int | None) -> tuple[np.ndarray, np.ndarray]:
     counts = [int(s[1].sum()) for s in sets if s is not None]
     needed = max(counts, default=1)

@@ -290,7 +290,7 @@ def test_the_radial_rule_is_sized_by_the_rotation_invariant_diameter():
 
 
 def test_make_kset_fn_reads_only_the_cells_of_periodic_host_views():
-    """The MD adapter sizes the k-set from a view with cells and pbc but no positions."""
+    """A host view with cells and pbc but no positions is enough to size a periodic k-set."""
     view = SimpleNamespace(
         cell=np.stack([triclinic().cell.array, np.eye(3) * 1000.0]),
         pbc=np.array([[True] * 3, [False] * 3]),

@@ -12,7 +12,6 @@ import scipy.special
 from rsajax.lattice import reciprocal_vectors
 from rsajax.nn.rsa.kset import (
     SEED_K_CUT,
-    batched_integer_kset,
     build_kset,
     build_seed_kset,
     integer_kset,
@@ -59,11 +58,16 @@ def test_integer_kset_errors_are_clear():
         integer_kset(np.diag([10.0, 10.0, 0.0]), k_cut=1.0)
 
 
-def test_batched_kset_masks_inactive_graphs():
-    cells = np.stack([np.eye(3) * 12.0, TRICLINIC, np.eye(3) * 1000.0])
-    n, mask = batched_integer_kset(cells, 1.0, 0.1, active=[True, True, False])
+def test_batch_kset_masks_the_padding_graph():
+    """A batch's lattice sets share one M (the largest need); the padding graph gets none."""
+    cubic = np.eye(3) * 12.0
+    graph = batch_graph(
+        [(np.zeros((1, 3)), cubic, (True,) * 3), (np.zeros((1, 3)), TRICLINIC, (True,) * 3)]
+    )
+    kset = build_kset(graph, 1.0, margin=0.1)
+    n, mask = np.asarray(kset.n), np.asarray(kset.mask)
     single, single_mask = integer_kset(TRICLINIC, 1.0, 0.1)
-    assert n.shape[1] == max(integer_kset(cells[0], 1.0, 0.1)[1].sum(), single_mask.sum())
+    assert n.shape[1] == max(integer_kset(cubic, 1.0, 0.1)[1].sum(), single_mask.sum())
     np.testing.assert_array_equal(n[1, : single_mask.sum()], single)
     assert not mask[2].any()
 
