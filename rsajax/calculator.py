@@ -105,6 +105,15 @@ class RsajaxCalculator(Calculator):
             kset_fn=self._kset(atoms),
         )
 
+    def check_state(self, atoms, tol: float = 1e-15) -> list[str]:
+        """ASE's checks plus the structure's net charge (``atoms.info["charge"]``), which
+        long-range models read: a new charge is a new system, never a cached result."""
+        changes = super().check_state(atoms, tol)
+        if self.atoms is not None and "charge" not in changes:
+            if self.atoms.info.get("charge", 0.0) != atoms.info.get("charge", 0.0):
+                changes.append("charge")
+        return changes
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         check_species(self.config, self.atoms.numbers)

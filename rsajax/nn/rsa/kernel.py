@@ -154,6 +154,7 @@ def reciprocal_space_attention(
         raise ValueError(f"channels={channels} must be a multiple of 2 * num_heads={num_heads}")
     if node_mask is None:
         node_mask = jnp.ones(num_nodes, dtype=bool)
+    positions = jnp.asarray(positions)  # numpy inputs must not be indexed by traced slots
     weights = kweights if kweights.ndim == 3 else kweights[..., None]
     weights = jnp.where(kmask[..., None], weights, 0.0)
     weights = jnp.broadcast_to(weights, kmask.shape + (num_heads,))
@@ -267,6 +268,7 @@ def open_boundary_attention(
     weights = kweights if kweights.ndim == 3 else kweights[..., None]
     weights = jnp.broadcast_to(weights, knorm.shape + (num_heads,))
     active = node_mask & open_graph[node_graph]
+    positions, q, k, v = (jnp.asarray(x) for x in (positions, q, k, v))  # traced-slot indexing
     qh, kh = q.reshape(num_nodes, num_heads, width), k.reshape(num_nodes, num_heads, width)
     vh = jnp.where(active[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
     if node_slots is not None:

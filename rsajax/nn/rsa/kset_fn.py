@@ -119,7 +119,8 @@ def make_kset_fn(
             envelope_width=config.envelope_width,
             lattice_only=lattice_only,
             num_radial=num_radial,
-            max_nodes=max_nodes,
+            # node slots need the nodes' graphs (a host view of cells alone gets none)
+            max_nodes=max_nodes if hasattr(graph, "node_graph") else None,
         )
 
     kset_fn.m_max = slots
@@ -131,11 +132,13 @@ def _largest_structure(structures: Sequence[Any]) -> int:
     """The most atoms in one structure among ASE Atoms, GraphRecords or (real graphs of) Graphs."""
     sizes = [1]
     for s in structures:
-        if hasattr(s, "node_graph"):  # a batched Graph
+        if hasattr(s, "numbers"):  # Atoms, GraphRecord
+            sizes.append(len(s.numbers))
+        elif hasattr(s, "node_graph"):  # a batched Graph
             node_graph = np.asarray(s.node_graph)[np.asarray(s.node_mask, bool)]
             sizes.append(int(np.bincount(node_graph).max(initial=0)))
-        else:
-            sizes.append(len(s.numbers))
+        elif hasattr(s, "n_node"):  # a host view of a batch: node counts only
+            sizes.append(int(np.max(np.asarray(s.n_node), initial=0)))
     return max(sizes)
 
 
