@@ -30,6 +30,8 @@ from experiments.silica_study.presets import LABELS, Preset
 
 #: Ring sizes (Si atoms) reported.
 RING_SIZES = tuple(range(3, 11))
+#: Fewer replicas than this make the standard errors, and so every verdict, rough.
+MIN_REPLICAS_FOR_VERDICT = 3
 #: Replicas must agree on the FSDP position to this (1/A) for the peak to count as resolved.
 MAX_REPLICA_POSITION_ERROR = 0.05
 
@@ -294,9 +296,12 @@ def compare_to_teacher(entries: dict, pair: tuple[str, str] = ("sr", "rsa")) -> 
         combined = math.hypot(errors[a], errors[b])
         closer = a if abs(values[a] - values["teacher"]) < abs(values[b] - values["teacher"]) else b
         resolved = all(entries[m].get("fsdp_resolved") for m in ("teacher", a, b))
+        replicas = min(entries[m].get("replicas", 0) for m in ("teacher", a, b))
         if is_fsdp and not resolved:
             row["verdict"] = "FSDP not resolved in every run: no answer"
-        elif combined == 0.0:
+            rows.append(row)
+            continue
+        if combined == 0.0:
             row["verdict"] = f"{LABELS[closer]} closer (no replica spread to judge it: one replica)"
         elif gap > 2.0 * combined:
             row["verdict"] = f"{LABELS[closer]} closer ({gap / combined:.1f} x the spread)"
@@ -305,5 +310,7 @@ def compare_to_teacher(entries: dict, pair: tuple[str, str] = ("sr", "rsa")) -> 
                 f"not told apart ({LABELS[closer]} nominally closer, "
                 f"{gap / combined:.1f} x the spread)"
             )
+        if 0 < replicas < MIN_REPLICAS_FOR_VERDICT:
+            row["verdict"] += f"; only {replicas} replicas: the spread itself is uncertain"
         rows.append(row)
     return rows
