@@ -163,10 +163,11 @@ def analyze_model(name: str, md_dir: Path, preset: Preset) -> dict:
         if not glass:
             raise ValueError(f"{md_dir}/rep{k}: no glass frames (did the run finish?)")
         for kind, sel, rings in (("glass", glass, a.ring_frames), ("liquid", liquid, 0)):
-            reps[kind].append(
-                (sel, analyze_run(f"{name} rep{k}", sel, a.q_max, a.shell_width, 10, rings,
-                                  progress=False))
+            run = analyze_run(
+                f"{name} rep{k}", sel, a.q_max, a.shell_width, 10, rings, a.ring_engine,
+                progress=False,
             )  # fmt: skip
+            reps[kind].append((sel, run))
     out = {}
     for kind, items in reps.items():
         frames = [f for sel, _ in items for f in sel]

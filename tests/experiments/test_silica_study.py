@@ -198,3 +198,12 @@ def test_markdown_table_shows_every_model_and_the_verdict(synthetic_entries):
     assert "| quantity | BKS teacher | SR-MACE | RSA-MACE | experiment |" in text
     assert "**The FSDP is not resolved**" in text and "(not resolved)" in text
     assert "which is closer to the teacher?" in text
+
+
+def test_verdicts_say_when_two_replicas_make_the_spread_uncertain():
+    fake = {
+        m: {"density": d, "density_err": 0.01, "replicas": 2}
+        for m, d in (("teacher", 2.30), ("sr", 2.20), ("rsa", 2.29))
+    }
+    rows = {r["quantity"]: r for r in analysis.compare_to_teacher(fake)}
+    assert rows["density (g/cm3)"]["verdict"].endswith("the spread itself is uncertain")
