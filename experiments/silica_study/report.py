@@ -149,7 +149,7 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
         if entries[m].get("fsdp_problems")
     ]
     for m, error in details.get("failed", {}).items():
-        out += [f"**{LABELS[m]}: the melt-quench failed** ({error}); no glass to analyse.", ""]
+        out += [f"**{LABELS[m]} has no result**: {error}", ""]
     if problems:
         out += ["**The FSDP is not resolved** in these runs; its numbers are not a result:", ""]
         out += problems + [""]

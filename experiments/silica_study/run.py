@@ -132,13 +132,19 @@ def stage_analyze(preset: Preset, args) -> dict:
         for model in md_models(args.ablation):
             md_dir = out / "md" / model
             if (md_dir / "failed.json").is_file():
-                failed[model] = json.loads((md_dir / "failed.json").read_text())["error"]
+                error = json.loads((md_dir / "failed.json").read_text())["error"]
+                failed[model] = f"the melt-quench failed: {error}"
                 continue
             if not (md_dir / "done.json").is_file():
                 continue
             log(f"analyze: {LABELS[model]}")
             md_summary = json.loads((md_dir / "done.json").read_text())
-            runs = analysis.analyze_model(model, md_dir, preset)
+            try:
+                runs = analysis.analyze_model(model, md_dir, preset)
+            except ValueError as error:  # e.g. a glass without Si-O bonds: reported, not hidden
+                log(f"!! analyze: {LABELS[model]}: {error}")
+                failed[model] = f"the analysis failed: {error}"
+                continue
             entries[model] = analysis.model_entry(runs, md_summary["melt"], md_summary)
             _save_runs(out / "analysis", model, runs)
         entries["experiment"] = analysis.experiment_entry(args.exp_path)
@@ -288,5 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """:func:`main`, with an interrupted stage reported in one line instead of a traceback."""
+    from experiments.silica_study.training import ResumeNeeded
+
+    try:
+        return main(argv)
+    except ResumeNeeded as error:
+        print(f"silica study: {error}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(cli())
