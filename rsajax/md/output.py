@@ -121,19 +121,30 @@ class RunOutput:
 
     def save_checkpoint(self, state, step: int, box: np.ndarray, extra: dict | None = None) -> Path:
         """Atomically write the integrator state pytree, the step and the allocation box."""
-        leaves = jax.tree_util.tree_leaves(state)
-        arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)}
-        arrays["step"] = np.asarray(step)
-        arrays["box"] = np.asarray(box)
-        arrays["meta"] = np.asarray(json.dumps(extra or {}))
-        path = self.dir / CHECKPOINT
-        tmp = self.dir / (CHECKPOINT + ".tmp.npz")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
+        return save_checkpoint(self.dir, state, step, box, extra)
+
+
+def save_checkpoint(
+    directory: str | Path, state, step: int, box: np.ndarray, extra: dict | None = None
+) -> Path:
+    """Atomically write ``directory/checkpoint.npz``: the leaves of the integrator state pytree
+    (any pytree, e.g. a batch of replica states), the step, the allocation box and ``extra``
+    (JSON); :func:`load_checkpoint` reads it back."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    leaves = jax.tree_util.tree_leaves(state)
+    arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(leaves)}
+    arrays["step"] = np.asarray(step)
+    arrays["box"] = np.asarray(box)
+    arrays["meta"] = np.asarray(json.dumps(extra or {}))
+    path = directory / CHECKPOINT
+    tmp = directory / (CHECKPOINT + ".tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
 
 
 def load_checkpoint(directory: str | Path, template) -> tuple[object, int, np.ndarray, dict]:

@@ -10,6 +10,7 @@ price of advancing replicas in lock-step.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -70,6 +71,9 @@ def run_replicas(
     *,
     log_every: int = 10,
     records_per_chunk: int = 10,
+    start_step: int = 0,
+    restore: Callable | None = None,
+    on_chunk: Callable | None = None,
 ) -> ReplicaResult:
     """Advance ``R`` replicas through per-replica schedules.
 
@@ -77,11 +81,22 @@ def run_replicas(
         R0: (N, 3) shared start, or (R, N, 3) one per replica (fractional coordinates).
         T_K: (R, S) target temperatures; ``pressure_GPa``: (R, S) NPT targets (default 0).
         seeds: (R,) seeds of the initial velocities and Langevin noise (default 0..R-1).
+        start_step: continue the schedule from this step (a multiple of the chunk,
+            ``log_every * records_per_chunk``), e.g. from a checkpoint.
+        restore: ``restore(template) -> states``: the batched state to continue from, given a
+            freshly initialised one of the same structure (e.g. ``load_checkpoint``'s state).
+        on_chunk: called after every chunk as ``on_chunk(step, states, thermo, positions,
+            boxes)``: ``step`` the schedule step reached, ``thermo`` the chunk's records as in
+            :class:`ReplicaResult` (``(R, C)`` arrays), ``positions`` (R, C, N, 3) fractional
+            and ``boxes`` (R, C, 3, 3) at each record. For trajectories and checkpoints.
     """
     T_K = np.atleast_2d(np.asarray(T_K, np.float64))
     n_rep, steps = T_K.shape
-    if steps % (log_every * records_per_chunk):
+    chunk = log_every * records_per_chunk
+    if steps % chunk:
         raise ValueError(f"{steps} steps is not a multiple of log_every * records_per_chunk")
+    if start_step % chunk or not 0 <= start_step <= steps:
+        raise ValueError(f"start_step {start_step} is not a chunk boundary in 0..{steps}")
     pressure_GPa = np.zeros_like(T_K) if pressure_GPa is None else np.asarray(pressure_GPa)
     seeds = np.arange(n_rep) if seeds is None else np.asarray(seeds)
     R0 = jnp.asarray(R0)
@@ -99,9 +114,11 @@ def run_replicas(
     states = jax.vmap(integrator.init)(keys, Rs, nbrs, kT[:, 0], pressure[:, 0])
     chunk_fn = jax.jit(jax.vmap(make_chunk_fn(system, integrator, log_every)))
     box_fn = jax.vmap(integrator.box)
-    chunk = log_every * records_per_chunk
+    if restore is not None:
+        states = restore(states)
+        nbrs = allocate_batch(system, states.position, box_fn(states))
     records, reallocations = [], 0
-    for start in range(0, steps, chunk):
+    for start in range(start_step, steps, chunk):
         targets = [
             x[:, start : start + chunk].reshape(n_rep, -1, log_every) for x in (kT, pressure)
         ]
@@ -125,7 +142,13 @@ def run_replicas(
         if bad.any():
             rep, rec = np.argwhere(bad)[0]
             raise BlowUpError(f"replica {rep}: NaN at step {start + (rec + 1) * log_every}")
-        records.append({k: np.asarray(v) for k, v in th.items() if k != "stress"})
+        record = {k: np.asarray(v) for k, v in th.items() if k != "stress"}
+        record["pressure"] = record["pressure"] / GPA
+        records.append(record)
+        if on_chunk is not None:
+            record_boxes = np.asarray(out[5])[:, log_every - 1 :: log_every]
+            on_chunk(start + chunk, states, record, np.asarray(out[4]), record_boxes)
+    if not records:  # nothing left after start_step
+        return ReplicaResult(states, {}, steps, reallocations)
     thermo = {k: np.concatenate([r[k] for r in records], axis=1) for k in records[0]}
-    thermo["pressure"] = thermo["pressure"] / GPA
     return ReplicaResult(states, thermo, steps, reallocations)

@@ -1,10 +1,11 @@
 """Silica training data labelled by BKS: crystals, melt, supercooled liquid, glass, strained cells.
 
 Order of the frames (fixed, so a seed reproduces a file): for each crystal, ``crystal_frames``
-strained and rattled copies; then for each melt-quench run: random start at the target density,
-FIRE relaxation, Langevin MD at ``t_melt`` (equilibration, then ``melt`` frames), a linear ramp to
-``t_glass`` (``quench`` frames), ``anneal`` frames at ``t_glass``, and ``strained`` copies of
-randomly chosen frames of the run. Every frame records how it was made in ``atoms.info``.
+strained and rattled copies; then for each melt-quench run: random start at the target density
+(placed at 2.2 g/cm^3 and compressed when denser), FIRE relaxation, Langevin MD at ``t_melt``
+(equilibration, then ``melt`` frames), a linear ramp to ``t_glass`` (``quench`` frames),
+``anneal`` frames at ``t_glass``, and ``strained`` copies of randomly chosen frames of the run.
+Every frame records how it was made in ``atoms.info``.
 
 Positions are rounded to 1e-6 A *before* labelling, so the labels in the file are the BKS labels
 of the positions in the file (to the written precision of the labels).
@@ -180,7 +181,7 @@ def crystal_frames(config: SilicaConfig, seed: int) -> Iterator[Atoms]:
 def melt_quench_frames(config: SilicaConfig, run: MeltQuenchRun, seed: int, index: int):
     """Frames of one melt-quench run, then strained copies of some of them."""
     rng = np.random.default_rng([seed, index])
-    start_atoms = structures.random_silica(run.n_units, config.density, rng)
+    start_atoms = structures.random_silica_compressed(run.n_units, config.density, rng)
     numbers, cell = start_atoms.numbers, start_atoms.cell.array
     system = bks_silica(numbers, cell.T, skin=config.skin)
     R = dynamics.relax(system, start_atoms.get_scaled_positions(), config.relax_steps)

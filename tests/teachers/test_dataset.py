@@ -89,3 +89,20 @@ def test_quenched_glass_is_a_tetrahedral_network(frames):
     peak = 0.5 * (edges[np.argmax(histogram)] + edges[np.argmax(histogram) + 1])
     assert np.mean(si_coordination) == pytest.approx(4.0, abs=0.15)
     assert peak == pytest.approx(1.6, abs=0.05)
+
+
+def test_dense_random_start_is_compressed_from_the_placement_density():
+    from rsajax.data.neighbors import neighbor_list as pairs
+    from rsajax.teachers import structures
+
+    dense = structures.random_silica_compressed(16, 2.6, np.random.default_rng([0, 1]))
+    placed = structures.random_silica(16, 2.2, np.random.default_rng([0, 1]))
+    mass = dense.get_masses().sum() * 1.66053907e-24
+    assert mass / (dense.get_volume() * 1e-24) == pytest.approx(2.6)
+    np.testing.assert_allclose(dense.get_scaled_positions(), placed.get_scaled_positions())
+    i, j, shifts = pairs(dense, 1.0)  # compressed by 5.4%: still no pair within 1 A
+    assert len(i) == 0
+    light = structures.random_silica_compressed(16, 2.0, np.random.default_rng(3))
+    np.testing.assert_allclose(
+        light.positions, structures.random_silica(16, 2.0, np.random.default_rng(3)).positions
+    )

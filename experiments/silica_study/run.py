@@ -1,0 +1,309 @@
+"""The silica melt-quench study in one command: teacher data, SR and RSA training, melt-quench of
+the teacher and both models (replicas via vmap), analysis against each other and experiment.
+
+    python experiments/silica_study/run.py --preset quick
+    python experiments/silica_study/run.py --preset full --resume          # on a GPU
+    python experiments/silica_study/run.py --preset quick --ablation       # + no-supercooled runs
+
+Stages (``--stages``, default all, in this order): ``data``, ``train``, ``md``, ``analyze``.
+Each skips what is finished; an interrupted training or melt-quench continues from its
+checkpoints with ``--resume`` (without it the stage stops and says so). Work goes to ``--out``
+(default ``runs/silica_study/<preset>``); the small results (``summary.json`` under the preset's
+key, ``<preset>_table.md``, ``<preset>_details.json``, figures) to ``--results`` (default
+``experiments/silica_study/results``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``experiments.silica_study`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from experiments.silica_study.presets import ABLATION_MODELS, LABELS, MODELS, PRESETS, Preset
+from experiments.silica_study.reuse import REPO
+
+STAGES = ("data", "train", "md", "analyze")
+RESULTS = REPO / "experiments" / "silica_study" / "results"
+#: Where the NIMROD data is looked for (relative to the repository root), as in ``rsajax demo``.
+EXPERIMENT = REPO.parent / "shared" / "silica_exp" / "SiO2_NIMROD.mint01"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--out", type=Path, default=None, help="work folder")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also train, melt-quench and analyse SR and RSA without the supercooled frames",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoints")
+    parser.add_argument("--redo-analysis", action="store_true", help="analyse again")
+    parser.add_argument("--exp-path", type=Path, default=EXPERIMENT, help="NIMROD .mint01 file")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="small results go here")
+    args = parser.parse_args(argv)
+    args.out = args.out or REPO / "runs" / "silica_study" / args.preset
+    return args
+
+
+def trained_models(ablation: bool) -> tuple[str, ...]:
+    return ("sr", "rsa") + (ABLATION_MODELS if ablation else ())
+
+
+def md_models(ablation: bool) -> tuple[str, ...]:
+    return MODELS + (ABLATION_MODELS if ablation else ())
+
+
+def stage_data(preset: Preset, out: Path) -> dict:
+    from experiments.silica_study import data
+
+    return data.generate(preset, out / "data")
+
+
+def stage_train(preset: Preset, out: Path, models, resume: bool) -> dict:
+    from experiments.silica_study import training
+
+    results = {}
+    for model in models:
+        log(f"train: {LABELS[model]}")
+        results[model] = training.train_model(
+            preset, model, out / "data", out / "train" / model, resume
+        )
+        skip = ("per_frame", "stage_errors")
+        summary = {k: v for k, v in results[model].items() if k not in skip}
+        log(f"train: {model} test errors {json.dumps(summary)}")
+    return results
+
+
+def stage_md(preset: Preset, out: Path, models, resume: bool) -> dict:
+    import ase.io
+
+    from experiments.silica_study import melt_quench
+    from experiments.silica_study.training import ResumeNeeded
+    from rsajax.md.simulation import BlowUpError
+
+    start = ase.io.read(out / "data" / "start.extxyz")
+    done = {}
+    for model in models:
+        md_dir = out / "md" / model
+        failed = md_dir / "failed.json"
+        if failed.is_file():
+            log(f"md: {model} failed earlier ({json.loads(failed.read_text())['error']}); "
+                f"delete {md_dir} to try again")  # fmt: skip
+            continue
+        model_dir = None if model == "teacher" else out / "train" / model / "model"
+        try:
+            done[model] = melt_quench.run_model(
+                model, model_dir, start, preset.md, md_dir, preset.seed, resume
+            )
+        except ResumeNeeded:
+            raise
+        except (BlowUpError, RuntimeError) as error:  # a model that fails MD is a result too
+            log(f"!! md: {LABELS[model]} failed: {error}")
+            md_dir.mkdir(parents=True, exist_ok=True)
+            failed.write_text(json.dumps({"error": str(error)}, indent=1) + "\n")
+    return done
+
+
+def stage_analyze(preset: Preset, args) -> dict:
+    """Analyse every model whose melt-quench finished (kept in ``OUT/analysis``); the details."""
+    from experiments.silica_study import analysis, report, training
+
+    out = args.out
+    target = out / "analysis" / "details.json"
+    if target.is_file() and not args.redo_analysis:
+        log(f"analyze: {target} exists (--redo-analysis to analyse again)")
+        details = json.loads(target.read_text())
+    else:
+        entries, failed, train = {}, {}, {}
+        for model in md_models(args.ablation):
+            md_dir = out / "md" / model
+            if (md_dir / "failed.json").is_file():
+                error = json.loads((md_dir / "failed.json").read_text())["error"]
+                failed[model] = f"the melt-quench failed: {error}"
+                continue
+            if not (md_dir / "done.json").is_file():
+                continue
+            log(f"analyze: {LABELS[model]}")
+            md_summary = json.loads((md_dir / "done.json").read_text())
+            try:
+                runs = analysis.analyze_model(model, md_dir, preset)
+            except ValueError as error:  # e.g. a glass without Si-O bonds: reported, not hidden
+                log(f"!! analyze: {LABELS[model]}: {error}")
+                failed[model] = f"the analysis failed: {error}"
+                continue
+            entries[model] = analysis.model_entry(runs, md_summary["melt"], md_summary)
+            _save_runs(out / "analysis", model, runs)
+        entries["experiment"] = analysis.experiment_entry(args.exp_path)
+        for model in trained_models(args.ablation):
+            eval_path = out / "train" / model / "test_eval.json"
+            if eval_path.is_file():
+                evaluated = json.loads(eval_path.read_text())
+                evaluated.pop("per_frame", None)
+                stage_path = out / "train" / model / "stage_errors.json"
+                if stage_path.is_file():
+                    evaluated["stage_errors"] = json.loads(stage_path.read_text())
+                train[model] = evaluated
+        comparison = {
+            f"{a}_vs_{b}": analysis.compare_to_teacher(entries, (a, b))
+            for a, b in (("sr", "rsa"), ("sr", "sr_no_supercooled"), ("rsa", "rsa_no_supercooled"))
+            if a in entries and b in entries
+        }
+        details = dict(
+            preset=preset.name,
+            entries=entries,
+            failed=failed,
+            training=train,
+            comparison=comparison,
+            long_range_split=report.long_range_split(out / "data" / "test.xyz", train),
+            curves={
+                m: training.learning_curve(out / "train" / m)
+                for m in trained_models(args.ablation)
+                if (out / "train" / m / "metrics.jsonl").is_file()
+            },
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(details, indent=1) + "\n")
+    return details
+
+
+def write_results(preset: Preset, args, details: dict, setup: dict) -> None:
+    """summary.json (this preset's key), details, Markdown table and figures in ``--results``."""
+    from experiments.silica_study import report
+
+    out, results = args.out, args.results
+    details = dict(details, setup=setup)
+    entries = details["entries"]
+    results.mkdir(parents=True, exist_ok=True)
+    name = preset.name
+    report.merge_summary(results / "summary.json", name, report.summary_section(entries))
+    (results / f"{name}_details.json").write_text(json.dumps(details, indent=1) + "\n")
+    (results / f"{name}_table.md").write_text(report.markdown_table(name, entries, details))
+    report.plot_fsdp(entries, results / f"{name}_fsdp.png")
+    if details["curves"]:
+        report.plot_learning_curves(details["curves"], results / f"{name}_learning_curves.png")
+    _plot_saved(out / "analysis", entries, args.exp_path, results, name)
+    log(f"analyze: results in {results} ({name}_table.md, summary.json, figures)")
+
+
+def _save_runs(folder: Path, model: str, runs: dict) -> None:
+    """Keep the merged glass and liquid analyses (pickled) for the figures of a later call."""
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{model}.pkl", "wb") as f:
+        pickle.dump({kind: merged for kind, (merged, _) in runs.items()}, f)
+
+
+def _plot_saved(folder: Path, entries: dict, exp_path: Path, results: Path, name: str) -> None:
+    import dataclasses
+    import pickle
+
+    from rsajax.analysis.experiment import read_nimrod_mint01
+    from rsajax.analysis.report import plot_comparison
+
+    runs = {}
+    for model in entries:
+        path = folder / f"{model}.pkl"
+        if path.is_file():
+            with open(path, "rb") as f:
+                runs[model] = pickle.load(f)
+    if not runs:
+        return
+    exp = read_nimrod_mint01(exp_path) if exp_path and Path(exp_path).is_file() else None
+    for kind, experiment in (("glass", exp), ("liquid", None)):
+        merged = [dataclasses.replace(r[kind], name=LABELS[m]) for m, r in runs.items()]
+        plot_comparison(merged, experiment, results / f"{name}_{kind}.png")
+
+
+def setup_lines(preset: Preset, timings: dict, data_summary: dict | None) -> dict:
+    """What the report says about how its numbers were made."""
+    md = preset.md
+    import jax
+
+    lines = {
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__} "
+        f"on {jax.default_backend()}",
+        "wall time per stage (s)": ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        + f"; total {sum(timings.values()):.0f}",
+        "melt-quench": (
+            f"{md.replicas} replicas (vmap), float32, 1 fs; NVT Langevin: heat "
+            f"{md.t_glass:.0f} -> {md.t_melt:.0f} K in {md.heat_ps} ps, hold {md.hot_ps} ps "
+            f"(hot liquid: last {md.liquid_fraction:.0%} of its frames); NPT "
+            f"{md.pressure_GPa} GPa (tau_P {md.tau_P_fs:.0f} fs): quench to {md.t_glass:.0f} K "
+            f"at {md.quench_K_per_s:.2g} K/s, hold {md.glass_ps} ps (the analysed glass)"
+        ),
+        "models": "SR and RSA (model.long_range: default) with the same backbone "
+        f"({'rsajax demo tiny' if preset.train.model is None else preset.train.model}) and "
+        f"{preset.train.epochs} epochs",
+    }
+    if data_summary:
+        lines["teacher data"] = (
+            f"{data_summary['train_frames']} training frames of "
+            f"{data_summary['atoms_per_frame']} atoms at {data_summary['densities_g_cm3']} "
+            f"g/cm3 by phase {data_summary['frames_by_density_and_phase']}; "
+            f"{data_summary['test_frames']} test frames of {data_summary['test_atoms_per_frame']} "
+            f"atoms; start glass {data_summary['start']['atoms']} atoms"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    preset = PRESETS[args.preset]
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    timings_path = out / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    log(f"silica study, preset {preset.name}, stages {args.stages}, work folder {out}")
+    data_summary = None
+    for stage in STAGES:
+        if stage not in args.stages:
+            continue
+        began = time.time()
+        if stage == "data":
+            data_summary = stage_data(preset, out)
+        elif stage == "train":
+            stage_train(preset, out, trained_models(args.ablation), args.resume)
+        elif stage == "md":
+            stage_md(preset, out, md_models(args.ablation), args.resume)
+        else:
+            details = stage_analyze(preset, args)
+        seconds = time.time() - began
+        timings[stage] = round(timings.get(stage, 0.0) + seconds, 1)
+        timings_path.write_text(json.dumps(timings, indent=1) + "\n")
+        log(f"stage {stage}: {seconds:.0f} s this call")
+    if "analyze" in args.stages:
+        if data_summary is None and (out / "data" / "data.json").is_file():
+            data_summary = json.loads((out / "data" / "data.json").read_text())
+        write_results(preset, args, details, setup_lines(preset, timings, data_summary))
+    return 0
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """:func:`main`, with an interrupted stage reported in one line instead of a traceback."""
+    from experiments.silica_study.training import ResumeNeeded
+
+    try:
+        return main(argv)
+    except ResumeNeeded as error:
+        print(f"silica study: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

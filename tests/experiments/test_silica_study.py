@@ -1,0 +1,209 @@
+"""experiments/silica_study: presets, the data filter, and the analysis -> summary.json path on
+small synthetic glasses (the stages themselves run in the quick preset, tens of minutes)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from experiments.silica_study import analysis, presets, report  # noqa: E402
+from experiments.silica_study.data import phase_of, split_extxyz, write_filtered  # noqa: E402
+from experiments.silica_study.melt_quench import phases  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+def test_sr_and_rsa_configs_differ_only_in_long_range(name, tmp_path):
+    from rsajax.train.config import load_config
+
+    preset = presets.PRESETS[name]
+    sr = load_config(presets.train_config(preset, "t.xyz", str(tmp_path), False)).to_dict()
+    rsa = load_config(presets.train_config(preset, "t.xyz", str(tmp_path), True)).to_dict()
+    assert sr["model"].pop("long_range") is None and rsa["model"].pop("long_range") == "default"
+    assert sr == rsa and sr["epochs"] == preset.train.epochs
+
+
+@pytest.mark.parametrize("name", sorted(presets.PRESETS))
+def test_protocol_melts_then_quenches_at_zero_pressure(name):
+    md = presets.PRESETS[name].md
+    (melt_name, melt, s1), (quench_name, npt, s2) = phases(md)
+    assert (melt_name, melt.kind, quench_name, npt.kind) == (
+        "melt",
+        "nvt_langevin",
+        "quench",
+        "npt",
+    )
+    chunk = md.log_every * md.records_per_chunk
+    assert s1.steps % chunk == 0 and s2.steps % chunk == 0
+    assert s1.labels == ("heat", "hot") and s2.labels == ("quench", "glass")
+    hot = s1.T_K[s1.stage == 1]
+    assert hot.min() == md.t_melt >= 4000.0 and len(hot) >= 2000  # >= 2 ps at >= 4000 K
+    ramp = s2.T_K[s2.stage == 0]
+    assert ramp[0] < md.t_melt and ramp[-1] == md.t_glass
+    assert np.allclose(np.diff(ramp), -md.quench_rate * md.dt_fs / 1000.0)
+    assert np.all(s2.pressure_GPa == 0.0) and s2.T_K[-1] == md.t_glass
+    for label in s1.labels + s2.labels:
+        assert md.frame_every[label] % md.log_every == 0
+    assert md.replicas >= 2
+
+
+def test_full_is_larger_and_slower_than_quick():
+    from rsajax.teachers.structures import cubic_box_length
+
+    quick, full = presets.QUICK, presets.FULL
+    n = {p.name: 3 * p.data.test_boxes[0].n_units for p in (quick, full)}
+    assert n["full"] >= 1500 > n["quick"]  # SILICA.md: about 1500 atoms resolve the FSDP
+    assert full.md.quench_rate < quick.md.quench_rate / 10
+    assert full.md.replicas > quick.md.replicas
+    # the MD start box (test box 0) is wide enough for r_max 5 + skins at 10% compression
+    box0 = quick.data.test_boxes[0]
+    assert 0.9 * cubic_box_length(box0.n_units, box0.density) > 2 * (5.0 + 0.7)
+    for p in (quick, full):
+        assert p.data.t_melt >= p.data.liquid_K == 4000.0 and len(p.data.densities) >= 3
+
+
+def test_phases_of_frames_and_the_no_supercooled_file(tmp_path):
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import read
+
+    from rsajax.teachers.generate import write_extxyz
+
+    infos = [
+        {"stage": "crystal", "temperature_K": 0.0},
+        {"stage": "melt", "temperature_K": 6000.0},
+        {"stage": "quench", "temperature_K": 2500.0},
+        {"stage": "strained", "temperature_K": 3999.0},
+        {"stage": "anneal", "temperature_K": 300.0},
+        {"stage": "quench", "temperature_K": 1500.0},
+    ]
+    frames = []
+    for k, info in enumerate(infos):
+        atoms = Atoms("SiO2", positions=np.eye(3) * (1.0 + k), cell=np.eye(3) * 8, pbc=True)
+        atoms.info.update(info)
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-k, forces=np.full((3, 3), 0.1 * k), stress=np.zeros((3, 3))
+        )
+        frames.append(atoms)
+    phases_ = [phase_of(a.info, 4000.0, 1500.0) for a in frames]
+    assert phases_ == ["crystal", "liquid", "supercooled", "supercooled", "glass", "glass"]
+    with pytest.raises(ValueError, match="temperature_K"):
+        phase_of({"stage": "melt"}, 4000.0, 1500.0)
+    source, target = tmp_path / "train.xyz", tmp_path / "kept.xyz"
+    write_extxyz(str(source), frames)
+    assert len(split_extxyz(source.read_text())) == 6
+    assert write_filtered(source, target, [p != "supercooled" for p in phases_]) == 4
+    kept = read(target, ":")
+    assert [a.get_potential_energy() for a in kept] == [0.0, -1.0, -4.0, -5.0]
+    np.testing.assert_allclose(kept[2].get_forces(), 0.4)
+
+
+def test_split_frames_takes_glass_and_the_end_of_the_hot_stage():
+    from ase import Atoms
+
+    stages = ["heat"] * 2 + ["hot"] * 6 + ["quench"] * 2 + ["glass"] * 3
+    frames = [Atoms("Si", info={"stage": s, "step": k}) for k, s in enumerate(stages)]
+    glass, liquid = analysis.split_frames(frames, 0.5)
+    assert [a.info["step"] for a in glass] == [10, 11, 12]
+    assert [a.info["step"] for a in liquid] == [5, 6, 7]
+
+
+def fake_run(name: str, rng: np.random.Generator, peak: float, n_vectors: int):
+    """A RunAnalysis with a noisy FSDP of ``n_vectors`` per shell (the real fit and verdict),
+    angle distributions and rings drawn at random: the summary logic without a trajectory."""
+    from rsajax.analysis.angles import angle_distribution
+    from rsajax.analysis.fsdp import fit_fsdp
+    from rsajax.analysis.report import RunAnalysis
+
+    q = np.arange(0.5, 3.5, 0.05)
+    s = 1.0 + 0.5 * np.exp(-0.5 * ((q - peak) / 0.17) ** 2)
+    counts = np.full(len(q), n_vectors)
+    s_noisy = s * (1.0 + rng.normal(size=len(q)) / np.sqrt(counts))
+    fit = fit_fsdp(q, s_noisy, n_vectors=counts)
+    return RunAnalysis(
+        name=name, n_frames=2, n_atoms=144, density=2.3 + 0.01 * rng.normal(), sq=None,
+        s_neutron=s_noisy, s_xray=s_noisy, fsdp_neutron=fit, fsdp_xray=fit,
+        r_sio_mean=1.61, sio_cutoff=2.1, coordination_si=4.0, coordination_o=2.0,
+        angles={
+            "Si-O-Si": angle_distribution(rng.normal(148.0, 12.0, 500)),
+            "O-Si-O": angle_distribution(rng.normal(109.4, 5.0, 500)),
+        },
+        rings=rng.integers(0, 20, 11),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def synthetic_entries():
+    """Entries of three 'models', 2 replicas each, whose FSDP shells hold few vectors."""
+    rng = np.random.default_rng(0)
+    entries = {}
+    for m, peak in {"teacher": 1.5, "sr": 1.55, "rsa": 1.52}.items():
+        runs = [fake_run(f"{m}{k}", rng, peak, 20) for k in range(2)]
+        merged = fake_run(m, rng, peak, 40)
+        merged.rings = np.sum([r.rings for r in runs], axis=0)
+        built = {"glass": (merged, runs), "liquid": (merged, runs)}
+        melt = [{"melted": True, "msd_A2": {"O": 9.0}, "ring_distance": 0.2}] * 2
+        md = {"seconds": 1.0, "phases": {"melt": {"atom_steps_per_s": 5.0}}}
+        entries[m] = analysis.model_entry(built, melt, md)
+    entries["experiment"] = analysis.experiment_entry(None)
+    return entries
+
+
+def test_summary_json_has_the_issue_format(synthetic_entries, tmp_path):
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"full": {"teacher": {"fsdp_position": 1.5}}}))
+    data = report.merge_summary(path, "quick", report.summary_section(synthetic_entries))
+    assert data["full"] == {"teacher": {"fsdp_position": 1.5}}  # other presets are kept
+    quick = json.loads(path.read_text())["quick"]
+    assert set(quick) == {"teacher", "sr", "rsa", "experiment"}
+    for m in ("teacher", "sr", "rsa", "experiment"):
+        for key in ("fsdp_position", "fsdp_height", "fsdp_position_err", "ring_fractions",
+                    "density", "si_o_si_mean"):  # fmt: skip
+            assert key in quick[m], (m, key)
+    sr = quick["sr"]
+    assert set(sr["ring_fractions"]) <= {str(n) for n in range(3, 11)}
+    assert sr["melted"] == [True, True]
+    assert 1.0 < sr["density"] < 3.0 and 60.0 < sr["si_o_si_mean"] < 180.0
+    # 20-40 vectors per shell resolve no FSDP: the verdict says so, with the reasons
+    assert not sr["fsdp_resolved"] and synthetic_entries["sr"]["fsdp_problems"]
+    assert quick["experiment"]["fsdp_position"] == pytest.approx(1.47)
+
+
+def test_comparison_names_a_model_only_beyond_the_spread(synthetic_entries):
+    rows = {r["quantity"]: r for r in analysis.compare_to_teacher(synthetic_entries)}
+    assert rows["FSDP height"]["verdict"].startswith("FSDP not resolved")
+    fake = {
+        "teacher": {"density": 2.30, "density_err": 0.01},
+        "sr": {"density": 2.20, "density_err": 0.01},
+        "rsa": {"density": 2.29, "density_err": 0.01},
+    }
+    rows = {r["quantity"]: r for r in analysis.compare_to_teacher(fake)}
+    assert rows["density (g/cm3)"]["verdict"].startswith("RSA-MACE closer")
+    fake["sr"]["density"] = 2.28
+    rows = {r["quantity"]: r for r in analysis.compare_to_teacher(fake)}
+    assert rows["density (g/cm3)"]["verdict"].startswith("not told apart")
+    assert rows["density (g/cm3)"]["sr_minus_teacher"] == pytest.approx(-0.02)
+
+
+def test_markdown_table_shows_every_model_and_the_verdict(synthetic_entries):
+    details = {"comparison": {"sr_vs_rsa": analysis.compare_to_teacher(synthetic_entries)}}
+    text = report.markdown_table("quick", synthetic_entries, details)
+    assert "| quantity | BKS teacher | SR-MACE | RSA-MACE | experiment |" in text
+    assert "**The FSDP is not resolved**" in text and "(not resolved)" in text
+    assert "which is closer to the teacher?" in text
+
+
+def test_verdicts_say_when_two_replicas_make_the_spread_uncertain():
+    fake = {
+        m: {"density": d, "density_err": 0.01, "replicas": 2}
+        for m, d in (("teacher", 2.30), ("sr", 2.20), ("rsa", 2.29))
+    }
+    rows = {r["quantity"]: r for r in analysis.compare_to_teacher(fake)}
+    assert rows["density (g/cm3)"]["verdict"].endswith("the spread itself is uncertain")
