@@ -262,7 +262,7 @@ class LongRangeLayer(nn.Module):
             graph.kset,
             graph.node_graph,
             graph.node_mask,
-            getattr(graph, "total_charge", None),
+            graph.total_charge,
         )
         if cfg.combine == "energy":
             scalars = h_out[0][..., 0]
