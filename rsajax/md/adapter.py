@@ -56,12 +56,19 @@ def strained_box(box: jnp.ndarray, perturbation) -> jnp.ndarray:
 
 
 def graph_from_neighbors(
-    numbers: jnp.ndarray, R: jnp.ndarray, idx: jnp.ndarray, B: jnp.ndarray, cutoff: float
+    numbers: jnp.ndarray,
+    R: jnp.ndarray,
+    idx: jnp.ndarray,
+    B: jnp.ndarray,
+    cutoff: float,
+    total_charge: float = 0.0,
 ) -> Graph:
     """The model's Graph for fractional ``R`` (N, 3), a Sparse list ``idx`` (2, K), box ``B``.
 
     Edges are the K list slots (receiver ``idx[0]``, sender ``idx[1]``); slots that are padding
     (index N) or farther than ``cutoff`` are masked. Positions carry jax-md's transform JVP.
+    ``total_charge`` is the system's net charge in e (``Graph.total_charge``; read by RSA models
+    with ``net_charge``).
     """
     n = R.shape[0]
     dt = R.dtype
@@ -91,6 +98,7 @@ def graph_from_neighbors(
         cell_offsets=offsets.astype(jnp.int32),
         edge_mask=edge_mask,
         num_edges=idx.shape[1],
+        total_charge=jnp.full(1, total_charge, dt),
     )
 
 
@@ -169,11 +177,13 @@ def make_model_energy(
     cutoff: float,
     kset=None,
     long_range_part: bool = False,
+    total_charge: float = 0.0,
 ) -> Callable:
     """``energy(variables, R, neighbor, box=None, perturbation=None) -> E`` (parameters explicit,
     for differentiable MD). ``box`` defaults to the allocation box; ``kset`` is the RSA k-set of
     a long-range model (:func:`long_range_kset`). With ``long_range_part`` it returns
-    ``(E, E_long_range)`` (:func:`rsajax.potential.energy_fn_from_model`)."""
+    ``(E, E_long_range)`` (:func:`rsajax.potential.energy_fn_from_model`). ``total_charge``: the
+    system's net charge in e."""
     from rsajax.potential import energy_fn_from_model
 
     numbers = jnp.asarray(np.asarray(numbers), jnp.int32)
@@ -183,7 +193,7 @@ def make_model_energy(
     def energy(variables, R, neighbor, box=None, perturbation=None, **unused):
         b = jnp.asarray(box0 if box is None else box, dtype=R.dtype)
         B = strained_box(b, perturbation)
-        graph = graph_from_neighbors(numbers, R, neighbor.idx, B, cutoff)
+        graph = graph_from_neighbors(numbers, R, neighbor.idx, B, cutoff, total_charge)
         if kset is not None:
             graph = graph.replace(kset=kset)
         out = model_energy(variables, graph)
@@ -214,6 +224,7 @@ class MDSystem:
         energy_parts_fn: ``(R, neighbor, box=None, perturbation=None) -> (E, E_long_range)``
             (eV) for a long-range (RSA) model, evaluated at log points only (the thermo log's
             ``E_lr_eV``); None for systems without an RSA part (short-range models, teachers).
+        total_charge: net charge of the system in e (written to frames as ``info["charge"]``).
     """
 
     energy_fn: Callable
@@ -230,6 +241,7 @@ class MDSystem:
     energy_with_params: Callable | None = None
     variables: object = None
     energy_parts_fn: Callable | None = None
+    total_charge: float = 0.0
     _cell_list_fns: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @functools.cached_property
@@ -294,6 +306,7 @@ def model_system(
     capacity_multiplier: float = 1.25,
     cell_list: bool | None = None,
     extra_checks: Sequence[BoxCheck] = (),
+    total_charge: float = 0.0,
 ) -> MDSystem:
     """Wrap ``(model, variables)`` as an :class:`MDSystem` for atoms ``numbers`` in ``box``.
 
@@ -307,6 +320,9 @@ def model_system(
             holds at least 4 cells per side.
         extra_checks: further host-side box checks of structures fixed at allocation. A
             long-range model's RSA k-set is built here and checked the same way.
+        total_charge: net charge of the system in e (ASE's ``atoms.info["charge"]``): an RSA
+            model with ``net_charge`` gives a charged cell its energy with a neutralising
+            background, as in training. A short-range model ignores it.
     """
     from rsajax.nn.model import check_species
 
@@ -347,14 +363,17 @@ def model_system(
         fractional_coordinates=True,
         disable_cell_list=not cell_list,
     )
-    energy = make_model_energy(model, numbers, box, cutoff, kset=kset)
+    total_charge = float(total_charge)
+    energy = make_model_energy(model, numbers, box, cutoff, kset=kset, total_charge=total_charge)
 
     def energy_fn(R, neighbor, box=None, perturbation=None, **unused):
         return energy(variables, R, neighbor, box=box, perturbation=perturbation)
 
     energy_parts_fn = None
     if config.long_range is not None:
-        parts = make_model_energy(model, numbers, box, cutoff, kset=kset, long_range_part=True)
+        parts = make_model_energy(
+            model, numbers, box, cutoff, kset=kset, long_range_part=True, total_charge=total_charge
+        )
 
         def energy_parts_fn(R, neighbor, box=None, perturbation=None, **unused):
             return parts(variables, R, neighbor, box=box, perturbation=perturbation)
@@ -371,6 +390,7 @@ def model_system(
             capacity_multiplier=capacity_multiplier,
             cell_list=None if cell_list is None else cell_list,
             extra_checks=extra_checks,
+            total_charge=total_charge,
         )
 
     masses = atomic_masses[numbers]
@@ -389,6 +409,7 @@ def model_system(
         energy,
         variables,
         energy_parts_fn,
+        total_charge,
     )
 
 

@@ -118,6 +118,12 @@ def load_structure(spec, where: str):
         raise InputError(f"{spec}: ASE could not read the structure ({err})") from err
     if not np.all(atoms.pbc) or atoms.cell.rank != 3:
         raise InputError(f"{spec}: MD needs a periodic 3D cell")
+    from rsajax.data.graphs import total_charge
+
+    try:
+        total_charge(atoms)
+    except ValueError as err:
+        raise InputError(f"{spec}: {err}") from err
     return atoms
 
 
@@ -138,6 +144,7 @@ def build_system(config: dict, atoms, dtype: str):
 
 
 def _build_system(config: dict, atoms, dtype: str):
+    from rsajax.data.graphs import total_charge
     from rsajax.md.adapter import model_system
     from rsajax.md.teacher import bks_system
 
@@ -161,7 +168,15 @@ def _build_system(config: dict, atoms, dtype: str):
     # Listed pairs are model work (masked beyond r_max): only NPT needs list room for box changes.
     npt = config.get("ensemble", {}).get("kind") == "npt"
     no_box_change = {} if npt else {"strain_skin": 0.0}
-    return model_system(model, variables, atoms.numbers, box, skin=skin, **no_box_change)
+    return model_system(
+        model,
+        variables,
+        atoms.numbers,
+        box,
+        skin=skin,
+        total_charge=total_charge(atoms),
+        **no_box_change,
+    )
 
 
 #: ``output`` keys and their types (``dir`` is the run directory; the rest go to Simulation).

@@ -287,6 +287,8 @@ class Simulation:
                     scaled_positions=positions[i] % 1.0,
                 )
                 atoms.info.update(step=step, T_K=row["T_K"], E_pot_eV=row["E_pot_eV"])
+                if self.system.total_charge:  # the calculator reads it back from the frame
+                    atoms.info["charge"] = self.system.total_charge
                 frames.append(atoms)
             if error is not None:
                 return rows, frames, error

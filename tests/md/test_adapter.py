@@ -140,3 +140,32 @@ def test_rsa_mace_in_jax_md_equals_rsajax_potential():
     assert system.check_boxes(box[None]) is None
     reason = system.check_boxes((box * 1.3)[None])
     assert reason is not None and "RSA k-set" in reason
+
+
+def test_charged_cell_in_jax_md_equals_rsajax_potential():
+    """A net charge (``info["charge"]``) reaches the MD graph: jax-md's energy and forces of a
+    charged cell equal rsajax.potential's on the same Atoms, and differ from the neutral ones
+    (the default RSA has ``net_charge`` on; its learned amplitude is randomised here)."""
+    from rsajax.nn.model import init_model
+    from rsajax.nn.rsa import RSAConfig, make_kset_fn
+    from tests.md.conftest import tiny_config
+    from tests.tiny_models import switch_on_long_range
+
+    rsa = RSAConfig(k_cut=1.2, sigma=2.0, num_heads=1, channels=None)
+    assert rsa.net_charge and rsa.neutral
+    model, variables = init_model(tiny_config(long_range=rsa), seed=1)
+    variables = switch_on_long_range(variables)
+    atoms = triclinic_silica()
+    atoms.info["charge"] = 2.0
+    box = atoms.cell.array.T
+    R = jnp.asarray(atoms.get_scaled_positions())
+    energies = {}
+    for charge in (0.0, 2.0):
+        system = model_system(model, variables, atoms.numbers, box, total_charge=charge)
+        energies[charge], forces, _ = jax_md_labels(system, R, system.allocate(R), jnp.asarray(box))
+
+    graph = atoms_to_graph(atoms, model.config.r_max, kset_fn=make_kset_fn(rsa, [atoms]))
+    ref = make_potential(energy_fn_from_model(model))(variables, graph)
+    np.testing.assert_allclose(energies[2.0], ref["energy"][0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(forces, ref["forces"][: len(atoms)], atol=1e-11)
+    assert abs(energies[2.0] - energies[0.0]) > 1e-6

@@ -30,6 +30,11 @@ def test_config_errors_are_clear(tmp_path):
         cli.run(parse(["md", str(path)]))
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         cli.run(parse(["md", str(tmp_path / "nope.yaml")]))
+    start = triclinic_silica()
+    start.info["charge"] = "plus one"
+    write(tmp_path / "start.extxyz", start)
+    with pytest.raises(ValueError, match=r"start.extxyz: info\['charge'\] must be a number"):
+        cli.load_structure(str(tmp_path / "start.extxyz"), str(path))
 
 
 @pytest.mark.slow
@@ -70,7 +75,9 @@ def test_md_command_logs_the_long_range_energy_of_an_rsa_model(tmp_path):
     config = tiny_config(long_range="default")
     _, variables = init_model(config, seed=2)
     save_model(tmp_path / "model", config, switch_on_long_range(variables))
-    write(tmp_path / "start.extxyz", triclinic_silica())
+    start = triclinic_silica()
+    start.info["charge"] = 1.0  # a charged cell: the frames and the calculator must carry it
+    write(tmp_path / "start.extxyz", start)
     run_yaml = tmp_path / "run.yaml"
     run_yaml.write_text(f"""
 model: {tmp_path / "model"}
@@ -89,6 +96,7 @@ output: {{dir: {tmp_path / "out"}, log_every: 5, records_per_chunk: 2, frame_eve
     logged = [json.loads(line) for line in (tmp_path / "out" / "thermo.jsonl").open()]
     np.testing.assert_allclose([r["E_lr_eV"] for r in logged], e_lr, rtol=1e-12)
     frame = read(tmp_path / "out" / "trajectory.traj", index=-1)  # step 10, full precision
+    assert frame.info["charge"] == 1.0
     frame.calc = RsajaxCalculator(tmp_path / "model")
     assert frame.get_potential_energy() == pytest.approx(logged[-1]["E_pot_eV"], rel=1e-9)
     assert frame.calc.get_long_range_energy() == pytest.approx(logged[-1]["E_lr_eV"], rel=1e-8)
