@@ -53,7 +53,7 @@ from rsajax.nn.model import MACEConfig, init_model
 from rsajax.nn.rsa import RSABlock, RSAConfig, make_kset_fn
 from rsajax.nn.rsa.kernel import reciprocal_space_attention
 from rsajax.nn.rsa.kset import KSet, integer_kset, kspace_geometry
-from rsajax.nn.rsa.kset_fn import make_mesh_kset_fn
+from rsajax.nn.rsa.kset_fn import choose_evaluation, direct_work, make_mesh_kset_fn, mesh_work
 from rsajax.nn.rsa.weights import fixed_kweights
 from rsajax.potential import energy_fn_from_model, make_potential
 
@@ -432,6 +432,15 @@ def mesh_block_table(sizes, k_cut, channels, dtype, repeats, order, oversampling
     print(ratio_line("mesh block cpu", per_atom_cpu))
 
 
+def unit_cost_ratio(num_atoms: int, runs, times, mesh_config) -> float:
+    """The mesh's RSA time per :func:`mesh_work` unit over the direct kernel's per
+    :func:`direct_work` unit (runs: mesh, SR, direct; RSA time = the call's time minus SR's)."""
+    grid = runs[0][1][1].kset.mesh.shape
+    mesh = (times[0] - times[1]) / mesh_work(num_atoms, grid, mesh_config.mesh_order)
+    direct = (times[2] - times[1]) / direct_work(num_atoms, runs[2][3])
+    return mesh / direct
+
+
 def mesh_model_table(sizes, dtype, repeats, direct_max) -> None:
     """Table 7: RSA-MACE (default preset, mesh) energy+forces vs N, with SR-MACE and direct."""
     mesh_config = RSAConfig.preset("default", evaluation="mesh")
@@ -442,14 +451,17 @@ def mesh_model_table(sizes, dtype, repeats, direct_max) -> None:
     print(
         f"{'N':>6} {'L/A':>6} {'grid':>6} | {'mesh ms':>9} {'us/atom':>8} {'cpu':>7} "
         f"{'peak MB':>8} {'overhead':>8} | {'SR ms':>9} {'us/atom':>8} {'cpu':>7} | "
-        f"{'direct ms':>9} {'overhead':>8}"
+        f"{'direct ms':>9} {'overhead':>8} {'M':>7} {'unit cost':>9} {'auto':>7}"
     )
+    print("(unit cost: the mesh's RSA seconds per mesh_work unit over the direct kernel's per "
+          "direct_work unit, RSA = RSA-MACE minus SR-MACE: what kset_fn.MESH_WORK_COST holds; "
+          "auto: what evaluation='auto' picks for this box)")  # fmt: skip
     per_atom, per_atom_sr, cpu_mesh, cpu_sr = {}, {}, {}, {}
     for n in sizes:
         atoms = random_silica_box(n)
         runs = [model_call(mesh_config, atoms, dtype), model_call(None, atoms, dtype)]
         if n <= direct_max:
-            runs.append(model_call(RSAConfig.preset("default"), atoms, dtype))
+            runs.append(model_call(RSAConfig.preset("default", evaluation="direct"), atoms, dtype))
         cpu: list = []
         times = interleaved_best(runs, repeats, cpu)
         per_atom[n], per_atom_sr[n] = 1e6 * times[0] / n, 1e6 * times[1] / n
@@ -459,9 +471,12 @@ def mesh_model_table(sizes, dtype, repeats, direct_max) -> None:
         row += f"{100 * (times[0] / times[1] - 1):>7.1f}% | {1e3 * times[1]:>9.1f} "
         row += f"{per_atom_sr[n]:>8.1f} {cpu_sr[n]:>7.1f} | "
         if n <= direct_max:
-            row += f"{1e3 * times[2]:>9.1f} {100 * (times[2] / times[1] - 1):>7.1f}%"
+            row += f"{1e3 * times[2]:>9.1f} {100 * (times[2] / times[1] - 1):>7.1f}% "
+            row += f"{runs[2][3]:>7} {unit_cost_ratio(n, runs, times, mesh_config):>9.1f}"
         else:
             row += f"{'skipped':>9}"
+        auto = RSAConfig.preset("default").resolved(MODEL["r_max"])
+        row += f" {choose_evaluation(auto, atoms.cell.array[None], np.ones((1, 3), bool), n):>7}"
         print(row, flush=True)
         del runs
     print(ratio_line("RSA-MACE (mesh) wall", per_atom))

@@ -17,8 +17,9 @@ from rsajax.nn.rsa.kset import SEED_K_CUT
 Weighting = Literal["ones", "ewald", "learned", "ewald_learned"]
 #: Per-k weightings (:mod:`rsajax.nn.rsa.weights`).
 WEIGHTINGS = ("ones", "ewald", "learned", "ewald_learned")
-#: Kernels: the direct lattice sum / open-boundary pair sum, or the particle mesh.
-EVALUATIONS = ("direct", "mesh")
+#: Kernels: ``auto`` (chosen per dataset or MD box by :func:`rsajax.nn.rsa.kset_fn.make_kset_fn`),
+#: the direct lattice sum / open-boundary pair sum, or the particle mesh.
+EVALUATIONS = ("auto", "direct", "mesh")
 #: The feature merges of :mod:`rsajax.nn.rsa.combine` (sorted).
 FEATURE_COMBINATIONS = ("gate", "residual", "tp")
 #: Combinations: the feature merges, or ``energy`` (an additive long-range energy).
@@ -88,8 +89,12 @@ class RSAConfig:
         envelope_width: the envelope falls from 1 to 0 over ``[k_cut (1 - width), k_cut]``.
         seed: use the reference's six k-vectors (orthorhombic cells >= 10 A only).
         layers: indices of the interaction layers that get RSA (None: all).
-        evaluation: ``direct`` (lattice sum / open-boundary pair sum), ``mesh`` (particle mesh,
-            periodic cells only; same parameters, linear cost in N).
+        evaluation: ``auto`` (the default: the cheaper of the two kernels for the structures a
+            k-set is built for, chosen on the host by :func:`~rsajax.nn.rsa.kset_fn.make_kset_fn`
+            from the measured cost model :func:`~rsajax.nn.rsa.kset_fn.choose_evaluation`:
+            ``direct`` for open boundaries and small cells, ``mesh`` for large periodic boxes),
+            ``direct`` (lattice sum / open-boundary pair sum), ``mesh`` (particle mesh, periodic
+            cells only; same parameters, linear cost in N).
         num_radial: radial k nodes of the open-boundary kernel (None: sized from the data's
             largest structure by :func:`rsajax.nn.rsa.kset_fn.make_kset_fn`).
         mesh_order: B-spline order of the mesh (accuracy ~2e-5 at 6, ~1e-6 at 8; cost ~order^3).
@@ -116,7 +121,7 @@ class RSAConfig:
     envelope_width: float = 0.2
     seed: bool = False
     layers: tuple[int, ...] | None = None
-    evaluation: str = "direct"
+    evaluation: str = "auto"
     num_radial: int | None = None
     mesh_order: int = 6
     mesh_oversampling: float = 2.0
@@ -198,12 +203,13 @@ class RSAConfig:
         long-range energy. ``default-v0``: the earlier default (sigma 5 A, k_cut 0.8 1/A, one
         head, ``residual``), kept to reproduce older runs; it cannot represent a Coulomb tail
         beyond a 5 A local model (its kernel leaves 32% of 1/r uncovered at 5 A).
-        All evaluate ``direct``; ``evaluation="mesh"`` for large periodic boxes."""
+        ``seed`` evaluates ``direct``; the others ``auto`` (the mesh for large periodic boxes).
+        """
         # fmt: off
         presets = {
             "seed": dict(
                 k_cut=SEED_K_CUT, margin=0.0, weighting="ones", num_heads=1, combine="tp",
-                seed=True, channels=None, neutral=False,
+                seed=True, channels=None, neutral=False, evaluation="direct",
             ),
             "default": {},
             "default-v0": dict(

@@ -57,7 +57,8 @@ def make_kset_fn(
     mode on a non-orthorhombic or small cell), so errors name the structure before training.
     With ``evaluation="mesh"`` the static grid (:class:`~rsajax.nn.rsa.grid.MeshSpec`, exposed
     as ``kset_fn.mesh``) is sized here for every structure with ``config.margin`` of head room,
-    and every structure must be fully periodic.
+    and every structure must be fully periodic. With ``evaluation="auto"`` the kernel is chosen
+    here by :func:`choose_evaluation`; ``kset_fn.evaluation`` says which.
 
     Args:
         config: the model's long-range configuration.
@@ -74,7 +75,10 @@ def make_kset_fn(
         )
     cells, pbcs = _cells_and_pbcs(structures)
     open_ = ~pbcs.any(axis=1)
-    if config.evaluation == "mesh":
+    evaluation = config.evaluation
+    if evaluation == "auto":
+        evaluation = choose_evaluation(config, cells, pbcs, _largest_structure(structures))
+    if evaluation == "mesh":
         return make_mesh_kset_fn(
             cells,
             pbcs,
@@ -125,7 +129,59 @@ def make_kset_fn(
 
     kset_fn.m_max = slots
     kset_fn.num_radial = num_radial
+    kset_fn.evaluation = "direct"
     return kset_fn
+
+
+#: Time of one unit of mesh work (:func:`mesh_work`) over one unit of direct work
+#: (:func:`direct_work`), measured with RSA-MACE energy and forces (the default preset, float32)
+#: on random silica boxes by ``benchmarks/rsa_scaling.py --tables 7`` (its ``unit cost``
+#: column: the RSA part, RSA-MACE's time minus SR-MACE's, per kernel) on a 2-core CPU: 5.8 at
+#: 1536 atoms and 5.3 at 3000, near where the two kernels cross (18.8 at 648 atoms, where the
+#: mesh's fixed costs dominate and the direct kernel wins anyway). The mesh's gathers, scatters
+#: and FFTs cost more per unit than the direct kernel's dense matmuls. Accelerators change the
+#: ratio: rerun the table there and compare.
+MESH_WORK_COST = 5.5
+
+
+def direct_work(num_atoms: int, num_k: int) -> float:
+    """Work units of the direct lattice sum of one structure: atom-k pairs, over half of the
+    ``num_k`` vectors (the kernel sums one of each ``(n, -n)`` pair)."""
+    return float(num_atoms) * 0.5 * float(num_k)
+
+
+def mesh_work(num_atoms: int, grid_shape: Sequence[int], order: int) -> float:
+    """Work units of the mesh evaluation of one structure: B-spline spreading and interpolation
+    (``order^3`` grid points per atom, each way) and the forward and inverse FFTs
+    (``K log2 K`` each, ``K`` grid points)."""
+    points = float(np.prod(grid_shape))
+    return 2.0 * num_atoms * order**3 + 2.0 * points * np.log2(max(points, 2.0))
+
+
+def choose_evaluation(
+    config: RSAConfig, cells: np.ndarray, pbcs: np.ndarray, num_atoms: int
+) -> str:
+    """``direct`` or ``mesh``: the cheaper kernel for structures of cells (S, 3, 3), pbcs (S, 3)
+    and at most ``num_atoms`` atoms, by the measured cost model (:data:`MESH_WORK_COST`).
+
+    ``direct`` whenever the mesh cannot run: open or slab boundaries, the seed k-set, unit
+    (``ones``) weights. Otherwise the largest structure decides (it sets the static shapes every
+    batch pays for): the mesh when ``MESH_WORK_COST * mesh_work < direct_work``.
+    """
+    if config.seed or config.weighting == "ones" or not pbcs.all():
+        return "direct"
+    num_k = max_num_k(cells, pbcs, config.k_cut, config.margin)
+    spec = mesh_spec(
+        cells,
+        pbcs,
+        config.k_cut,
+        order=config.mesh_order,
+        oversampling=config.mesh_oversampling,
+        margin=config.margin,
+        envelope_width=config.envelope_width,
+    )
+    mesh = MESH_WORK_COST * mesh_work(num_atoms, spec.shape, config.mesh_order)
+    return "mesh" if mesh < direct_work(num_atoms, num_k) else "direct"
 
 
 def _largest_structure(structures: Sequence[Any]) -> int:
@@ -215,6 +271,7 @@ def make_mesh_kset_fn(
 
     kset_fn.mesh = spec
     kset_fn.m_max = 1
+    kset_fn.evaluation = "mesh"
     return kset_fn
 
 

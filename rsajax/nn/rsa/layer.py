@@ -54,7 +54,8 @@ KSET_HINT = "build batches with kset_fn=make_kset_fn(config.long_range, structur
 
 def check_evaluation(evaluation: str, kset: KSet):
     """The mesh of ``kset`` (None for the direct kernel); raise if it does not match
-    ``evaluation`` (a k-set built for the other kernel)."""
+    ``evaluation`` (a k-set built for the other kernel). ``auto`` takes either: the k-set says
+    which kernel its builder chose."""
     if evaluation not in EVALUATIONS:
         raise ValueError(f"evaluation must be one of {EVALUATIONS}, got {evaluation!r}")
     if evaluation == "mesh" and kset.mesh is None:
@@ -84,6 +85,7 @@ class RSABlock(nn.Module):
       ``M ~ V`` at fixed ``k_cut``.
     - ``evaluation="mesh"``: :func:`~rsajax.nn.rsa.mesh.mesh_attention`, smooth-PME on the grid
       ``kset.mesh`` (fully periodic cells only); ``O(N)`` up to the FFT's log.
+    - ``evaluation="auto"``: whichever the k-set was built for (``kset.mesh`` set or not).
 
     ``cell`` must be the cell the caller strains with the positions.
     """
@@ -93,7 +95,7 @@ class RSABlock(nn.Module):
     weighting: Weighting = "ewald"
     sigma: float = 5.0  # A, Gaussian width of the 'ewald' weighting
     num_basis: int = 8  # radial basis of the 'learned' weighting
-    evaluation: Literal["direct", "mesh"] = "direct"
+    evaluation: Literal["auto", "direct", "mesh"] = "direct"
     neutral: bool = False  # periodic graphs: neutralise the source amplitudes (RSAConfig.neutral)
     #: With ``neutral``: a charged graph's amplitudes sum to ``total_charge x`` a learned
     #: amplitude per head (RSAConfig.net_charge), its net charge in the learned representation.
@@ -219,7 +221,7 @@ def check_kset(config: RSAConfig, kset: KSet | None) -> None:
             f"but the model has k_cut={config.k_cut}, envelope_width={config.envelope_width}; "
             + KSET_HINT
         )
-    if (kset.mesh is not None) != (config.evaluation == "mesh"):
+    if config.evaluation != "auto" and (kset.mesh is not None) != (config.evaluation == "mesh"):
         have = "a mesh k-set" if kset.mesh is not None else "a direct k-set"
         raise ValueError(
             f"the model evaluates RSA {config.evaluation!r} but graph.kset is {have}; {KSET_HINT}"

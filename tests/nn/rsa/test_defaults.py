@@ -342,7 +342,9 @@ def test_from_dict_accepts_an_old_dict_with_lebedev_degree():
     config = RSAConfig.from_dict(old)
     # a bare dict gets the current ``neutral``; load_model fills in False for files saved before
     # it existed (tests/nn/rsa/test_neutral.py)
-    assert config == RSAConfig.preset("default-v0", num_radial=16, neutral=True)
+    assert config == RSAConfig.preset(
+        "default-v0", num_radial=16, neutral=True, evaluation="direct"
+    )
     assert "lebedev_degree" not in config.to_dict()
     assert RSAConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown RSAConfig fields"):

@@ -209,3 +209,40 @@ def test_float32_mesh_model_has_no_float64_arrays_under_x64():
 
     visit(jaxpr.jaxpr)
     assert not wide, sorted(wide)[:20]
+
+
+def test_auto_evaluation_chooses_by_cost_and_runs_the_chosen_kernel(monkeypatch):
+    """``evaluation="auto"`` (the default): the k-set builder picks the kernel by the measured
+    cost model, the model runs whichever the k-set carries, and open boundaries stay direct."""
+    from rsajax.nn.rsa import kset_fn as kset_fn_module
+    from rsajax.nn.rsa.kset_fn import choose_evaluation
+
+    model_direct, model_mesh, variables, (direct, mesh) = models()
+    auto = dataclasses.replace(model_direct.config.long_range, evaluation="auto")
+    assert RSAConfig().evaluation == "auto"
+    model_auto, _ = init_model(dataclasses.replace(model_direct.config, long_range=auto), seed=2)
+    potential = make_potential(energy_fn_from_model(model_auto))
+    atoms = silica_box()
+
+    # the cost model, with the library's default split (k_cut 3.06 1/A): a 648-atom silica box
+    # is direct, a 100000-atom one (M ~ 6e5 vectors) on the mesh, open boundaries direct
+    default = RSAConfig().resolved(5.0)
+    periodic = np.ones((1, 3), bool)
+    box648 = random_silica_box(648).cell.array[None]
+    assert choose_evaluation(default, box648, periodic, 648) == "direct"
+    big = 100.0 * np.eye(3)[None]
+    assert choose_evaluation(default, big, periodic, 100_000) == "mesh"
+    assert choose_evaluation(default, big, ~periodic, 100_000) == "direct"
+
+    # whichever kernel is chosen, the auto model equals the model that names it
+    for cost, named, kernel in [(0.0, mesh, "mesh"), (np.inf, direct, "direct")]:
+        monkeypatch.setattr(kset_fn_module, "MESH_WORK_COST", cost)
+        assert make_kset_fn(auto, [atoms]).evaluation == kernel
+        got = evaluate(potential, variables, auto, atoms)
+        config = model_mesh.config if kernel == "mesh" else model_direct.config
+        want = evaluate(named, variables, dataclasses.replace(config.long_range), atoms)
+        for key in ("energy", "forces", "stress"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-12)
+    mol = molecule()
+    monkeypatch.setattr(kset_fn_module, "MESH_WORK_COST", 0.0)
+    assert make_kset_fn(auto, [mol]).evaluation == "direct"
