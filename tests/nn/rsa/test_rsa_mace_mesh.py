@@ -51,7 +51,7 @@ def silica_box(seed: int = 1):
 @functools.cache
 def models(order: int = 6, neutral: bool = True):
     """(direct model, mesh model, shared variables, jitted potential of each): same parameters."""
-    direct = MACEConfig(**TINY, long_range=RSAConfig(**RSA, neutral=neutral))
+    direct = MACEConfig(**TINY, long_range=RSAConfig(**RSA, neutral=neutral, evaluation="direct"))
     mesh = dataclasses.replace(
         direct, long_range=RSAConfig(**RSA, evaluation="mesh", mesh_order=order, neutral=neutral)
     )
