@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test test-slow test-parity test-notebooks strip-notebooks lint bench clean
+.PHONY: demo study test test-slow test-parity test-notebooks strip-notebooks lint bench clean
 
 $(VENV)/.created:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rsajax needs Python >= 3.11"'
@@ -25,6 +25,13 @@ $(VENV)/.test: $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(VENV)/bin/rsajax demo
+
+# The silica study's quick preset (experiments/silica_study): teacher data at three densities,
+# SR and RSA-MACE, melt-quench of all three with melt checks, the report; about 20 minutes on
+# 2 cores. Work and report go to demo_out/silica_study (the committed results stay untouched).
+study: $(VENV)/.base
+	PYTHONPATH=. $(PY) experiments/silica_study/run.py --preset quick --resume \
+		--out demo_out/silica_study --results demo_out/silica_study/results
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check rsajax tests benchmarks
