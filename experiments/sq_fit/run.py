@@ -41,14 +41,15 @@ from ase.io import read  # noqa: E402
 from rsajax.analysis.angles import silica_angles  # noqa: E402
 from rsajax.analysis.experiment import read_nimrod_mint01  # noqa: E402
 from rsajax.analysis.fsdp import fit_fsdp  # noqa: E402
+from rsajax.analysis.rings import ring_fractions, ring_statistics  # noqa: E402
 from rsajax.analysis.structure_factor import reciprocal_grid  # noqa: E402
-from rsajax.demo import default_dataset  # noqa: E402
+from rsajax.demo import CORE_REPULSION, default_dataset  # noqa: E402
 from rsajax.fit.backprop import window_sq_loss  # noqa: E402
 from rsajax.fit.loop import FitCheckpoints, FitSettings, SQFit  # noqa: E402
 from rsajax.fit.objective import make_target, model_sq, shell_mean_q  # noqa: E402
 from rsajax.fit.reweight import reweighted_sq_loss  # noqa: E402
 from rsajax.fit.teacher import teacher_errors, teacher_graph  # noqa: E402
-from rsajax.md.adapter import model_system  # noqa: E402
+from rsajax.md.adapter import model_system, with_core_repulsion  # noqa: E402
 from rsajax.nn.model import load_model  # noqa: E402
 
 EXPERIMENT = REPO.parent / "shared" / "silica_exp" / "SiO2_NIMROD.mint01"
@@ -110,12 +111,15 @@ def pretrain(out: Path, epochs: int) -> Path:
     return train(config, resume=resume).model_dir
 
 
-def teacher_frames(every: int) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
-    """``(glass, fit set, report set)``: the 20 annealed 192-atom frames (300 K), every
-    ``every``-th other frame (offset 0) for the loss and (offset every/2) for the report."""
+def teacher_frames(
+    every: int, stage: str = "anneal"
+) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
+    """``(target frames, fit set, report set)``: the 192-atom frames of ``stage`` (``anneal``: 20
+    frames of the 300 K glass; ``melt``: 30 frames of the 6000 K liquid, same box), and of the
+    other frames every ``every``-th (offset 0) for the loss and (offset every/2) for the report."""
     frames = read(default_dataset(), ":")
-    glass = [a for a in frames if len(a) == 192 and a.info.get("stage") == "anneal"]
-    rest = [a for a in frames if not (len(a) == 192 and a.info.get("stage") == "anneal")]
+    glass = [a for a in frames if len(a) == 192 and a.info.get("stage") == stage]
+    rest = [a for a in frames if not (len(a) == 192 and a.info.get("stage") == stage)]
     return glass, rest[::every], rest[every // 2 :: every]
 
 
@@ -140,28 +144,48 @@ def angles_dict(cartesian: np.ndarray, glass: Atoms) -> dict:
     return out
 
 
+def rings_dict(positions: np.ndarray, glass: Atoms) -> dict:
+    """Shortest-path ring fractions (in Si atoms per ring, n = 3..9) of one frame."""
+    counts = ring_statistics(positions, glass.cell.array, glass.numbers, engine="matscipy")
+    fractions = ring_fractions(counts)
+    return {str(n): float(fractions[n]) for n in range(3, 10)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--target", choices=("teacher", "nimrod"), default="teacher")
+    parser.add_argument(
+        "--phase",
+        choices=("glass", "liquid"),
+        default="glass",
+        help="glass: 300 K, the teacher's annealed glass; liquid: 6000 K, the teacher's melt "
+        "(teacher target only; the model runs with rsajax demo's pair wall)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="outer steps (preset's default)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--exp-path", type=Path, default=EXPERIMENT)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.phase == "liquid" and args.target != "teacher":
+        parser.error("--phase liquid needs --target teacher (the experiment is a glass)")
+    args.name = args.target if args.phase == "glass" else f"{args.target}-liquid"
     preset = PRESETS[args.preset]
     steps = preset.steps if args.steps is None else args.steps
     out = args.out or REPO / "runs" / "sq_fit" / args.preset
-    work = out / args.target
+    work = out / args.name
     st = preset.settings
+    if args.phase == "liquid":
+        st = dataclasses.replace(st, temperature_K=6000.0)
     tic = time.time()
 
     log(f"stage 1: SR model ({preset.epochs} epochs on the shipped BKS data)")
     model, variables = load_model(pretrain(out / "pretrain", preset.epochs))
     params0 = variables["params"]
 
-    glass_frames, fit_set, report_set = teacher_frames(preset.teacher_every)
+    stage = "anneal" if args.phase == "glass" else "melt"
+    glass_frames, fit_set, report_set = teacher_frames(preset.teacher_every, stage)
     glass = glass_frames[-1]
     cell = glass.cell.array
     dtype = np.float32 if not jax.config.jax_enable_x64 else np.float64
@@ -186,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     target = make_target(grid, cell, glass.numbers, curve_q, curve_s, q_range)
 
     system = model_system(model, variables, glass.numbers, cell.T)
+    if args.phase == "liquid":
+        # zero wherever the data has pairs; keeps hot atoms out of an SR model's holes
+        system = with_core_repulsion(system, CORE_REPULSION["radii"], CORE_REPULSION["strength_eV"])
     fit = SQFit(model, system, variables["constants"], target, teach_fit, st)
     R_start = jnp.asarray(glass.get_scaled_positions(), dtype)
     checkpoints = FitCheckpoints(work / "checkpoints")
@@ -239,10 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     after = {
         "fsdp": fsdp_dict(q[filled], s_after[filled], counts[filled] * st.frames),
         "angles": angles_dict(fit.samples.cartesian, glass),
+        "rings": rings_dict(fit.samples.cartesian[-1], glass),
         "teacher_errors": teacher_errors(model, final, teach_report),
     }
+    before["rings"] = rings_dict(np.asarray(before["cartesian_last"]), glass)
     s_before = np.asarray(before["s"])
-    summary = summarise(args, preset, steps, target, target_fsdp, before, after, history)
+    teacher_rings = rings_dict(glass.positions, glass)
+    summary = summarise(
+        args, preset, steps, target, target_fsdp, teacher_rings, before, after, history
+    )
     summary["sq_loss_before_after"] = [
         float(np.sum(target.weight * (s_before - target.target) ** 2)),
         float(np.sum(target.weight * (s_after - target.target) ** 2)),
@@ -250,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["wall_seconds"] = round(time.time() - tic, 1)
     write_results(args, summary)
     plots(args, q, filled, s_teacher, target, curve_q, curve_s, s_before, s_after, history)
+    plot_structure(args, summary)
     log(f"FSDP position error {summary['fsdp_position_error']}")
     log(f"FSDP height relative error {summary['fsdp_height_rel_error']}")
     return 0
@@ -282,7 +315,9 @@ def compare_gradients(fit: SQFit, params, variables, preset: Preset) -> dict:
     }
 
 
-def summarise(args, preset, steps, target, target_fsdp, before, after, history) -> dict:
+def summarise(
+    args, preset, steps, target, target_fsdp, teacher_rings, before, after, history
+) -> dict:
     def errors(fsdp):
         return (
             abs(fsdp["position"] - target_fsdp["position"]),
@@ -296,6 +331,7 @@ def summarise(args, preset, steps, target, target_fsdp, before, after, history) 
         "machine": f"{platform.machine()}, jax {jax.__version__}, {jax.devices()[0].platform}",
         "preset": args.preset,
         "target": args.target,
+        "phase": args.phase,
         "steps": steps,
         "settings": dataclasses.asdict(preset.settings),
         "q_range": [float(target.q[target.used].min()), float(target.q[target.used].max())],
@@ -306,6 +342,7 @@ def summarise(args, preset, steps, target, target_fsdp, before, after, history) 
         "fsdp_height_rel_error": {"before": h_b, "after": h_a},
         "teacher_errors": {"before": before["teacher_errors"], "after": after["teacher_errors"]},
         "angles": {"before": before["angles"], "after": after["angles"]},
+        "rings": {"teacher": teacher_rings, "before": before["rings"], "after": after["rings"]},
         "gradient_comparison": before.get("gradient_comparison"),
         "resamples": sum(r["resampled"] for r in history),
         "history": history,
@@ -316,7 +353,7 @@ def write_results(args, summary: dict) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / "results.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
-    data[f"{args.preset}/{args.target}"] = summary
+    data[f"{args.preset}/{args.name}"] = summary
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -330,7 +367,9 @@ def plots(args, q, filled, s_teacher, target, curve_q, curve_s, s_before, s_afte
     for ax, xlim in ((axes[0], (0.5, 4.5)), (axes[1], (0.9, 2.3))):
         if args.target == "nimrod":
             ax.plot(curve_q, curve_s, "k-", lw=1, label="NIMROD (target)")
-        teacher_label = "BKS teacher glass" + (" (target)" if args.target == "teacher" else "")
+        teacher_label = f"BKS teacher {args.phase}" + (
+            " (target)" if args.target == "teacher" else ""
+        )
         style = "ko--" if args.target == "nimrod" else "ko-"
         ax.plot(q[filled], s_teacher[filled], style, ms=3, lw=0.8, label=teacher_label)
         ax.plot(q[filled], s_before[filled], "C0s-", ms=3, label="SR model, before the fit")
@@ -354,7 +393,37 @@ def plots(args, q, filled, s_teacher, target, curve_q, curve_s, s_before, s_afte
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title("loss curve (resampling below the threshold)")
     fig.tight_layout()
-    fig.savefig(args.results / f"{args.preset}_{args.target}.png", dpi=110)
+    fig.savefig(args.results / f"{args.preset}_{args.name}.png", dpi=110)
+
+
+def plot_structure(args, summary: dict) -> None:
+    """Ring fractions (teacher, before, after) and the mean angles, one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    sizes = np.arange(3, 10)
+    for k, (name, label) in enumerate(
+        (("teacher", "BKS teacher glass"), ("before", "before the fit"), ("after", "after"))
+    ):
+        values = [summary["rings"][name][str(n)] for n in sizes]
+        axes[0].bar(sizes + (k - 1) * 0.27, values, width=0.27, label=label)
+    axes[0].set_xlabel("ring size (Si atoms), one frame")
+    axes[0].set_ylabel("fraction")
+    axes[0].legend(fontsize=8)
+    ax = axes[1]
+    for k, angle in enumerate(("Si-O-Si", "O-Si-O")):
+        for j, when in enumerate(("before", "after")):
+            a = summary["angles"][when][angle]
+            ax.errorbar(k + 0.15 * (2 * j - 1), a["mean"], yerr=a["std"], fmt="os"[j],
+                        color=f"C{j}", label=when if k == 0 else None)  # fmt: skip
+    ax.set_xticks([0, 1], ["Si-O-Si", "O-Si-O"])
+    ax.set_ylabel("mean +- std (deg)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.results / f"{args.preset}_{args.name}_structure.png", dpi=110)
 
 
 if __name__ == "__main__":
