@@ -124,7 +124,11 @@ def teacher_frames(
 
 
 def fsdp_dict(q, s, n_vectors=None) -> dict:
-    fit = fit_fsdp(q, s, n_vectors=n_vectors)
+    try:
+        fit = fit_fsdp(q, s, n_vectors=n_vectors)
+    except (ValueError, RuntimeError) as err:  # too few points around the maximum: say so
+        nan = float("nan")
+        return {"position": nan, "height": nan, "resolved": False, "problems": [str(err)]}
     return {
         "position": fit.position,
         "position_err": fit.position_err,
@@ -162,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         help="glass: 300 K, the teacher's annealed glass; liquid: 6000 K, the teacher's melt "
         "(teacher target only; the model runs with rsajax demo's pair wall)",
     )
+    parser.add_argument("--sq-weight", type=float, default=None, help="preset's by default")
+    parser.add_argument("--lr", type=float, default=None, help="Adam step (preset's by default)")
     parser.add_argument("--steps", type=int, default=None, help="outer steps (preset's default)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
@@ -177,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     work = out / args.name
     st = preset.settings
     if args.phase == "liquid":
-        st = dataclasses.replace(st, temperature_K=6000.0)
+        # 0.5 ps before the first frame: the model's own liquid, not the teacher's start
+        st = dataclasses.replace(st, temperature_K=6000.0, equilibrate=max(st.equilibrate, 500))
+    if args.sq_weight is not None:
+        st = dataclasses.replace(st, sq_weight=args.sq_weight)
+    if args.lr is not None:
+        st = dataclasses.replace(st, learning_rate=args.lr)
     tic = time.time()
 
     log(f"stage 1: SR model ({preset.epochs} epochs on the shipped BKS data)")
@@ -272,9 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     before["rings"] = rings_dict(np.asarray(before["cartesian_last"]), glass)
     s_before = np.asarray(before["s"])
     teacher_rings = rings_dict(glass.positions, glass)
-    summary = summarise(
-        args, preset, steps, target, target_fsdp, teacher_rings, before, after, history
-    )
+    summary = summarise(args, st, steps, target, target_fsdp, teacher_rings, before, after, history)
     summary["sq_loss_before_after"] = [
         float(np.sum(target.weight * (s_before - target.target) ** 2)),
         float(np.sum(target.weight * (s_after - target.target) ** 2)),
@@ -316,7 +325,7 @@ def compare_gradients(fit: SQFit, params, variables, preset: Preset) -> dict:
 
 
 def summarise(
-    args, preset, steps, target, target_fsdp, teacher_rings, before, after, history
+    args, settings, steps, target, target_fsdp, teacher_rings, before, after, history
 ) -> dict:
     def errors(fsdp):
         return (
@@ -333,7 +342,7 @@ def summarise(
         "target": args.target,
         "phase": args.phase,
         "steps": steps,
-        "settings": dataclasses.asdict(preset.settings),
+        "settings": dataclasses.asdict(settings),
         "q_range": [float(target.q[target.used].min()), float(target.q[target.used].max())],
         "fsdp_target": target_fsdp,
         "fsdp_before": before["fsdp"],
