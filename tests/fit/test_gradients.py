@@ -74,7 +74,7 @@ def test_window_gradient_matches_finite_difference(small_case):
     system, variables, target, samples, nbrs = small_case
     loss = window_sq_loss(
         system, nbrs, samples.positions[::20], samples.idx[::20], target,
-        steps=40, every=10, skip=1, temperature_K=100.0,
+        steps=20, every=5, skip=1, temperature_K=100.0,
     )  # fmt: skip
     grad = jax.grad(lambda v: loss(v)[0])(variables)
     loss = jax.jit(loss)

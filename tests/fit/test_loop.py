@@ -36,9 +36,10 @@ def make_fit(setup, **changes):
 
 
 def test_teacher_errors_match_the_loss(setup):
-    model, variables, _, _, teacher, _ = setup
-    errors = teacher_errors(model, variables, teacher)
-    mse = teacher_loss(model, {"energy": 0.0, "forces": 1.0})(variables, teacher)
+    model, variables, *_ = setup
+    one = teacher_graph(read(default_dataset(), "247:248"), model.config.r_max)
+    errors = teacher_errors(model, variables, one)
+    mse = teacher_loss(model, {"energy": 0.0, "forces": 1.0})(variables, one)
     # forces loss = mean over atoms of the mean square component error = MSE of components
     assert errors["forces_rmse"] == pytest.approx(1000.0 * float(np.sqrt(mse)), rel=1e-6)
 
@@ -77,7 +78,9 @@ def test_checkpoint_round_trip_resumes_the_same_loss(setup, tmp_path):
         variables["params"], template, fit.settings.temperature_K
     )
     assert meta["step"] == 1 and meta["history"] == [{"loss": 1.0}]
-    for a, b in zip(jax.tree_util.tree_leaves((params, opt)), jax.tree_util.tree_leaves((params2, opt2)), strict=True):  # fmt: skip
+    leaves = jax.tree_util.tree_leaves((params, opt))
+    restored = jax.tree_util.tree_leaves((params2, opt2))
+    for a, b in zip(leaves, restored, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     resumed = make_fit(setup)
     resumed.adopt(samples)
