@@ -288,6 +288,18 @@ def main(argv: list[str] | None = None) -> int:
         float(np.sum(target.weight * (s_before - target.target) ** 2)),
         float(np.sum(target.weight * (s_after - target.target) ** 2)),
     ]
+    # The noise of a before/after comparison: the same first parameters sampled again (another
+    # seed, same start and protocol). Differences below this spread mean nothing.
+    fit.sample(params0, R_start, seed=20_000)
+    s_again = fit.frame_s.mean(0)
+    again = fsdp_dict(q[filled], s_again[filled], counts[filled] * st.frames)
+    summary["replicate_before"] = {
+        "sq_loss": float(np.sum(target.weight * (s_again - target.target) ** 2)),
+        "fsdp": again,
+        "fsdp_position_error": abs(again["position"] - target_fsdp["position"]),
+        "fsdp_height_rel_error": abs(again["height"] - target_fsdp["height"])
+        / abs(target_fsdp["height"]),
+    }
     summary["wall_seconds"] = round(time.time() - tic, 1)
     write_results(args, summary)
     plots(args, q, filled, s_teacher, target, curve_q, curve_s, s_before, s_after, history)
