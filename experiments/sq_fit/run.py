@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sq-weight", type=float, default=None, help="preset's by default")
     parser.add_argument("--lr", type=float, default=None, help="Adam step (preset's by default)")
+    parser.add_argument(
+        "--min-ess", type=float, default=None, help="resampling threshold (preset's by default)"
+    )
+    parser.add_argument("--tag", default="", help="suffix of the run's name (results key, files)")
     parser.add_argument("--steps", type=int, default=None, help="outer steps (preset's default)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase == "liquid" and args.target != "teacher":
         parser.error("--phase liquid needs --target teacher (the experiment is a glass)")
     args.name = args.target if args.phase == "glass" else f"{args.target}-liquid"
+    args.name += f"-{args.tag}" if args.tag else ""
     preset = PRESETS[args.preset]
     steps = preset.steps if args.steps is None else args.steps
     out = args.out or REPO / "runs" / "sq_fit" / args.preset
@@ -189,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         st = dataclasses.replace(st, sq_weight=args.sq_weight)
     if args.lr is not None:
         st = dataclasses.replace(st, learning_rate=args.lr)
+    if args.min_ess is not None:
+        st = dataclasses.replace(st, min_effective_fraction=args.min_ess)
     tic = time.time()
 
     log(f"stage 1: SR model ({preset.epochs} epochs on the shipped BKS data)")

@@ -122,6 +122,8 @@ def test_reweighting_and_window_gradients_agree_within_their_statistical_errors(
         )  # fmt: skip
         bp.append(_relative(jax.grad(lambda v, f=window: f(v)[0])(variables)))
     rw, bp = np.array(rw), np.array(bp)
+    print("reweighting", rw.mean(0), rw.std(0, ddof=1) / np.sqrt(blocks))
+    print("windows", bp.mean(0), bp.std(0, ddof=1) / np.sqrt(blocks))
     sem = np.sqrt(rw.var(0, ddof=1) / blocks + bp.var(0, ddof=1) / blocks)
     diff = np.abs(rw.mean(0) - bp.mean(0))
     assert np.all(diff <= 3.0 * sem), (rw.mean(0), bp.mean(0), sem)
