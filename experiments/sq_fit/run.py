@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-ess", type=float, default=None, help="resampling threshold (preset's by default)"
     )
+    parser.add_argument(
+        "--energy-weight", type=float, default=None, help="teacher energy weight (default 1)"
+    )
     parser.add_argument("--tag", default="", help="suffix of the run's name (results key, files)")
     parser.add_argument("--steps", type=int, default=None, help="outer steps (preset's default)")
     parser.add_argument("--out", type=Path, default=None)
@@ -194,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         st = dataclasses.replace(st, sq_weight=args.sq_weight)
     if args.lr is not None:
         st = dataclasses.replace(st, learning_rate=args.lr)
+    if args.energy_weight is not None:
+        st = dataclasses.replace(st, energy_weight=args.energy_weight)
     if args.min_ess is not None:
         st = dataclasses.replace(st, min_effective_fraction=args.min_ess)
     tic = time.time()
