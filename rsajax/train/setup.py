@@ -23,13 +23,13 @@ from rsajax.data import (
     compute_statistics,
     read_structures,
 )
-from rsajax.nn.model import MACE, MACEConfig, dummy_graph, init_model
+from rsajax.nn.model import MACE, DatasetInfo, MACEConfig, dummy_graph, init_model
 from rsajax.nn.rsa import as_rsa_config, make_kset_fn
 from rsajax.potential import EnergyFn, energy_fn_from_model, make_potential
 from rsajax.train import sharding
 from rsajax.train.batches import GlobalBatches
 from rsajax.train.checkpoint import Checkpoints, Position
-from rsajax.train.config import ConfigError, TrainConfig, flatten
+from rsajax.train.config import ConfigError, StatisticsConfig, TrainConfig, flatten
 from rsajax.train.loss import TERMS, check_labels
 from rsajax.train.optim import learning_rate_schedule, make_optimizer
 
@@ -175,45 +175,28 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
     )
 
 
-def model_config_from(cfg: TrainConfig, stats: DatasetStatistics) -> MACEConfig:
-    """The model's MACEConfig: hyperparameters from the config, normalisation from the data."""
-    m, s = cfg.model, cfg.statistics
-    if s.scaling == "rms_forces":
+def dataset_info(stats: DatasetStatistics, normalisation: StatisticsConfig) -> DatasetInfo:
+    """What the model takes from the training set: elements, E0s, avg_num_neighbors, and the
+    scale and shift that ``normalisation`` (the config's ``statistics`` section) asks for."""
+    if normalisation.scaling == "rms_forces":
         scale = stats.rms_forces
-    elif s.scaling == "std_energy":
+    elif normalisation.scaling == "std_energy":
         scale = stats.std_energy_per_atom
     else:
         scale = 1.0
-    scale = scale if scale > 0 else 1.0
-    energies = stats.atomic_energies
-    fields = dict(
-        r_max=m.r_max,
-        num_bessel=m.num_bessel,
-        num_polynomial_cutoff=m.num_polynomial_cutoff,
-        max_ell=m.max_ell,
-        hidden_irreps=m.hidden_irreps,
-        correlation=m.correlation,
-        num_interactions=m.num_interactions,
-        MLP_irreps=m.MLP_irreps,
-        radial_MLP=tuple(m.radial_MLP),
-        model_type=m.model_type,
-        interaction_first=m.interaction_first,
-        interaction=m.interaction,
-        long_range=m.long_range,
-        avg_num_neighbors=stats.avg_num_neighbors,
+    return DatasetInfo(
         atomic_numbers=tuple(stats.atomic_numbers),
-        atomic_energies=tuple(energies),
-        scale=float(scale),
-        shift=float(stats.mean_interaction_energy) if s.shift else 0.0,
-        dtype=cfg.dtype,
+        atomic_energies=tuple(stats.atomic_energies),
+        avg_num_neighbors=stats.avg_num_neighbors,
+        scale=float(scale) if scale > 0 else 1.0,
+        shift=float(stats.mean_interaction_energy) if normalisation.shift else 0.0,
     )
-    clash = set(m.extra) & set(fields)
-    if clash:
-        raise ConfigError(f"model.extra repeats keys set elsewhere: {sorted(clash)}")
-    try:
-        return MACEConfig(**fields, **m.extra)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"model config: {err}") from err
+
+
+def model_config_from(cfg: TrainConfig, stats: DatasetStatistics) -> MACEConfig:
+    """The model's config: the architecture from the config's ``model`` section, the rest from
+    the data."""
+    return MACEConfig.build(cfg.model, dataset_info(stats, cfg.statistics), dtype=cfg.dtype)
 
 
 def checked_model(

@@ -53,7 +53,7 @@ def test_overrides_both_spellings_and_types():
     assert config.optimizer.lr == 1e-3 and isinstance(config.optimizer.lr, float)
     assert config.loss.kind == "huber"
     assert config.data.shuffle is False
-    assert config.model.radial_MLP == [8, 8]
+    assert config.model.radial_MLP == (8, 8)
 
 
 @pytest.mark.parametrize(
