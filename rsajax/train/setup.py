@@ -29,7 +29,13 @@ from rsajax.potential import EnergyFn, energy_fn_from_model, make_potential
 from rsajax.train import sharding
 from rsajax.train.batches import GlobalBatches
 from rsajax.train.checkpoint import Checkpoints, Position
-from rsajax.train.config import ConfigError, StatisticsConfig, TrainConfig, flatten
+from rsajax.train.config import (
+    ConfigError,
+    StatisticsConfig,
+    TrainConfig,
+    flatten,
+    load_config,
+)
 from rsajax.train.loss import TERMS, check_labels
 from rsajax.train.optim import learning_rate_schedule, make_optimizer
 
@@ -257,7 +263,12 @@ def resume_point(
     warning about config keys changed since it was written (the run then is not exact)."""
     step = checkpoints.latest()
     meta = checkpoints.check_compatible(step, params, model_config)
-    old, new = flatten(meta["config"]), flatten(cfg.to_dict())
+    stored = meta["config"]
+    try:  # as this version reads it: keys added since take their defaults, presets are resolved
+        stored = load_config(stored).to_dict()
+    except ConfigError:
+        pass  # compare as written
+    old, new = flatten(stored), flatten(cfg.to_dict())
     changed = [k for k in new if not k.startswith(HARMLESS_ON_RESUME) and old.get(k) != new[k]]
     if changed:
         warnings.warn(
