@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from rsajax.errors import run_command
+from rsajax.errors import INPUT_ERROR_STATUS, one_line, run_command
 
 #: (subcommand, module) in the order ``--help`` lists them.
 SUBCOMMANDS = (
@@ -26,8 +26,17 @@ SUBCOMMANDS = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors (unknown option, bad choice, missing argument) are one line,
+    ``rsajax CMD: error: ...`` with a pointer to ``--help``, and exit status 2, like every other
+    input error. Subcommand parsers are made of the same class."""
+
+    def error(self, message: str):
+        self.exit(INPUT_ERROR_STATUS, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rsajax",
         description="Reciprocal-space attention and MACE interatomic potentials in JAX.",
     )
@@ -38,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the Python traceback of input errors too"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _name, module_name in SUBCOMMANDS:
+    parser.commands = {}  # name -> subcommand parser, which reports its own bad options
+    for name, module_name in SUBCOMMANDS:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
@@ -47,12 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         sub = module.add_parser(subparsers)
         sub.set_defaults(run=module.run)
+        parser.commands[name] = sub
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            command = parser.commands.get(getattr(args, "command", None), parser)
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as stop:  # a bad command line, --help or --version: its status
+        return 0 if stop.code is None else int(stop.code)
     if not hasattr(args, "run"):
         parser.print_help()
         return 1

@@ -7,7 +7,7 @@ import pytest
 from ase.build import bulk
 from ase.io import write
 
-from rsajax.cli import main
+from rsajax.cli import SUBCOMMANDS, main
 from rsajax.errors import INPUT_ERROR_STATUS, InputError
 
 NAN_XYZ = """2
@@ -96,6 +96,43 @@ def test_train_analyze_convert_demo_report_one_line(tmp_path, capsys, crystal):
     assert "m.model: no such model file" in line
     line = one_line_error(["demo", "--data", str(tmp_path / "d.xyz"), *out], capsys)
     assert "d.xyz: no such structure file" in line
+
+
+def bad_input(tmp_path) -> dict[str, tuple[list[str], str]]:
+    """One bad input per subcommand: argv and what its line must say."""
+    out = ["--out", str(tmp_path / "out")]
+    return {
+        "demo": (["demo", "--data", str(tmp_path / "d.xyz"), *out], "no such structure file"),
+        "info": (["info", str(tmp_path / "no.xyz")], "no such structure file"),
+        "teach": (["teach", "glass"], "invalid choice: 'glass'"),
+        "train": (["train", str(tmp_path / "none.yaml")], "no such config file"),
+        "md": (["md", str(tmp_path / "none.yaml")], "config file not found"),
+        "analyze": (["analyze", str(tmp_path / "none.extxyz"), *out], "trajectory not found"),
+        "convert": (["convert", str(tmp_path / "m.model"), str(tmp_path / "o")], "no such model"),
+    }
+
+
+def test_the_bad_input_table_has_every_subcommand(tmp_path):
+    assert set(bad_input(tmp_path)) == {name for name, _ in SUBCOMMANDS}
+
+
+@pytest.mark.parametrize("command", [name for name, _ in SUBCOMMANDS])
+def test_every_subcommand_on_bad_input_and_bad_options(command, tmp_path, capsys):
+    argv, problem = bad_input(tmp_path)[command]
+    assert problem in one_line_error(argv, capsys)
+    # argparse's errors too (train reads unknown options as config overrides, which need a value)
+    argv = ["teach", "silica"] if command == "teach" else argv  # its bad input is argparse's
+    line = one_line_error([*argv, "--no-such-option"], capsys)
+    assert "--no-such-option" in line, line
+    if command != "demo":  # demo needs no argument: bare, it would run
+        assert "required" in one_line_error([command], capsys)  # a missing argument
+
+
+def test_bad_top_level_command_is_one_line(capsys):
+    assert main(["nosuch"]) == INPUT_ERROR_STATUS
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice: 'nosuch'" in err and "Traceback" not in err
+    assert main(["--version"]) == 0
 
 
 def test_debug_shows_the_traceback_and_bugs_keep_theirs(tmp_path, monkeypatch):

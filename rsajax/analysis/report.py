@@ -249,9 +249,16 @@ def plot_comparison(
 
 
 def write_report(
-    runs: list[RunAnalysis], exp: ExperimentalCurve | None, out_dir: str | Path
+    runs: list[RunAnalysis],
+    exp: ExperimentalCurve | None,
+    out_dir: str | Path,
+    echo_warnings: bool = True,
 ) -> dict[str, Path]:
-    """Write figure, JSON and Markdown tables and the S(Q) curves; returns the paths."""
+    """Write figure, JSON and Markdown tables and the S(Q) curves; returns the paths.
+
+    Warnings (unresolved FSDP fits) head summary.md and are in summary.json; ``echo_warnings``
+    also prints each on stderr, else one line on stdout says how many there are and where.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     exp_fit = fit_fsdp(exp.q, exp.s) if exp is not None else None
@@ -262,8 +269,11 @@ def write_report(
     js, md = write_tables(rows, [r.name for r in runs], out_dir, warnings)
     fig = plot_comparison(runs, exp, out_dir / "comparison.png")
     paths = {"json": js, "markdown": md, "figure": fig}
-    for line in warnings:
-        print(f"WARNING: {line}", file=sys.stderr, flush=True)
+    if echo_warnings:
+        for line in warnings:
+            print(f"WARNING: {line}", file=sys.stderr, flush=True)
+    elif warnings:
+        print(f"{len(warnings)} FSDP fit(s) not resolved: listed at the top of {md}", flush=True)
     for k, r in enumerate(runs):
         curve = out_dir / f"sq_{k}_{Path(r.name).stem}.csv"
         np.savetxt(

@@ -15,7 +15,14 @@ import numpy as np
 
 from rsajax.errors import InputError
 from rsajax.nn import mace
-from rsajax.nn.model import MACE, MACEConfig, dummy_graph, save_model
+from rsajax.nn.model import (
+    MACE,
+    DatasetInfo,
+    MACEArchitecture,
+    MACEConfig,
+    dummy_graph,
+    save_model,
+)
 
 #: torch state_dict entries that carry no parameter: config values, masks, constants we check.
 SKIPPED = (
@@ -121,7 +128,7 @@ def config_from_torch(model) -> MACEConfig:
         scale = float(np.ravel(model.scale_shift.scale.detach().cpu().numpy())[0])
         shift = float(np.ravel(model.scale_shift.shift.detach().cpu().numpy())[0])
     mlp = str(model.readouts[-1].hidden_irreps) if n > 1 else "16x0e"
-    return MACEConfig(
+    architecture = MACEArchitecture(
         r_max=float(model.r_max),
         num_bessel=int(model.radial_embedding.bessel_fn.bessel_weights.numel()),
         num_polynomial_cutoff=int(model.radial_embedding.cutoff_fn.p),
@@ -133,18 +140,20 @@ def config_from_torch(model) -> MACEConfig:
         num_interactions=n,
         MLP_irreps=mlp,
         radial_MLP=tuple(int(x) for x in inter0.radial_MLP),
-        avg_num_neighbors=float(inter0.avg_num_neighbors),
-        atomic_numbers=tuple(int(z) for z in model.atomic_numbers),
-        atomic_energies=tuple(float(e) for e in energies),
-        scale=scale,
-        shift=shift,
         model_type=type(model).__name__,
         interaction_first=type(model.interactions[0]).__name__,
         interaction=type(model.interactions[-1]).__name__,
         apply_cutoff=bool(getattr(model, "apply_cutoff", True)),
         silu_normalization="torch",
-        dtype=torch_dtype(model),
     )
+    dataset_info = DatasetInfo(
+        atomic_numbers=tuple(int(z) for z in model.atomic_numbers),
+        atomic_energies=tuple(float(e) for e in energies),
+        avg_num_neighbors=float(inter0.avg_num_neighbors),
+        scale=scale,
+        shift=shift,
+    )
+    return MACEConfig.build(architecture, dataset_info, dtype=torch_dtype(model))
 
 
 def torch_dtype(model) -> str:

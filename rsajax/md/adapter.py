@@ -204,9 +204,9 @@ def make_model_energy(
     return energy
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MDSystem:
-    """Everything a jax-md integrator needs, for one allocation box.
+    """Everything a jax-md integrator needs, for one allocation box (built by keyword).
 
     Attributes:
         energy_fn: ``energy_fn(R, neighbor, box=None, perturbation=None) -> E`` (eV).
@@ -395,21 +395,21 @@ def model_system(
 
     masses = atomic_masses[numbers]
     return MDSystem(
-        energy_fn,
-        neighbor_fn,
-        shift_fn,
-        box,
-        numbers,
-        masses,
-        list_cutoff,
-        skin,
-        strain_skin,
-        checks,
-        rebuild,
-        energy,
-        variables,
-        energy_parts_fn,
-        total_charge,
+        energy_fn=energy_fn,
+        neighbor_fn=neighbor_fn,
+        shift_fn=shift_fn,
+        box=box,
+        numbers=numbers,
+        masses=masses,
+        list_cutoff=list_cutoff,
+        skin=skin,
+        strain_skin=strain_skin,
+        box_checks=checks,
+        rebuild=rebuild,
+        energy_with_params=energy,
+        variables=variables,
+        energy_parts_fn=energy_parts_fn,
+        total_charge=total_charge,
     )
 
 

@@ -53,17 +53,17 @@ def bks_system(
         )
 
     return MDSystem(
-        energy_fn,
-        teacher.neighbor_fn,
-        teacher.shift_fn,
-        box,
-        np.asarray(numbers),
-        teacher.masses,
-        params.r_cut + skin,
-        skin,
-        0.0,
-        (check,),
-        rebuild,
+        energy_fn=energy_fn,
+        neighbor_fn=teacher.neighbor_fn,
+        shift_fn=teacher.shift_fn,
+        box=box,
+        numbers=np.asarray(numbers),
+        masses=teacher.masses,
+        list_cutoff=params.r_cut + skin,
+        skin=skin,
+        strain_skin=0.0,
+        box_checks=(check,),
+        rebuild=rebuild,
     )
 
 
@@ -136,17 +136,17 @@ def lennard_jones_system(
         )
 
     return MDSystem(
-        energy_fn,
-        neighbor_fn,
-        shift_fn,
-        box,
-        numbers,
-        atomic_masses[numbers],
-        list_cutoff,
-        skin,
-        strain_skin,
-        (minimum_image_check(list_cutoff),),
-        rebuild,
-        energy_with_params,
-        variables,
+        energy_fn=energy_fn,
+        neighbor_fn=neighbor_fn,
+        shift_fn=shift_fn,
+        box=box,
+        numbers=numbers,
+        masses=atomic_masses[numbers],
+        list_cutoff=list_cutoff,
+        skin=skin,
+        strain_skin=strain_skin,
+        box_checks=(minimum_image_check(list_cutoff),),
+        rebuild=rebuild,
+        energy_with_params=energy_with_params,
+        variables=variables,
     )

@@ -119,15 +119,19 @@ class SpeciesLinear(nn.Module):
         return out
 
 
-class Interaction(nn.Module):
-    """mace-torch ``RealAgnostic[Residual]InteractionBlock``.
+class Interaction(nn.Module, kw_only=True):
+    """mace-torch ``RealAgnostic[Residual]InteractionBlock`` (attributes by keyword only).
 
     Attributes:
         ls_in: degrees of the incoming node features.
         ls_skip: degrees the residual skip produces (the product's output degrees).
         channels: C.
         max_ell: spherical-harmonic degree, also the message's highest degree.
+        num_elements: rows of the one-hot species encoding.
+        radial_mlp: hidden widths of the radial MLP.
+        avg_num_neighbors: messages are divided by it (from the training data).
         residual: residual block (skip from the input) or non-residual (species-mixed message).
+        silu_norm: SiLU normalisation constant. apply_cutoff: edge features carry the envelope.
     """
 
     ls_in: Sequence[int]
@@ -429,8 +433,9 @@ class SymmetricContraction(nn.Module):
         return {l: res[..., bounds[i] : bounds[i + 1]] for i, l in enumerate(self.ls_out)}
 
 
-class ProductBasis(nn.Module):
-    """mace-torch ``EquivariantProductBasisBlock``: contraction, linear, plus the skip."""
+class ProductBasis(nn.Module, kw_only=True):
+    """mace-torch ``EquivariantProductBasisBlock``: contraction, linear, plus the skip
+    (attributes by keyword only)."""
 
     ls_in: Sequence[int]
     ls_out: Sequence[int]

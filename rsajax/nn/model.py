@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rsajax.documented import documented, key
 from rsajax.errors import InputError
 from rsajax.graph import Graph, edge_vectors, pad_graph, safe_norm
 from rsajax.nn import mace
@@ -34,47 +35,49 @@ RSA_FIELDS_ADDED_LATER = {"neutral": False, "net_charge": False}
 INTERACTIONS = ("RealAgnosticResidualInteractionBlock", "RealAgnosticInteractionBlock")
 
 
-@dataclasses.dataclass(frozen=True)
-class MACEConfig:
-    """Hyperparameters, named as in mace-torch. Give ``hidden_irreps`` or ``num_channels`` +
-    ``max_L``. ``model_type`` "ScaleShiftMACE" applies ``scale * E_node + shift`` to the summed
-    readouts before adding E0s; "MACE" adds readouts to E0s as they are.
+@documented(frozen=True)
+class MACEArchitecture:
+    """MACE architecture hyperparameters (mace-torch names), each declared here once with its
+    one default; ``rsajax train`` reads them from its config's ``model`` section. What the
+    training data says (E0s, avg_num_neighbors, scale, shift) is not here: it is a
+    :class:`DatasetInfo`, and a :class:`MACEConfig` holds both.
 
-    ``silu_normalization`` records which SiLU constant the model was built with ("torch":
-    1.6791767923989418 as in e3nn/mace-torch; "e3nn-jax": 1.6765620560798837).
-    ``long_range``: None (short-range MACE) or an :class:`rsajax.nn.rsa.RSAConfig` (a dict
-    or preset name is converted): RSA-MACE, see :mod:`rsajax.nn.rsa`.
-    """
+    ``hidden_irreps``, when given, sets ``num_channels`` and ``max_L``; when not, it is
+    ``num_channels`` channels of each degree 0..``max_L``. ``model_type`` "ScaleShiftMACE"
+    applies ``scale * E_node + shift`` to the summed readouts before adding E0s; "MACE" adds
+    readouts to E0s as they are. ``silu_normalization`` records which SiLU constant the model
+    was built with ("torch": 1.6791767923989418 as in e3nn/mace-torch; "e3nn-jax":
+    1.6765620560798837). ``long_range``: None (short-range MACE) or an
+    :class:`rsajax.nn.rsa.RSAConfig` (a dict or preset name is converted): RSA-MACE, see
+    :mod:`rsajax.nn.rsa`."""
 
-    r_max: float = 5.0
-    num_bessel: int = 8
-    num_polynomial_cutoff: int = 5
-    max_ell: int = 3
-    hidden_irreps: str | None = None
-    num_channels: int | None = None
-    max_L: int | None = None
-    correlation: int | tuple[int, ...] = 3
-    num_interactions: int = 2
-    MLP_irreps: str = "16x0e"
-    radial_MLP: tuple[int, ...] = (64, 64, 64)
-    avg_num_neighbors: float = 1.0
-    atomic_numbers: tuple[int, ...] = (1,)
-    atomic_energies: tuple[float, ...] = (0.0,)
-    scale: float = 1.0
-    shift: float = 0.0
-    model_type: str = "ScaleShiftMACE"
-    interaction_first: str = "RealAgnosticResidualInteractionBlock"
-    interaction: str = "RealAgnosticResidualInteractionBlock"
-    apply_cutoff: bool = True
-    silu_normalization: str = "torch"
-    dtype: str = "float64"
-    long_range: Any = None
-    remat: bool = False
+    r_max: float = key(5.0, "cutoff radius, A")
+    num_bessel: int = key(8, "radial Bessel functions")
+    num_polynomial_cutoff: int = key(5, "power p of the polynomial cutoff envelope")
+    max_ell: int = key(3, "highest spherical-harmonic degree of edge features")
+    hidden_irreps: str | None = key(
+        None, "node features between interactions, e.g. 32x0e+32x1o (sets num_channels, max_L)"
+    )
+    num_channels: int | None = key(32, "channels per degree when hidden_irreps is not given")
+    max_L: int | None = key(1, "highest degree of node features when hidden_irreps is not given")
+    correlation: int | tuple[int, ...] = key(
+        3, "body order of the symmetric contraction minus one (or one value per interaction)"
+    )
+    num_interactions: int = key(2, "message-passing layers")
+    MLP_irreps: str = key("16x0e", "hidden irreps of the last, non-linear readout")
+    radial_MLP: tuple[int, ...] = key((64, 64, 64), "hidden widths of the radial MLP")
+    model_type: str = key("ScaleShiftMACE", "ScaleShiftMACE or MACE")
+    interaction_first: str = key("RealAgnosticResidualInteractionBlock", "first interaction block")
+    interaction: str = key("RealAgnosticResidualInteractionBlock", "later interaction blocks")
+    apply_cutoff: bool = key(True, "multiply the radial features by the cutoff envelope")
+    silu_normalization: str = key("torch", "SiLU normalisation constant: torch or e3nn-jax")
+    long_range: Any = key(None, "long-range (RSA) options: a preset name, a mapping or null")
+    remat: bool = key(False, "recompute interactions in the backward pass (less memory)")
 
     def __post_init__(self):
         if self.hidden_irreps is None:
             if self.num_channels is None or self.max_L is None:
-                raise ValueError("MACEConfig needs hidden_irreps or num_channels and max_L")
+                raise ValueError("MACE needs hidden_irreps or num_channels and max_L")
             irreps = "+".join(
                 f"{self.num_channels}x{l}{'e' if l % 2 == 0 else 'o'}"
                 for l in range(self.max_L + 1)
@@ -83,14 +86,10 @@ class MACEConfig:
         channels, ls = mace.parse_hidden_irreps(self.hidden_irreps)
         object.__setattr__(self, "num_channels", channels)
         object.__setattr__(self, "max_L", max(ls))
-        for name in ("correlation", "radial_MLP", "atomic_numbers", "atomic_energies"):
-            value = getattr(self, name)
-            if isinstance(value, list | np.ndarray):
-                object.__setattr__(self, name, tuple(np.asarray(value).tolist()))
+        for name in ("correlation", "radial_MLP"):
+            _freeze(self, name)
         if isinstance(self.correlation, tuple) and len(self.correlation) != self.num_interactions:
             raise ValueError("correlation: one value per interaction expected")
-        if len(self.atomic_numbers) != len(self.atomic_energies):
-            raise ValueError("atomic_numbers and atomic_energies must have the same length")
         if self.model_type not in ("MACE", "ScaleShiftMACE"):
             raise ValueError(f"model_type must be MACE or ScaleShiftMACE, got {self.model_type!r}")
         for name in (self.interaction_first, self.interaction):
@@ -104,6 +103,64 @@ class MACEConfig:
             self.long_range.check_model(self.num_interactions, self.num_channels)
         if self.num_interactions < 1:
             raise ValueError("num_interactions must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model's training data says: its elements, their reference energies (E0s, eV), the
+    mean number of neighbours within the cutoff (messages are divided by it) and ScaleShiftMACE's
+    ``scale`` and ``shift`` (eV). Computed from the training set by ``rsajax train``
+    (:func:`rsajax.train.setup.dataset_info`) or read from a converted model."""
+
+    atomic_numbers: tuple[int, ...] = (1,)
+    atomic_energies: tuple[float, ...] = (0.0,)
+    avg_num_neighbors: float = 1.0
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def __post_init__(self):
+        for name in ("atomic_numbers", "atomic_energies"):
+            _freeze(self, name)
+        if len(self.atomic_numbers) != len(self.atomic_energies):
+            raise ValueError("atomic_numbers and atomic_energies must have the same length")
+
+
+def _freeze(config, name: str) -> None:
+    """Store a list or array field of a frozen dataclass as a tuple (hashable, compares equal
+    to its JSON round trip after :func:`tuple`)."""
+    value = getattr(config, name)
+    if isinstance(value, list | np.ndarray):
+        object.__setattr__(config, name, tuple(np.asarray(value).tolist()))
+
+
+@dataclasses.dataclass(frozen=True)
+class MACEConfig(DatasetInfo, MACEArchitecture):
+    """A model's whole description: its architecture (:class:`MACEArchitecture`), what its
+    training data says (:class:`DatasetInfo`) and the dtype it computes in. Saved as one flat
+    dict of their fields (``config.json``). Build it from the parts with :meth:`build`, or give
+    any of the fields as keywords."""
+
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        MACEArchitecture.__post_init__(self)
+        DatasetInfo.__post_init__(self)
+
+    @classmethod
+    def build(
+        cls, architecture: MACEArchitecture, dataset_info: DatasetInfo, dtype: str = "float64"
+    ) -> MACEConfig:
+        """The config of a model with ``architecture``, trained on data described by
+        ``dataset_info``, computing in ``dtype``."""
+        return cls(**_fields_of(architecture), **_fields_of(dataset_info), dtype=dtype)
+
+    @property
+    def architecture(self) -> MACEArchitecture:
+        return MACEArchitecture(**_fields_of(self, MACEArchitecture))
+
+    @property
+    def dataset_info(self) -> DatasetInfo:
+        return DatasetInfo(**_fields_of(self, DatasetInfo))
 
     def correlation_of(self, layer: int) -> int:
         c = self.correlation
@@ -119,6 +176,11 @@ class MACEConfig:
         if unknown:
             raise ValueError(f"unknown MACEConfig fields: {sorted(unknown)}")
         return cls(**d)
+
+
+def _fields_of(config, cls=None) -> dict[str, Any]:
+    """Field name -> value of ``config`` for the fields of ``cls`` (default: its own class)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(cls or config)}
 
 
 def species_index_table(atomic_numbers: tuple[int, ...]) -> np.ndarray:
@@ -248,26 +310,26 @@ class MACE(nn.Module):
             # storing them (less memory for forces on large systems, ~1.3x more compute).
             interaction_cls = nn.remat(mace.Interaction) if cfg.remat else mace.Interaction
             message, sc = interaction_cls(
-                ls_in,
-                ls_out,
-                channels,
-                cfg.max_ell,
-                num_elements,
-                cfg.radial_MLP,
-                cfg.avg_num_neighbors,
-                "Residual" in block,
-                silu_norm,
-                cfg.apply_cutoff,
-                dt,
+                ls_in=ls_in,
+                ls_skip=ls_out,
+                channels=channels,
+                max_ell=cfg.max_ell,
+                num_elements=num_elements,
+                radial_mlp=cfg.radial_MLP,
+                avg_num_neighbors=cfg.avg_num_neighbors,
+                residual="Residual" in block,
+                silu_norm=silu_norm,
+                apply_cutoff=cfg.apply_cutoff,
+                param_dtype=dt,
                 name=f"interactions_{t}",
             )(h, one_hot, sh, edge_feats, cutoff, graph.senders, graph.receivers)
             h_out = mace.ProductBasis(
-                tuple(range(cfg.max_ell + 1)),
-                ls_out,
-                channels,
-                cfg.correlation_of(t),
-                num_elements,
-                dt,
+                ls_in=tuple(range(cfg.max_ell + 1)),
+                ls_out=ls_out,
+                channels=channels,
+                correlation=cfg.correlation_of(t),
+                num_elements=num_elements,
+                param_dtype=dt,
                 name=f"products_{t}",
             )(message, one_hot, sc)
             if self.long_range_off:

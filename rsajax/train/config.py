@@ -11,42 +11,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rsajax.documented import documented, key
 from rsajax.errors import InputError
-
-
-def key(default: Any, help: str) -> Any:
-    """A documented dataclass field (mutable defaults are copied per instance)."""
-    if isinstance(default, list | dict):
-        return dataclasses.field(
-            default_factory=lambda: type(default)(default), metadata={"help": help}
-        )
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
-def documented(cls):
-    """Make ``cls`` a dataclass and append an ``Attributes:`` section built from field help."""
-    cls = dataclasses.dataclass(cls)
-    lines = [(cls.__doc__ or "").rstrip(), "", "Attributes:"]
-    for f in dataclasses.fields(cls):
-        if "help" in f.metadata:
-            lines.append(f"    {f.name}: {f.metadata['help']} (default: {default_of(f)!r})")
-    cls.__doc__ = "\n".join(lines)
-    return cls
-
-
-def default_of(f: dataclasses.Field) -> Any:
-    """The default value of a dataclass field (calling its factory)."""
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return None
+from rsajax.nn.model import MACEArchitecture
 
 
 @documented
@@ -65,27 +39,6 @@ class DataConfig:
     stress_key: str = key("stress", "name of the stress label in the file")
     virial_key: str = key("virial", "name of a virial label (converted to stress)")
     dipole_key: str = key("dipole", "name of the dipole label in the file")
-
-
-@documented
-class ModelConfig:
-    """MACE hyperparameters (mace-torch names). E0s, avg_num_neighbors, scale and shift are
-    computed from the training set and stored in the exported model."""
-
-    r_max: float = key(5.0, "cutoff radius, A")
-    num_bessel: int = key(8, "radial Bessel functions")
-    num_polynomial_cutoff: int = key(5, "power p of the polynomial cutoff envelope")
-    max_ell: int = key(3, "highest spherical-harmonic degree of edge features")
-    hidden_irreps: str = key("32x0e+32x1o", "node features between interactions")
-    correlation: int = key(3, "body order of the symmetric contraction minus one")
-    num_interactions: int = key(2, "message-passing layers")
-    MLP_irreps: str = key("16x0e", "hidden irreps of the last, non-linear readout")
-    radial_MLP: list = key([64, 64, 64], "hidden widths of the radial MLP")
-    model_type: str = key("ScaleShiftMACE", "ScaleShiftMACE or MACE")
-    interaction_first: str = key("RealAgnosticResidualInteractionBlock", "first interaction block")
-    interaction: str = key("RealAgnosticResidualInteractionBlock", "later interaction blocks")
-    long_range: Any = key(None, "long-range (RSA) options, passed to the model unchanged")
-    extra: dict = key({}, "any further MACEConfig fields, passed to the model unchanged")
 
 
 @documented
@@ -172,7 +125,7 @@ class TrainConfig:
     progress_bar: bool = key(True, "show a tqdm progress bar with rate and ETA")
     plot: bool = key(True, "write learning_curves.png at the end")
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    model: MACEArchitecture = dataclasses.field(default_factory=MACEArchitecture)
     statistics: StatisticsConfig = dataclasses.field(default_factory=StatisticsConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
@@ -181,7 +134,16 @@ class TrainConfig:
     parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every key as plain YAML/JSON values (tuples as lists)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class ConfigError(InputError):
@@ -220,40 +182,71 @@ def _unknown(name: str, valid: list[str]) -> ConfigError:
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:
     """Convert a YAML/TOML/command-line value to the field's type, or raise ConfigError."""
+    try:
+        return _convert(value, kind)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"config key {name!r}: cannot use {value!r} as {_type_name(kind)}"
+        ) from err
+
+
+def _type_name(kind: Any) -> str:
+    return getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
+
+
+def _convert(value: Any, kind: Any) -> Any:
+    """``value`` as ``kind``: bool, int, float, str, list, dict, ``tuple[T, ...]`` or a union of
+    them (first arm that fits; ``None``/"null"/"none" for an optional one); ValueError if none."""
     if kind is Any:
         return value
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return lowered in ("true", "1", "yes")
-            if not isinstance(value, bool | int):
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (
+            value is None or isinstance(value, str) and value.strip().lower() in ("null", "none")
+        ):
+            return None
+        for arm in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arm)
+            except (TypeError, ValueError):
+                continue
+        raise ValueError(value)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        items = value if isinstance(value, list | tuple) else [value]
+        return tuple(_convert(v, args[0]) for v in items)
+    if kind is bool:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(value)
-            return bool(value)
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer() or isinstance(value, bool):
-                raise ValueError(value)
-            return int(value)
-        if kind is float:
-            return float(value)
-        if kind is str:
-            if not isinstance(value, str | int | float):
-                raise ValueError(value)
-            return str(value)
-        if kind is list:
-            if isinstance(value, str):
-                value = yaml.safe_load(value)
-            return list(value if isinstance(value, list | tuple) else [value])
-        if kind is dict:
-            if isinstance(value, str):
-                value = yaml.safe_load(value) or {}
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return dict(value)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config key {name!r}: cannot use {value!r} as {kind.__name__}") from err
+            return lowered in ("true", "1", "yes")
+        if not isinstance(value, bool | int):
+            raise ValueError(value)
+        return bool(value)
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer() or isinstance(value, bool):
+            raise ValueError(value)
+        if isinstance(value, list | tuple | dict):
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str | int | float):
+            raise ValueError(value)
+        return str(value)
+    if kind is list:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        return list(value if isinstance(value, list | tuple) else [value])
+    if kind is dict:
+        if isinstance(value, str):
+            value = yaml.safe_load(value) or {}
+        if not isinstance(value, dict):
+            raise ValueError(value)
+        return dict(value)
     return value
 
 
@@ -271,7 +264,10 @@ def _build(cls, values: dict, prefix: str = ""):
             kwargs[name] = _build(kind, value, f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(prefix + name, value, kind)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:  # a section that checks itself (the model's)
+        raise ConfigError(f"config section {prefix.rstrip('.')!r}: {err}") from err
 
 
 def validate(config: TrainConfig) -> TrainConfig:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from rsajax.train.config import TrainConfig, default_of
+from rsajax.documented import default_of
+from rsajax.train.config import TrainConfig
 
 
 def render_markdown() -> str:
@@ -30,7 +31,7 @@ def render_markdown() -> str:
     ]
     for prefix, cls in sections:
         title = prefix.rstrip(".") or "top level"
-        summary = (cls.__doc__ or "").split("\n\nAttributes:")[0].strip().replace("\n", " ")
+        summary = " ".join((cls.__doc__ or "").split("\n\n")[0].split())  # first paragraph
         lines += [f"## {title}", "", summary, "", "| key | default | meaning |", "|---|---|---|"]
         for f in dataclasses.fields(cls):
             if "help" in f.metadata:

@@ -1,32 +1,46 @@
-"""The trainer: data, statistics, model, sharded steps, validation, checkpoints, logs, export.
+"""The trainer: :func:`train` composes named steps (:mod:`rsajax.train.setup`) and hands the
+built objects to a :class:`TrainingLoop`, which runs epochs of sharded steps, validation,
+checkpoints and logs.
 
 Every check that can fail (config keys, files, labels against loss weights, batch size against
-devices, checkpoint shape) runs before the first compilation. See :func:`train`.
+devices, checkpoint shape) runs before the first compilation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
+import optax
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from rsajax.nn.model import MACE, MACEConfig, dummy_graph, init_model
+from rsajax.nn.model import MACE, MACEConfig
 from rsajax.potential import energy_fn_from_model
 from rsajax.train import sharding
 from rsajax.train.checkpoint import Checkpoints, Position, export_model
-from rsajax.train.config import ConfigError, TrainConfig, flatten, load_config, save_config
+from rsajax.train.config import TrainConfig, load_config
 from rsajax.train.metrics import accumulate, finalize
-from rsajax.train.optim import current_lr, learning_rate_schedule, make_optimizer
-from rsajax.train.setup import TrainingData, load_data, model_config_from
+from rsajax.train.optim import current_lr
+from rsajax.train.records import RunLog, is_writer, print_compile_report
+from rsajax.train.setup import (
+    ResumePoint,
+    TrainingData,
+    build_optimizer,
+    checked_model,
+    concrete_model,
+    configure_jax,
+    device_mesh,
+    load_data,
+    model_config_from,
+    open_checkpoints,
+    resume_point,
+)
 from rsajax.train.step import init_state, make_eval_step, make_train_step
 
 Callback = Callable[[str, dict], None]
@@ -55,99 +69,177 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
-#: Keys that may change on --resume without changing the step sequence (a multi-host job's
-#: process ids and coordinator differ per process and per launch by design).
-HARMLESS_ON_RESUME = (
-    "output_dir",
-    "progress_bar",
-    "plot",
-    "checkpoint.",
-    "parallel.process_id",
-    "parallel.coordinator_address",
-)
+class TrainingLoop:
+    """Epochs of sharded train steps over objects built elsewhere, with validation after every
+    epoch, ``last``/``best`` checkpoints and the run log.
 
+    Args:
+        cfg: the run's config (epochs, loss, EMA, checkpoint cadence; stored in checkpoints).
+        data: training and validation batches. model, model_config, variables: the model and its
+            computed ``{"params", "constants"}``. optimizer, learning_rate: optax optimiser and
+            its schedule (logged). checkpoints: the run's store. mesh: the data-parallel mesh.
+        log: the run log (history and metrics.jsonl). callbacks: see :func:`train`.
+    """
 
-def _warn_changed(stored: dict, cfg: TrainConfig) -> None:
-    """Warn about config keys that differ from the checkpoint's (the run then is not exact)."""
-    old, new = flatten(stored), flatten(cfg.to_dict())
-    changed = [k for k in new if not k.startswith(HARMLESS_ON_RESUME) and old.get(k) != new[k]]
-    if changed:
-        warnings.warn(
-            "resuming with config keys changed since the checkpoint: "
-            + ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
-            + " (the run will differ from an uninterrupted one)",
-            stacklevel=3,
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: TrainingData,
+        model: MACE,
+        model_config: MACEConfig,
+        variables: dict,
+        optimizer: optax.GradientTransformation,
+        learning_rate: optax.Schedule,
+        checkpoints: Checkpoints,
+        mesh: Mesh,
+        log: RunLog,
+        callbacks: Sequence[Callback] = (),
+    ):
+        self.cfg, self.data, self.model, self.model_config = cfg, data, model, model_config
+        self.learning_rate, self.checkpoints = learning_rate, checkpoints
+        self.mesh, self.log, self.callbacks = mesh, log, tuple(callbacks)
+        self.counter: dict[str, int] = {"train": 0, "eval": 0}
+        self.best = float("inf")
+        rep, self._data_sharding = sharding.replicated(mesh), sharding.data_sharding(mesh)
+        self.constants = sharding.put_global(
+            {k: v for k, v in variables.items() if k != "params"}, rep
+        )
+        state = init_state(variables["params"], optimizer, cfg.seed, cfg.optimizer.ema_decay > 0)
+        self.state = sharding.put_global(jax.device_get(state), rep)
+        self.train_step, self.eval_step = self._steps(optimizer)
+
+    def _steps(self, optimizer: optax.GradientTransformation) -> tuple[Callable, Callable]:
+        """The jitted, sharded train and eval steps (each counts its compilations)."""
+        loss = self.cfg.loss
+        weights = {name: getattr(loss, f"{name}_weight") for name in WEIGHTED}
+        energy_fn = energy_fn_from_model(self.model)
+        loss_args = (weights, loss.kind, loss.huber_delta)
+        train_step = make_train_step(
+            energy_fn,
+            optimizer,
+            *loss_args,
+            ema_decay=self.cfg.optimizer.ema_decay,
+            compute_stress=weights["stress"] > 0,
+            counter=self.counter,
+        )
+        eval_step = make_eval_step(
+            energy_fn,
+            *loss_args,
+            compute_stress=self.data.valid_has_stress,
+            counter=self.counter,
+        )
+        return (
+            sharding.shard_step(train_step, self.mesh, num_sharded=2),
+            sharding.shard_step(eval_step, self.mesh, num_sharded=2, donate_state=False),
         )
 
+    def restore(self, start: ResumePoint) -> None:
+        """Continue from checkpoint ``start.step`` (state and best validation loss)."""
+        self.state = self.checkpoints.restore(start.step, self.state)
+        self.best = start.best_valid_loss
 
-def _log(path: Path, record: dict) -> None:
-    if jax.process_index() != 0:
-        return  # one log per run, also on multi-host clusters
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    @property
+    def eval_params(self) -> dict:
+        """The parameters validated and exported: the EMA when on."""
+        return self.state.ema if self.state.ema is not None else self.state.params
+
+    def _put(self, tree):
+        return sharding.put_global(tree, self._data_sharding)
+
+    def validate(self, epoch: int, train_losses: list[float]) -> dict:
+        """Score the validation set, log the record and call the ``"epoch"`` callbacks."""
+        params, total = self.eval_params, None
+        for batch, active in self.data.valid.batches(0):
+            sums = self.eval_step(params, self.constants, self._put(batch), self._put(active))
+            total = accumulate(total, jax.device_get(sums))
+        step = int(jax.device_get(self.state.step))
+        lr = current_lr(self.state.opt_state, self.learning_rate, max(step - 1, 0))
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": float(np.mean(train_losses)) if train_losses else None,
+            "valid_loss": total["loss_sum"] / max(total["loss_n"], 1.0),
+            "lr": float(lr),
+            "time": time.time(),
+            **finalize(total),
+        }
+        self.log.append(record)
+        # The callbacks also get the validated parameters (EMA when on), e.g. to score a held-out
+        # subset every epoch; the log keeps the JSON record only.
+        variables = {"params": params, "constants": self.constants}
+        for callback in self.callbacks:
+            callback("epoch", {**record, "model": self.model, "variables": variables})
+        return record
+
+    def save(self, which: str, position: Position) -> None:
+        """Checkpoint ``which`` ("last" or "best") at ``position``."""
+        extra = {"best_valid_loss": self.best}
+        if which == "last":
+            extra["compiles"] = dict(self.counter)
+        config = self.cfg.to_dict()
+        self.checkpoints.save(which, self.state, position, config, self.model_config, extra)
+
+    def export(self, directory: Path) -> Path:
+        """Write the evaluated parameters as a standalone model directory."""
+        return export_model(directory, self.model_config, self.eval_params, self.constants)
+
+    def train_epoch(self, epoch: int, start: int, bar: tqdm) -> list:
+        """Steps over the training batches of ``epoch`` from batch ``start``; returns the losses
+        (device scalars)."""
+        every, steps_per_epoch = self.cfg.checkpoint.every_steps, len(self.data.train)
+        step = int(jax.device_get(self.state.step))
+        losses = []
+        for index, (batch, active) in enumerate(self.data.train.batches(epoch, start), start):
+            self.state, metrics = self.train_step(
+                self.state, self.constants, self._put(batch), self._put(active)
+            )
+            step += 1
+            # Losses stay on the device: reading one waits for the step, so the host reads only
+            # every 10 steps and can build the next batches while the device computes.
+            losses.append(metrics["loss"])
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(epoch=epoch, loss=f"{float(metrics['loss']):.4g}")
+            if every and step % every == 0 and index + 1 < steps_per_epoch:
+                self.save("last", Position(epoch, index + 1))
+            for callback in self.callbacks:
+                info = {"step": step, "epoch": epoch, "batch": index, "loss": metrics["loss"]}
+                callback("step", info)
+        return losses
+
+    def end_epoch(self, epoch: int, losses: list, bar: tqdm) -> None:
+        """Validate; keep a ``best`` checkpoint and model when it improved; checkpoint ``last``."""
+        record = self.validate(epoch, [float(x) for x in jax.device_get(losses)])
+        bar.set_postfix(epoch=epoch, valid_loss=f"{record['valid_loss']:.4g}")
+        if self.cfg.checkpoint.keep_best and record["valid_loss"] < self.best:
+            self.best = record["valid_loss"]
+            self.save("best", Position(epoch + 1, 0))
+            self.export(self.log.output_dir / "best_model")
+        self.save("last", Position(epoch + 1, 0))
+
+    def run(self, position: Position) -> None:
+        """Train from ``position`` to the last epoch (validating first when nothing is logged)."""
+        if not self.log.history:
+            self.validate(-1, [])
+        steps_per_epoch = len(self.data.train)
+        bar = tqdm(
+            total=steps_per_epoch * self.cfg.epochs,
+            initial=position.epoch * steps_per_epoch + position.batch,
+            disable=not self.cfg.progress_bar or not is_writer(),
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
+        for epoch in range(position.epoch, self.cfg.epochs):
+            start = position.batch if epoch == position.epoch else 0
+            self.end_epoch(epoch, self.train_epoch(epoch, start, bar), bar)
+        bar.close()
+        self.checkpoints.wait()
+        self.checkpoints.close()
 
 
-def _truncate_log(path: Path, epoch: int) -> list[dict]:
-    """Keep records of epochs before ``epoch`` (a resumed run rewrites the rest).
-
-    Every process reads the old log; only process 0 rewrites it, after all have read it.
-    """
-    records = []
-    if path.is_file():
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    kept = [r for r in records if r["epoch"] < epoch]
-    _barrier("read metrics.jsonl")
-    if jax.process_index() == 0 and path.is_file():
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    return kept
-
-
-def _barrier(name: str) -> None:
-    """Wait for every process of a multi-host run (no-op for one process)."""
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices(name)
-
-
-def plot_learning_curves(history: Sequence[dict], path: Path) -> Path:
-    """Loss and validation RMSEs against epoch, as a PNG.
-
-    A bare ``Figure`` (no pyplot): it draws without touching the global backend, so a notebook
-    that trains keeps showing its own figures inline.
-    """
-    from matplotlib.figure import Figure
-
-    names = [k for k in ("energy_rmse", "forces_rmse", "stress_rmse") if k in history[-1]]
-    fig = Figure(figsize=(4 * (1 + len(names)), 3.2))
-    axes = fig.subplots(1, 1 + len(names))
-    axes = np.atleast_1d(axes)
-    epochs = [r["epoch"] for r in history]
-    train = [(r["epoch"], r["train_loss"]) for r in history if r.get("train_loss") is not None]
-    if train:
-        axes[0].semilogy(*zip(*train, strict=True), label="train")
-    axes[0].semilogy(epochs, [r["valid_loss"] for r in history], label="valid")
-    axes[0].set(xlabel="epoch", ylabel="loss")
-    axes[0].legend()
-    units = {"energy_rmse": "meV/atom", "forces_rmse": "meV/A", "stress_rmse": "GPa"}
-    for ax, name in zip(axes[1:], names, strict=True):
-        ax.semilogy(epochs, [r[name] for r in history])
-        ax.set(xlabel="epoch", ylabel=f"valid {name.replace('_', ' ')} ({units[name]})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
-
-
-def _model_for_checks(model_config: MACEConfig, seed: int):
-    """(model, variables) for the pre-flight checks, without compiling when possible.
-
-    Short-range configs use the Module that :func:`init_model` builds and only the shapes of its
-    variables (``jax.eval_shape``, no compile). Other models (e.g. RSA) are built by
-    ``init_model`` itself, so the trainer works unchanged for any model it returns.
-    """
-    if model_config.long_range is None:
-        model = MACE(model_config)
-        graph = dummy_graph(model_config)
-        return model, jax.eval_shape(model.init, jax.random.PRNGKey(seed), graph)
-    return init_model(model_config, seed)
+#: Loss terms with a weight in the config (``loss.<name>_weight``).
+WEIGHTED = ("energy", "forces", "stress", "dipole")
 
 
 def train(
@@ -171,202 +263,52 @@ def train(
         :class:`TrainResult`; the exported model is in ``result.model_dir``.
     """
     cfg = load_config(config, overrides)
-    sharding.initialize_distributed(cfg.parallel)
-    if cfg.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    out = Path(cfg.output_dir)
-    ckpt_dir = out / "checkpoints"
-    checkpoints = Checkpoints(ckpt_dir, async_save=cfg.checkpoint.async_save)
-    if checkpoints.latest() is not None and not resume:
-        raise ConfigError(
-            f"{out} already holds checkpoints; pass --resume to continue or choose "
-            "another output_dir"
-        )
-    if resume and checkpoints.latest() is None:
-        raise ConfigError(f"--resume: no complete checkpoint in {ckpt_dir}")
-
-    mesh = sharding.make_mesh(cfg.parallel.num_devices)
-    num_sub = cfg.parallel.sub_batches or mesh.size
-    if num_sub % mesh.size:
-        raise ConfigError(
-            f"parallel.sub_batches = {num_sub} is not a multiple of the {mesh.size} devices"
-        )
-    data: TrainingData = load_data(cfg, num_sub)
+    configure_jax(cfg)
+    checkpoints = open_checkpoints(cfg, resume)
+    mesh, num_sub = device_mesh(cfg)
+    data = load_data(cfg, num_sub)
     model_config = model_config_from(cfg, data.statistics)
-    model, variables = _model_for_checks(model_config, cfg.seed)
-    data.check_labels(cfg, energy_fn_from_model(model), variables)  # abstract evaluation only
-    position, best, meta = Position(), float("inf"), None
+    model, variables = checked_model(cfg, model_config, data)
+    start = ResumePoint()
     if resume:
-        meta = checkpoints.check_compatible(checkpoints.latest(), variables["params"], model_config)
-        position, best = Position(meta["epoch"], meta["batch"]), meta.get("best_valid_loss", best)
-        _warn_changed(meta["config"], cfg)
-    if isinstance(jax.tree_util.tree_leaves(variables)[0], jax.ShapeDtypeStruct):
-        model, variables = init_model(model_config, cfg.seed)  # checks passed: now compute
-    energy_fn = energy_fn_from_model(model)
-
-    steps_per_epoch = len(data.train)
-    total_steps = steps_per_epoch * cfg.epochs
-    optimizer = make_optimizer(cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps)
-    schedule_fn = learning_rate_schedule(cfg.optimizer, cfg.schedule, total_steps)
-    rep, dat = sharding.replicated(mesh), sharding.data_sharding(mesh)
-    constants = sharding.put_global({k: v for k, v in variables.items() if k != "params"}, rep)
-    state = init_state(variables["params"], optimizer, cfg.seed, cfg.optimizer.ema_decay > 0)
-    state = sharding.put_global(jax.device_get(state), rep)
-
-    if resume:
-        state = checkpoints.restore(checkpoints.latest(), state)
-    out.mkdir(parents=True, exist_ok=True)
-    if jax.process_index() == 0:
-        save_config(cfg, out / "config.yaml")
-    log_path = out / "metrics.jsonl"
-    history = _truncate_log(log_path, position.epoch) if resume else []
-    if not resume and log_path.exists() and jax.process_index() == 0:
-        log_path.unlink()
-
-    weights = {
-        "energy": cfg.loss.energy_weight,
-        "forces": cfg.loss.forces_weight,
-        "stress": cfg.loss.stress_weight,
-        "dipole": cfg.loss.dipole_weight,
-    }
-    counter: dict[str, int] = {"train": 0, "eval": 0}
-    loss_args = (weights, cfg.loss.kind, cfg.loss.huber_delta)
-    train_step = sharding.shard_step(
-        make_train_step(
-            energy_fn,
-            optimizer,
-            *loss_args,
-            cfg.optimizer.ema_decay,
-            weights["stress"] > 0,
-            counter,
-        ),
-        mesh,
-        num_sharded=2,
-    )
-    eval_step = sharding.shard_step(
-        make_eval_step(energy_fn, *loss_args, data.valid_has_stress, counter),
-        mesh,
-        2,
-        donate_state=False,
-    )
-
-    def validate(epoch: int, train_losses: list[float]) -> dict:
-        params = state.ema if state.ema is not None else state.params
-        total = None
-        for batch, active in data.valid.batches(0):
-            sums = eval_step(
-                params, constants, sharding.put_global(batch, dat), sharding.put_global(active, dat)
-            )
-            total = accumulate(total, jax.device_get(sums))
-        step = int(jax.device_get(state.step))
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": float(np.mean(train_losses)) if train_losses else None,
-            "valid_loss": total["loss_sum"] / max(total["loss_n"], 1.0),
-            "lr": float(current_lr(state.opt_state, schedule_fn, max(step - 1, 0))),
-            "time": time.time(),
-            **finalize(total),
-        }
-        _log(log_path, record)
-        history.append(record)
-        # The callbacks also get the validated parameters (EMA when on), e.g. to score a held-out
-        # subset every epoch; the log keeps the JSON record only.
-        evaluated = {
-            **record,
-            "model": model,
-            "variables": {"params": params, "constants": constants},
-        }
-        for callback in callbacks:
-            callback("epoch", evaluated)
-        return record
-
-    def save_last(pos: Position) -> None:
-        checkpoints.save(
-            "last",
-            state,
-            pos,
-            cfg.to_dict(),
-            model_config,
-            {"best_valid_loss": best, "compiles": dict(counter)},
-        )
-
-    if not history:
-        validate(-1, [])
-    bar = tqdm(
-        total=total_steps,
-        initial=position.epoch * steps_per_epoch + position.batch,
-        disable=not cfg.progress_bar or jax.process_index() != 0,
-        unit="step",
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
-    every = cfg.checkpoint.every_steps
-    step = int(jax.device_get(state.step))
-    for epoch in range(position.epoch, cfg.epochs):
-        start = position.batch if epoch == position.epoch else 0
-        train_losses = []
-        for index, (batch, active) in enumerate(data.train.batches(epoch, start), start):
-            state, metrics = train_step(
-                state, constants, sharding.put_global(batch, dat), sharding.put_global(active, dat)
-            )
-            step += 1
-            # Losses stay on the device: reading one waits for the step, so the host reads only
-            # every 10 steps and can build the next batches while the device computes.
-            train_losses.append(metrics["loss"])
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(epoch=epoch, loss=f"{float(metrics['loss']):.4g}")
-            if every and step % every == 0 and index + 1 < steps_per_epoch:
-                save_last(Position(epoch, index + 1))
-            for callback in callbacks:
-                info = {"step": step, "epoch": epoch, "batch": index, "loss": metrics["loss"]}
-                callback("step", info)
-        record = validate(epoch, [float(x) for x in jax.device_get(train_losses)])
-        bar.set_postfix(epoch=epoch, valid_loss=f"{record['valid_loss']:.4g}")
-        eval_params = state.ema if state.ema is not None else state.params
-        if cfg.checkpoint.keep_best and record["valid_loss"] < best:
-            best = record["valid_loss"]
-            checkpoints.save(
-                "best",
-                state,
-                Position(epoch + 1, 0),
-                cfg.to_dict(),
-                model_config,
-                {"best_valid_loss": best},
-            )
-            export_model(out / "best_model", model_config, eval_params, constants)
-        save_last(Position(epoch + 1, 0))
-    bar.close()
-    checkpoints.wait()
-    checkpoints.close()
-    eval_params = state.ema if state.ema is not None else state.params
-    model_dir = export_model(out / "model", model_config, eval_params, constants)
-    if cfg.plot and jax.process_index() == 0:
-        plot_learning_curves(history, out / "learning_curves.png")
-    summary = {
-        "compiles": dict(counter),
-        "steps": int(jax.device_get(state.step)),
-        "devices": mesh.size,
-        "sub_batches": num_sub,
-    }
-    if jax.process_index() == 0:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if cfg.progress_bar and jax.process_index() == 0:
-        print(
-            f"train step compiled {counter['train']} time(s), eval step {counter['eval']} "
-            f"(buckets: {len(data.train.dataset.buckets)} train, "
-            f"{len(data.valid.dataset.buckets)} valid); model written to {model_dir}",
-            file=sys.stderr,
-        )
-    host = jax.device_get(state)
-    return TrainResult(
-        output_dir=out,
-        model_dir=model_dir,
+        start = resume_point(checkpoints, variables["params"], model_config, cfg)
+    model, variables = concrete_model(model_config, cfg.seed, model, variables)  # checks passed
+    optimizer, learning_rate = build_optimizer(cfg, len(data.train))
+    loop = TrainingLoop(
+        cfg=cfg,
+        data=data,
+        model=model,
         model_config=model_config,
-        history=history,
-        compiles=dict(counter),
-        steps=summary["steps"],
+        variables=variables,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        checkpoints=checkpoints,
+        mesh=mesh,
+        log=RunLog.open(cfg, start.position.epoch if resume else None),
+        callbacks=callbacks,
+    )
+    if resume:
+        loop.restore(start)
+    loop.run(start.position)
+    return finish(loop, num_sub)
+
+
+def finish(loop: TrainingLoop, num_sub: int) -> TrainResult:
+    """Export the model, write the summary (and plot), report compilations; the run's result."""
+    model_dir = loop.export(loop.log.output_dir / "model")
+    steps = int(jax.device_get(loop.state.step))
+    summary = {"compiles": dict(loop.counter), "steps": steps, "devices": loop.mesh.size}
+    loop.log.finish({**summary, "sub_batches": num_sub}, plot=loop.cfg.plot)
+    if loop.cfg.progress_bar and is_writer():
+        print_compile_report(loop.counter, loop.data, model_dir)
+    host = jax.device_get(loop.state)
+    return TrainResult(
+        output_dir=loop.log.output_dir,
+        model_dir=model_dir,
+        model_config=loop.model_config,
+        history=loop.log.history,
+        compiles=dict(loop.counter),
+        steps=steps,
         params=host.params,
         ema=host.ema,
     )

@@ -1,14 +1,20 @@
-"""Host-side preparation of a run: read and split data, check labels, model config from statistics.
+"""Host-side preparation of a run: the named steps :func:`rsajax.train.loop.train` composes.
 
+Devices and checkpoints, data (read, split, labels checked), the model config from the data's
+statistics, the model (abstract until every check passed), the resume point and the optimiser.
 Everything here runs before the first compilation, so bad input fails fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from pathlib import Path
 
 import jax
 import numpy as np
+import optax
+from jax.sharding import Mesh
 
 from rsajax.data import (
     DatasetStatistics,
@@ -17,12 +23,56 @@ from rsajax.data import (
     compute_statistics,
     read_structures,
 )
-from rsajax.nn.model import MACEConfig
+from rsajax.nn.model import MACE, DatasetInfo, MACEConfig, dummy_graph, init_model
 from rsajax.nn.rsa import as_rsa_config, make_kset_fn
-from rsajax.potential import EnergyFn, make_potential
+from rsajax.potential import EnergyFn, energy_fn_from_model, make_potential
+from rsajax.train import sharding
 from rsajax.train.batches import GlobalBatches
-from rsajax.train.config import ConfigError, TrainConfig
+from rsajax.train.checkpoint import Checkpoints, Position
+from rsajax.train.config import (
+    ConfigError,
+    StatisticsConfig,
+    TrainConfig,
+    flatten,
+    load_config,
+)
 from rsajax.train.loss import TERMS, check_labels
+from rsajax.train.optim import learning_rate_schedule, make_optimizer
+
+
+def configure_jax(cfg: TrainConfig) -> None:
+    """Join a multi-host job when asked, and turn on float64 for a float64 run (a global JAX
+    flag: it must be set before any array of the run is made)."""
+    sharding.initialize_distributed(cfg.parallel)
+    if cfg.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+
+
+def open_checkpoints(cfg: TrainConfig, resume: bool) -> Checkpoints:
+    """The run's checkpoint store; a fresh run refuses a folder that holds checkpoints and
+    ``resume`` needs one."""
+    out = Path(cfg.output_dir)
+    checkpoints = Checkpoints(out / "checkpoints", async_save=cfg.checkpoint.async_save)
+    if checkpoints.latest() is not None and not resume:
+        raise ConfigError(
+            f"{out} already holds checkpoints; pass --resume to continue or choose "
+            "another output_dir"
+        )
+    if resume and checkpoints.latest() is None:
+        raise ConfigError(f"--resume: no complete checkpoint in {checkpoints.directory}")
+    return checkpoints
+
+
+def device_mesh(cfg: TrainConfig) -> tuple[Mesh, int]:
+    """The data-parallel mesh and the number of stacked sub-batches per step (a multiple of
+    its devices)."""
+    mesh = sharding.make_mesh(cfg.parallel.num_devices)
+    num_sub = cfg.parallel.sub_batches or mesh.size
+    if num_sub % mesh.size:
+        raise ConfigError(
+            f"parallel.sub_batches = {num_sub} is not a multiple of the {mesh.size} devices"
+        )
+    return mesh, num_sub
 
 
 @dataclasses.dataclass
@@ -131,42 +181,110 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
     )
 
 
-def model_config_from(cfg: TrainConfig, stats: DatasetStatistics) -> MACEConfig:
-    """The model's MACEConfig: hyperparameters from the config, normalisation from the data."""
-    m, s = cfg.model, cfg.statistics
-    if s.scaling == "rms_forces":
+def dataset_info(stats: DatasetStatistics, normalisation: StatisticsConfig) -> DatasetInfo:
+    """What the model takes from the training set: elements, E0s, avg_num_neighbors, and the
+    scale and shift that ``normalisation`` (the config's ``statistics`` section) asks for."""
+    if normalisation.scaling == "rms_forces":
         scale = stats.rms_forces
-    elif s.scaling == "std_energy":
+    elif normalisation.scaling == "std_energy":
         scale = stats.std_energy_per_atom
     else:
         scale = 1.0
-    scale = scale if scale > 0 else 1.0
-    energies = stats.atomic_energies
-    fields = dict(
-        r_max=m.r_max,
-        num_bessel=m.num_bessel,
-        num_polynomial_cutoff=m.num_polynomial_cutoff,
-        max_ell=m.max_ell,
-        hidden_irreps=m.hidden_irreps,
-        correlation=m.correlation,
-        num_interactions=m.num_interactions,
-        MLP_irreps=m.MLP_irreps,
-        radial_MLP=tuple(m.radial_MLP),
-        model_type=m.model_type,
-        interaction_first=m.interaction_first,
-        interaction=m.interaction,
-        long_range=m.long_range,
-        avg_num_neighbors=stats.avg_num_neighbors,
+    return DatasetInfo(
         atomic_numbers=tuple(stats.atomic_numbers),
-        atomic_energies=tuple(energies),
-        scale=float(scale),
-        shift=float(stats.mean_interaction_energy) if s.shift else 0.0,
-        dtype=cfg.dtype,
+        atomic_energies=tuple(stats.atomic_energies),
+        avg_num_neighbors=stats.avg_num_neighbors,
+        scale=float(scale) if scale > 0 else 1.0,
+        shift=float(stats.mean_interaction_energy) if normalisation.shift else 0.0,
     )
-    clash = set(m.extra) & set(fields)
-    if clash:
-        raise ConfigError(f"model.extra repeats keys set elsewhere: {sorted(clash)}")
-    try:
-        return MACEConfig(**fields, **m.extra)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"model config: {err}") from err
+
+
+def model_config_from(cfg: TrainConfig, stats: DatasetStatistics) -> MACEConfig:
+    """The model's config: the architecture from the config's ``model`` section, the rest from
+    the data."""
+    return MACEConfig.build(cfg.model, dataset_info(stats, cfg.statistics), dtype=cfg.dtype)
+
+
+def checked_model(
+    cfg: TrainConfig, model_config: MACEConfig, data: TrainingData
+) -> tuple[MACE, dict]:
+    """(model, variables) after checking that every weighted loss term has labels and a
+    prediction; without compiling when possible.
+
+    Short-range configs give only the shapes of the variables (``jax.eval_shape``, no compile):
+    :func:`concrete_model` computes them once every check has passed. Other models (e.g. RSA)
+    are built by ``init_model`` itself, so the trainer works unchanged for any model it returns.
+    """
+    if model_config.long_range is None:
+        model = MACE(model_config)
+        graph = dummy_graph(model_config)
+        variables = jax.eval_shape(model.init, jax.random.PRNGKey(cfg.seed), graph)
+    else:
+        model, variables = init_model(model_config, cfg.seed)
+    data.check_labels(cfg, energy_fn_from_model(model), variables)  # abstract evaluation only
+    return model, variables
+
+
+def concrete_model(
+    model_config: MACEConfig, seed: int, model: MACE, variables: dict
+) -> tuple[MACE, dict]:
+    """``(model, variables)`` with computed variables (initialises them if only shapes)."""
+    if isinstance(jax.tree_util.tree_leaves(variables)[0], jax.ShapeDtypeStruct):
+        return init_model(model_config, seed)
+    return model, variables
+
+
+#: Keys that may change on --resume without changing the step sequence (a multi-host job's
+#: process ids and coordinator differ per process and per launch by design).
+HARMLESS_ON_RESUME = (
+    "output_dir",
+    "progress_bar",
+    "plot",
+    "checkpoint.",
+    "parallel.process_id",
+    "parallel.coordinator_address",
+)
+
+
+@dataclasses.dataclass
+class ResumePoint:
+    """Where a run starts: the data position, the best validation loss so far and, when resumed,
+    the checkpoint step to restore (None: a fresh run)."""
+
+    position: Position = dataclasses.field(default_factory=Position)
+    best_valid_loss: float = float("inf")
+    step: int | None = None
+
+
+def resume_point(
+    checkpoints: Checkpoints, params, model_config: MACEConfig, cfg: TrainConfig
+) -> ResumePoint:
+    """The latest checkpoint's position, after checking it fits ``params`` (shapes suffice) and
+    warning about config keys changed since it was written (the run then is not exact)."""
+    step = checkpoints.latest()
+    meta = checkpoints.check_compatible(step, params, model_config)
+    stored = meta["config"]
+    try:  # as this version reads it: keys added since take their defaults, presets are resolved
+        stored = load_config(stored).to_dict()
+    except ConfigError:
+        pass  # compare as written
+    old, new = flatten(stored), flatten(cfg.to_dict())
+    changed = [k for k in new if not k.startswith(HARMLESS_ON_RESUME) and old.get(k) != new[k]]
+    if changed:
+        warnings.warn(
+            "resuming with config keys changed since the checkpoint: "
+            + ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
+            + " (the run will differ from an uninterrupted one)",
+            stacklevel=3,
+        )
+    best = meta.get("best_valid_loss", float("inf"))
+    return ResumePoint(Position(meta["epoch"], meta["batch"]), best, step)
+
+
+def build_optimizer(
+    cfg: TrainConfig, steps_per_epoch: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The optax optimiser and its learning-rate schedule (for the log) over the whole run."""
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = make_optimizer(cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps)
+    return optimizer, learning_rate_schedule(cfg.optimizer, cfg.schedule, total_steps)

@@ -23,7 +23,7 @@ def _write_traj(path, n_frames=2):
 
 
 @pytest.mark.parametrize(("fmt", "engine"), [("extxyz", "python"), ("traj", "matscipy")])
-def test_analyze_writes_figure_and_tables(tmp_path, fmt, engine):
+def test_analyze_writes_figure_and_tables(tmp_path, capsys, fmt, engine):
     traj = tmp_path / f"run.{fmt}"
     _write_traj(traj)
     argv = [
@@ -43,7 +43,9 @@ def test_analyze_writes_figure_and_tables(tmp_path, fmt, engine):
     ]
     if NIMROD.is_file():
         argv += ["--compare", "experiment", "--exp-path", str(NIMROD)]
-    assert main(argv) == 0
+    in_report_only = engine == "matscipy"  # one case each way
+    assert main(argv + ["--warnings-in-report"] * in_report_only) == 0
+    printed = capsys.readouterr()
     out = tmp_path / "out"
     assert (out / "comparison.png").stat().st_size > 10_000
     table = json.loads((out / "summary.json").read_text())
@@ -59,6 +61,11 @@ def test_analyze_writes_figure_and_tables(tmp_path, fmt, engine):
     # two rattled frames of a small crystal cannot resolve the FSDP: the report says so first
     assert any("neutron" in w for w in table["warnings"]), table["warnings"]
     assert md.startswith("**WARNING**")
+    if in_report_only:  # one line says how many and where; no warning per curve
+        assert "WARNING" not in printed.err
+        assert f"{len(table['warnings'])} FSDP fit(s) not resolved: listed at" in printed.out
+    else:
+        assert printed.err.count("WARNING: ") == len(table["warnings"])
     assert "FSDP neutron position error (1/A)" in rows
     curve = np.loadtxt(next(out.glob("sq_0_*.csv")), delimiter=",", skiprows=1)
     assert curve.shape[1] == 3 and curve[:, 0].max() <= 6.0

@@ -37,12 +37,15 @@ def gen():
 @pytest.mark.parametrize("benchmark", ["dimers_open", "dimers_periodic", "xtb_dimers", "s22x5"])
 @pytest.mark.parametrize("preset", ["quick", "full"])
 def test_configs_are_valid_and_identical_but_for_long_range(run, benchmark, preset):
+    from rsajax.nn.rsa import as_rsa_config
     from rsajax.train.config import load_config
 
     cfg = run.train_config(benchmark, preset)
     sr = load_config(cfg)
     rsa = load_config(run._merge(cfg, {"model": {"long_range": "default"}}))
-    assert sr.model.long_range is None and rsa.model.long_range == "default"
+    # the model section resolves the preset when read (rsajax.nn.model.MACEArchitecture)
+    default = as_rsa_config("default", r_max=sr.model.r_max)
+    assert sr.model.long_range is None and rsa.model.long_range == default
     assert sr.to_dict()["epochs"] == rsa.to_dict()["epochs"] > 0
     assert sr.model.r_max == 5.0
 

@@ -112,6 +112,28 @@ def test_config_json_roundtrip_and_validation():
         MACEConfig.from_dict({**config.to_dict(), "bogus": 1})
 
 
+def test_config_is_an_architecture_plus_dataset_info():
+    """Each hyperparameter is declared once: MACEConfig's fields are MACEArchitecture's, then
+    DatasetInfo's, then the dtype; the training config's model section is MACEArchitecture."""
+    import dataclasses
+
+    from rsajax.nn.model import DatasetInfo, MACEArchitecture
+    from rsajax.train.config import TrainConfig
+
+    names = [f.name for f in dataclasses.fields(MACEConfig)]
+    parts = [f.name for cls in (MACEArchitecture, DatasetInfo) for f in dataclasses.fields(cls)]
+    assert names == parts + ["dtype"] and len(set(names)) == len(names)
+    assert TrainConfig().model == MACEArchitecture()
+    config = small_config(correlation=(3, 2))
+    rebuilt = MACEConfig.build(config.architecture, config.dataset_info, dtype=config.dtype)
+    assert rebuilt == config
+    assert config.dataset_info.atomic_numbers == config.atomic_numbers
+    with pytest.raises(ValueError, match="same length"):
+        DatasetInfo(atomic_numbers=(1, 8), atomic_energies=(0.0,))
+    assert MACEArchitecture(num_channels=4, max_L=1).hidden_irreps == "4x0e+4x1o"
+    assert MACEArchitecture(hidden_irreps="8x0e").num_channels == 8
+
+
 def test_save_load_and_remat_give_same_numbers(tmp_path):
     config = small_config()
     model, variables = init_model(config, seed=2)

@@ -53,7 +53,7 @@ def test_overrides_both_spellings_and_types():
     assert config.optimizer.lr == 1e-3 and isinstance(config.optimizer.lr, float)
     assert config.loss.kind == "huber"
     assert config.data.shuffle is False
-    assert config.model.radial_MLP == [8, 8]
+    assert config.model.radial_MLP == (8, 8)
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,38 @@ def test_cli_reports_unknown_key(tmp_path, capsys):
 def test_example_config_is_valid():
     config = load_config(REPO / "experiments" / "configs" / "train_small.yaml")
     assert config.data.batch_size > 0
+
+
+def test_a_config_written_before_the_architecture_split_reads_the_same():
+    """config.yaml and checkpoints written when the model section had its own copy of the
+    architecture keys (and ``model.extra``) read as today's defaults, so resuming such a run
+    does not warn about changed keys."""
+    old = TrainConfig().to_dict()
+    old["model"] = {
+        "r_max": 5.0,
+        "num_bessel": 8,
+        "num_polynomial_cutoff": 5,
+        "max_ell": 3,
+        "hidden_irreps": "32x0e+32x1o",
+        "correlation": 3,
+        "num_interactions": 2,
+        "MLP_irreps": "16x0e",
+        "radial_MLP": [64, 64, 64],
+        "model_type": "ScaleShiftMACE",
+        "interaction_first": "RealAgnosticResidualInteractionBlock",
+        "interaction": "RealAgnosticResidualInteractionBlock",
+        "long_range": None,
+        "extra": {},
+    }
+    assert load_config(old) == TrainConfig()
+    with pytest.raises(ConfigError, match=r"'model.extra.num_channels'.*model\.num_channels"):
+        load_config({"model": {"extra": {"num_channels": 8}}})
+
+
+def test_model_section_is_checked_when_read():
+    config = load_config({}, {"model.num_channels": "8", "model.correlation": "[2, 1]"})
+    assert config.model.hidden_irreps == "8x0e+8x1o" and config.model.correlation == (2, 1)
+    with pytest.raises(ConfigError, match="config section 'model': model_type must be"):
+        load_config({"model": {"model_type": "MACEX"}})
+    with pytest.raises(ConfigError, match="'model.max_L': cannot use 'one'"):
+        load_config({}, {"model.max_L": "one"})
