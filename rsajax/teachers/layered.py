@@ -291,7 +291,8 @@ def random_samples(
     repeat: tuple[int, int] = (2, 1),
     ff: LayeredForceField = FORCE_FIELD,
 ) -> list[Atoms]:
-    """Distorted configurations: gap uniform in ``gap_range`` (A), in-plane strain uniform within
+    """Distorted configurations: gap log-uniform in ``gap_range`` (A; denser near the minimum,
+    where the curve has its structure), in-plane strain uniform within
     ``+-max_strain`` on each axis (atoms follow the cell), odd layers slid in-plane by up to
     ``max_slide`` A, Gaussian displacements of ``distortion`` A on every coordinate."""
     rng = np.random.default_rng(seed)
@@ -299,7 +300,7 @@ def random_samples(
     springs = springs_of(ideal, ff)
     out = []
     for _ in range(num):
-        gap = float(rng.uniform(*gap_range))
+        gap = float(np.exp(rng.uniform(*np.log(gap_range))))
         atoms = set_gap(ideal, gap, GAP0)
         strain = np.diag([*(1.0 + rng.uniform(-max_strain, max_strain, 2)), 1.0])
         atoms.set_cell(np.array(atoms.cell) @ strain, scale_atoms=True)
