@@ -10,9 +10,9 @@ Benchmarks (see README.md):
   four pairs whose charges stay integral at every separation (charged-neutral and like-charged).
 - ``exfoliation``: black phosphorus (two puckered layers per cell, 16 atoms), exact analytic
   teacher (``rsajax.teachers.layered``: intralayer springs, Born-Mayer and damped C6/r^6 between
-  layers). Train / valid / test: random interlayer gaps (log-uniform) between 0.5 A below the crystal's and
-  12 A, in-plane strain +-1%, layer slides +-0.3 A, 0.03 A distortions; scan: ideal layers from
-  0.5 A compressed to 16 A apart (the exfoliation curve; test only).
+  layers). Train / valid / test: random interlayer gaps (log-uniform) between 0.5 A below the
+  crystal's and 12 A, in-plane strain +-1%, layer slides +-0.3 A, 0.03 A distortions; scan:
+  ideal layers from 0.5 A compressed to 16 A apart (the exfoliation curve; test only).
 - ``water``: 64 SPC/Fw water molecules in a periodic cube at 0.997 g/cm3, exact Ewald teacher
   (``rsajax.teachers.water``), frames of one 300 K Langevin trajectory (train, valid and test
   are consecutive windows separated by decorrelation gaps), plus the reference's molecular
@@ -100,7 +100,7 @@ WATER_SIZES = {
         "dipole_stride": 10,
     },
 }
-WATER_N_SIDE, WATER_TEMPERATURE = 4, 300.0
+WATER_N_SIDE, WATER_TEMPERATURE, WATER_RELAX_STEPS = 4, 300.0, 200
 SPLIT_INDEX = {"train": 1, "valid": 2, "test": 3, "scan": 4}
 S22_CURVES = (
     "Water_dimer",
@@ -226,7 +226,8 @@ def water_splits(preset: str, base_seed: int = 0) -> tuple[dict[str, list], dict
     sizes = WATER_SIZES[preset]
     box = water.water_box(WATER_N_SIDE, seed=base_seed)
     system = water.md_system(box)
-    box.set_scaled_positions(np.asarray(relax(system, box.get_scaled_positions(), steps=200)))
+    relaxed = relax(system, box.get_scaled_positions(), steps=WATER_RELAX_STEPS)
+    box.set_scaled_positions(np.asarray(relaxed))
     out: dict[str, list] = {}
     current = box
     for k, split in enumerate(("train", "valid", "test")):

@@ -247,9 +247,12 @@ def min_interlayer_distance(atoms: Atoms, r_cut: float = 40.0) -> float:
     """Closest pair of atoms in different layers, periodic images included (A); ``inf`` if none
     is within ``r_cut``."""
     layer = np.asarray(atoms.arrays["layer_index"])
-    i, j, n, _, r = _pairs(atoms, r_cut)
-    inter = layer[i] != global_layer(layer[j], n, int(layer.max()) + 1)
-    return float(r[inter].min()) if inter.any() else math.inf
+    for cut in (8.0, 20.0, r_cut):  # growing: a short list finds the contact of a dense stack
+        i, j, n, _, r = _pairs(atoms, min(cut, r_cut))
+        inter = layer[i] != global_layer(layer[j], n, int(layer.max()) + 1)
+        if inter.any():
+            return float(r[inter].min())
+    return math.inf
 
 
 def label(atoms: Atoms, springs: Springs, ff: LayeredForceField = FORCE_FIELD, **info) -> Atoms:

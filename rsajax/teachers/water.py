@@ -335,7 +335,7 @@ def sample_frames(
             schedule,
             seed=seed,
             log_every=stride,
-            records_per_chunk=max(1, min(20, total // stride)),
+            records_per_chunk=1,  # one chunk shape: every call with this stride shares a compile
             frame_every=stride,
             out_dir=tmp,
             progress=False,
