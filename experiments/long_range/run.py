@@ -574,7 +574,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = train_config(args.benchmark, args.preset, args.epochs)
     r_max = float(cfg["model"]["r_max"])
     test = read(bench_dir / "data" / "test.xyz", ":")
-    scan = read(bench_dir / "data" / "scan.xyz", ":")
+    scan_path = bench_dir / "data" / "scan.xyz"
+    scan = read(scan_path, ":") if scan_path.stat().st_size else []  # water has no scan
 
     run_dirs, per_seed, scans = {}, {}, {k: [] for k in args.models}
     dipoles = {k: [] for k in args.models}

@@ -1,13 +1,13 @@
 """Exact dispersion-bound reference of a layered crystal: black phosphorus, scanned in its gap.
 
-Why not GFN-xTB: tblite 0.8's periodic GFN2-xTB runs here, but at the Gamma point only, so a
-black-phosphorus cell needs a large supercell, and the curves it gave were not usable: measured
-on the 8-atom cell repeated 2x1x2 (32 atoms) and 3x1x3 (72 atoms), the energy 3 A beyond the
-crystal's gap lies 6.0 and 7.1 meV/atom *above* the energy 10 A beyond it (binding at the crystal
-gap -51.6 and -53.6 meV/atom relative to +10 A), and the 72-atom cell took 12-19 s per point on
-these shared cores: hundreds of labels of a questionable curve. ``dftd4`` is not installed.
-So the teacher is analytic
-and exact, which also makes the part beyond a model's cutoff known exactly:
+Why not GFN-xTB: tblite 0.8's periodic GFN2-xTB runs here, but its ASE calculator has no k-point
+option (Gamma point only), so a black-phosphorus cell needs a large supercell, and the curves it
+gave were not usable: measured on the 8-atom cell repeated 2x1x2 (32 atoms) and 3x1x3 (72 atoms),
+the energy 3 A beyond the crystal's gap lies 6.0 and 7.1 meV/atom *above* the energy 10 A beyond it
+(binding at the crystal gap -51.6 and -53.6 meV/atom relative to +10 A), and the 72-atom cell took
+12-19 s per point on these shared cores: hundreds of labels of a questionable curve. ``dftd4`` is
+not installed. So the teacher is analytic and exact, which also makes the part beyond a model's
+cutoff known exactly:
 
     E = E_intra + E_inter
 
