@@ -53,6 +53,7 @@ from options import assignment  # noqa: E402
 
 from rsajax.data import atoms_to_record, collate  # noqa: E402
 from rsajax.data.graphs import Caps  # noqa: E402
+from rsajax.md import BlowUpError  # noqa: E402
 from rsajax.nn.model import load_model  # noqa: E402
 from rsajax.nn.rsa import make_kset_fn  # noqa: E402
 from rsajax.potential import energy_fn_from_model, make_potential  # noqa: E402
@@ -589,12 +590,20 @@ def main(argv: list[str] | None = None) -> dict:
             metrics = evaluate(model_dir, test, scan, r_max, interaction)
             scans[kind].append(metrics.pop("scan_interaction"))
             if water:
-                path = run_dir / "dipoles.npy"
-                if not path.is_file():
+                path, failed = run_dir / "dipoles.npy", run_dir / "md_failed.txt"
+                if not path.is_file() and not failed.is_file():
                     log(f"water {kind} seed {seed}: MD with the model for the dipole sample")
-                    np.save(path, water_dipoles(model_dir, bench_dir / "data", args.preset, seed))
-                dipoles[kind].append(np.load(path))
-                metrics.update(dipole_metrics(dipoles[kind][-1], dipoles_ref))
+                    try:
+                        sample = water_dipoles(model_dir, bench_dir / "data", args.preset, seed)
+                        np.save(path, sample)
+                    except BlowUpError as err:  # a result too: the model's MD is not stable
+                        failed.write_text(str(err) + "\n")
+                if path.is_file():
+                    dipoles[kind].append(np.load(path))
+                    metrics.update(dipole_metrics(dipoles[kind][-1], dipoles_ref))
+                else:
+                    metrics["md_failed"] = failed.read_text().strip()
+                    log(f"water {kind} seed {seed}: model MD failed: {metrics['md_failed']}")
             per_seed[kind, seed] = metrics
             (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             log(
