@@ -277,7 +277,9 @@ def md_system(atoms: Atoms, hydrogen_mass: float = 2.014):
 
     def energy_fn(R, neighbor, box=None, perturbation=None, **unused):
         b = strained_box(jnp.asarray(box0 if box is None else box, R.dtype), perturbation)
-        return energy(R @ b.T, b.T, choice)
+        # jax-md's transform (custom JVP): the gradient in fractional R is the Cartesian force,
+        # which is what the integrators expect (a plain R @ b.T would give L times it)
+        return energy(space.transform(b, R), b.T, choice)
 
     masses = np.where(np.asarray(atoms.numbers) == 1, hydrogen_mass, 15.999)
 

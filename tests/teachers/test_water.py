@@ -72,3 +72,15 @@ def test_dipole_of_the_equilibrium_molecule(box):
 def test_label_rejects_atoms_out_of_order(box):
     with pytest.raises(ValueError, match="O, H, H"):
         W.label(box[[1, 0, 2, 3, 4, 5]])
+
+
+def test_md_system_gives_the_integrators_cartesian_forces(box):
+    """jax-md differentiates in fractional coordinates: the MD energy must turn that gradient
+    into the Cartesian force (a plain ``R @ box.T`` would scale it by the cell length)."""
+    atoms = box.copy()
+    atoms.positions += np.random.default_rng(1).normal(0.0, 0.03, atoms.positions.shape)
+    system = W.md_system(atoms)
+    R = jnp.asarray(atoms.get_scaled_positions())
+    nbrs = system.allocate(R)
+    md_forces = -jax.grad(lambda r: system.energy_fn(r, nbrs))(R)
+    np.testing.assert_allclose(md_forces, W.energy_forces(atoms)[1], atol=1e-8)
