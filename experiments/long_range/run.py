@@ -179,14 +179,19 @@ def train_model(
 
 def parts_of(structures: list) -> tuple[list, np.ndarray]:
     """What a structure's interaction energy is measured from: its two monomers (dimers) or its
-    layers moved apart beyond any cutoff (``arrays["layer_index"]``, the exfoliation benchmark).
+    layers moved apart (``arrays["layer_index"]``, the exfoliation benchmark): to the gap
+    ``info["interaction_reference_gap"]`` where given (the scan: 16 A), else beyond any cutoff.
     Returns ``(parts, owner)``: ``owner[p]`` is the index of the structure part ``p`` belongs to."""
     parts, owner = [], []
     for s, a in enumerate(structures):
         if "layer_index" in a.arrays:
             from rsajax.teachers import layered
 
-            mine = [layered.separated(a)]
+            if "interaction_reference_gap" in a.info:  # the exfoliation scan: its 16 A point
+                far = layered.set_gap(a, float(a.info["interaction_reference_gap"]), a.info["gap"])
+                mine = [far]
+            else:
+                mine = [layered.separated(a)]
         else:
             mine = monomers_of([a])
         parts += mine

@@ -87,6 +87,7 @@ def test_exfoliation_splits_are_disjoint_and_the_scan_reaches_separated_layers(g
     assert max(gaps) == pytest.approx(16.0)
     rmin = np.array([a.info["min_intermolecular_distance"] for a in splits["scan"]])
     assert (rmin < 5.0).sum() >= 10 and (rmin >= 5.0).sum() >= 10
+    assert splits["scan"][-1].info["interaction_energy"] == 0.0  # measured from the 16 A point
     ref = gen.exfoliation_reference(splits["scan"])
     assert 65.0 < ref["exfoliation_energy_mev_per_atom"] < 80.0
     assert ref["interaction_at_first_beyond_mev_per_atom"] < -5.0  # a real tail beyond 5 A
