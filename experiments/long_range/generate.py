@@ -8,6 +8,17 @@ Benchmarks (see README.md):
   neutralising background for net-charged pairs); no periodic image within 8 A of any atom.
 - ``xtb_dimers``: the same geometries labelled by GFN2-xTB (tblite), open boundaries, for the
   four pairs whose charges stay integral at every separation (charged-neutral and like-charged).
+- ``exfoliation``: black phosphorus (two puckered layers per cell, 16 atoms), exact analytic
+  teacher (``rsajax.teachers.layered``: intralayer springs, Born-Mayer and damped C6/r^6 between
+  layers). Train / valid / test: random interlayer gaps (log-uniform) between 0.5 A below the
+  crystal's and 12 A, in-plane strain +-1%, layer slides +-0.3 A, 0.03 A distortions; scan:
+  ideal layers from 0.5 A compressed to 16 A apart (the exfoliation curve; test only), its
+  interaction energy measured from its 16 A point (``info["interaction_reference_gap"]``).
+- ``water``: 64 SPC/Fw water molecules in a periodic cube at 0.997 g/cm3, exact Ewald teacher
+  (``rsajax.teachers.water``), frames of one 300 K Langevin trajectory (train, valid and test
+  are consecutive windows separated by decorrelation gaps), plus the reference's molecular
+  dipole sample (``dipoles_reference.npy``) from the MD protocol the models are run with
+  (``dipole_start.xyz``, see ``water_dipole_sample``). No scan.
 - ``s22x5``: ASE's S22x5 CCSD(T) interaction energies (energies only). Train: factors 0.9, 1.0
   and 1.5 plus every isolated monomer labelled 0; valid: factor 1.2; test: factor 2.0, the far
   end of each curve (13 of its 22 dimers have no intermolecular pair inside 5 A). Same in both
@@ -39,7 +50,7 @@ from ase.io import write
 from rsajax.teachers import point_charges as pc
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("dimers_open", "dimers_periodic", "xtb_dimers", "s22x5")
+BENCHMARKS = ("dimers_open", "dimers_periodic", "xtb_dimers", "s22x5", "exfoliation", "water")
 #: The cutoff that splits inside / beyond (the benchmark models' r_max, A).
 R_MAX = 5.0
 MAX_SEPARATION = 16.0
@@ -58,6 +69,39 @@ XTB_SIZES = {
     "quick": {"train": 6, "valid": 2, "test": 6, "scan_points": 15},
     "full": {"train": 64, "valid": 12, "test": 40, "scan_points": 57},
 }
+EXFOLIATION_SIZES = {
+    "quick": {"train": 24, "valid": 6, "test": 12, "scan_points": 30},
+    "full": {"train": 240, "valid": 30, "test": 60, "scan_points": 60},
+}
+#: Largest gap of the random configurations and of the scan (A).
+EXFOLIATION_MAX_GAP, SCAN_MAX_GAP = 12.0, 16.0
+#: Water MD (steps of 1 fs): equilibration, frames per split and their stride, the gap between
+#: splits; the dipole sample: equilibration, frames, stride (the same protocol for every model).
+WATER_SIZES = {
+    "quick": {
+        "equilibration": 1000,
+        "train": 24,
+        "valid": 6,
+        "test": 12,
+        "stride": 20,
+        "gap": 200,
+        "dipole_equilibration": 200,
+        "dipole_frames": 100,
+        "dipole_stride": 10,
+    },
+    "full": {
+        "equilibration": 2000,
+        "train": 160,
+        "valid": 20,
+        "test": 40,
+        "stride": 40,
+        "gap": 400,
+        "dipole_equilibration": 500,
+        "dipole_frames": 400,
+        "dipole_stride": 10,
+    },
+}
+WATER_N_SIDE, WATER_TEMPERATURE, WATER_RELAX_STEPS = 4, 300.0, 200
 SPLIT_INDEX = {"train": 1, "valid": 2, "test": 3, "scan": 4}
 S22_CURVES = (
     "Water_dimer",
@@ -134,6 +178,84 @@ def s22_splits() -> dict[str, list]:
     return out
 
 
+def exfoliation_splits(preset: str, base_seed: int = 0) -> dict[str, list]:
+    """Random distorted configurations (train / valid / test, independent seeds) and the ideal
+    exfoliation scan (denser near the minimum)."""
+    from rsajax.teachers import layered
+
+    sizes = EXFOLIATION_SIZES[preset]
+    gap_range = (layered.GAP0 - 0.5, EXFOLIATION_MAX_GAP)
+    out: dict[str, list] = {}
+    for split in ("train", "valid", "test"):
+        out[split] = layered.random_samples(sizes[split], _seed(base_seed, 0, split), gap_range)
+    n = sizes["scan_points"]
+    near = np.linspace(layered.GAP0 - 0.5, layered.GAP0 + 1.5, n // 2, endpoint=False)
+    far = np.geomspace(layered.GAP0 + 1.5, SCAN_MAX_GAP, n - n // 2)
+    out["scan"] = layered.exfoliation_scan(np.concatenate([near, far]))
+    # The scan's curve is measured from its own 16 A point ("fully separated"), where a model is
+    # evaluated in a cell of the height it was trained near; the teacher's E(layers 40 A further
+    # apart) would need a 90-116 A cell, outside every model's training cells.
+    e_far = out["scan"][-1].info["interaction_energy"]
+    for a in out["scan"]:
+        a.info["interaction_energy"] -= e_far
+        a.info["interaction_reference_gap"] = SCAN_MAX_GAP
+    for split, atoms in out.items():
+        for a in atoms:
+            a.info["split"] = split
+            a.info["curve"] = "black_phosphorus"
+    return out
+
+
+def water_dipole_sample(system, start, preset: str, seed: int) -> np.ndarray:
+    """Molecular dipole magnitudes (debye; frames x molecules, flattened) from NVT MD of
+    ``system`` (the reference or a model, :mod:`rsajax.md`) started at ``start``, with the
+    preset's protocol; deuterium masses (a configurational sample does not depend on them)."""
+    from rsajax.teachers import water
+
+    sizes = WATER_SIZES[preset]
+    frames = water.sample_frames(
+        system,
+        start,
+        temperature_K=WATER_TEMPERATURE,
+        equilibration_steps=sizes["dipole_equilibration"],
+        frames=sizes["dipole_frames"],
+        stride=sizes["dipole_stride"],
+        seed=seed,
+    )
+    return np.concatenate([np.linalg.norm(water.molecular_dipoles(a), axis=1) for a in frames])
+
+
+def water_splits(preset: str, base_seed: int = 0) -> tuple[dict[str, list], dict]:
+    """Frames of one reference trajectory (train, valid, test windows) and the reference dipole
+    sample: ``(splits, {"dipole_start": Atoms, "dipoles_reference": (K,) debye})``."""
+    from rsajax.md import relax
+    from rsajax.teachers import water
+
+    sizes = WATER_SIZES[preset]
+    box = water.water_box(WATER_N_SIDE, seed=base_seed)
+    system = water.md_system(box)
+    relaxed = relax(system, box.get_scaled_positions(), steps=WATER_RELAX_STEPS)
+    box.set_scaled_positions(np.asarray(relaxed))
+    out: dict[str, list] = {}
+    current = box
+    for k, split in enumerate(("train", "valid", "test")):
+        frames = water.sample_frames(
+            system,
+            current,
+            temperature_K=WATER_TEMPERATURE,
+            equilibration_steps=sizes["equilibration"] if k == 0 else sizes["gap"],
+            frames=sizes[split],
+            stride=sizes["stride"],
+            seed=_seed(base_seed, 0, split),
+        )
+        out[split] = [water.label(a, split=split, step=int(a.info["step"])) for a in frames]
+        current = frames[-1]
+    out["scan"] = []
+    start = out["test"][0]
+    dipoles = water_dipole_sample(system, start, preset, _seed(base_seed, 0, "scan"))
+    return out, {"dipole_start": start, "dipoles_reference": dipoles}
+
+
 def make_splits(benchmark: str, preset: str, base_seed: int = 0) -> dict[str, list]:
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; choose from {BENCHMARKS}")
@@ -141,6 +263,10 @@ def make_splits(benchmark: str, preset: str, base_seed: int = 0) -> dict[str, li
         raise ValueError(f"unknown preset {preset!r}; choose quick or full")
     if benchmark == "s22x5":
         return s22_splits()
+    if benchmark == "exfoliation":
+        return exfoliation_splits(preset, base_seed)
+    if benchmark == "water":
+        return water_splits(preset, base_seed)[0]
     return dimer_splits(benchmark, preset, base_seed)
 
 
@@ -208,12 +334,35 @@ def long_range_budget(test: list, r_max: float = R_MAX, interaction_only: bool =
     return out
 
 
+def exfoliation_reference(scan: list) -> dict:
+    """The reference curve's minimum (gap, exfoliation energy in meV/atom, from the scan's 16 A
+    point) and its part beyond ``R_MAX`` (RMS of the interaction energy per atom there, meV/atom:
+    what a short-range model, which predicts 0 for separate layers, misses)."""
+    e = np.array([1000 * a.info["interaction_energy"] / len(a) for a in scan])
+    rmin = np.array([a.info["min_intermolecular_distance"] for a in scan])
+    k = int(np.argmin(e))
+    beyond = rmin >= R_MAX
+    return {
+        "gap_at_minimum": float(scan[k].info["gap"]),
+        "exfoliation_energy_mev_per_atom": float(-e[k]),
+        "scan_beyond_points": int(beyond.sum()),
+        "scan_beyond_rms_mev_per_atom": float(np.sqrt(np.mean(e[beyond] ** 2))),
+        "interaction_at_first_beyond_mev_per_atom": float(e[beyond][np.argmin(rmin[beyond])]),
+    }
+
+
 def generate(benchmark: str, out_dir: str | Path, preset: str, base_seed: int = 0) -> dict:
     """Write ``{train,valid,test,scan}.xyz`` and ``summary.json`` to ``out_dir``; return summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    splits = make_splits(benchmark, preset, base_seed)
+    extra: dict = {}
+    if benchmark == "water":
+        splits, extra = water_splits(preset, base_seed)
+        write(out_dir / "dipole_start.xyz", extra["dipole_start"], format="extxyz")
+        np.save(out_dir / "dipoles_reference.npy", extra["dipoles_reference"])
+    else:
+        splits = make_splits(benchmark, preset, base_seed)
     counts = {}
     for split, atoms in splits.items():
         write(out_dir / f"{split}.xyz", atoms, format="extxyz")
@@ -226,11 +375,20 @@ def generate(benchmark: str, out_dir: str | Path, preset: str, base_seed: int = 
         "labels": "interaction energy (eV), no forces"
         if benchmark == "s22x5"
         else "energy, forces",
-        "max_separation": MAX_SEPARATION if benchmark != "s22x5" else None,
+        "max_separation": MAX_SEPARATION if benchmark.startswith(("dimers", "xtb")) else None,
         "box": BOX if benchmark == "dimers_periodic" else None,
         "test_budget": long_range_budget(splits["test"], interaction_only=benchmark == "s22x5"),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if benchmark == "exfoliation":
+        summary["exfoliation"] = exfoliation_reference(splits["scan"])
+    if benchmark == "water":
+        d = extra["dipoles_reference"]
+        summary["dipoles_reference"] = {
+            "mean_debye": float(d.mean()),
+            "std_debye": float(d.std()),
+            "samples": len(d),
+        }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import shlex
 import sys
@@ -52,6 +53,7 @@ from options import assignment  # noqa: E402
 
 from rsajax.data import atoms_to_record, collate  # noqa: E402
 from rsajax.data.graphs import Caps  # noqa: E402
+from rsajax.md import BlowUpError  # noqa: E402
 from rsajax.nn.model import load_model  # noqa: E402
 from rsajax.nn.rsa import make_kset_fn  # noqa: E402
 from rsajax.potential import energy_fn_from_model, make_potential  # noqa: E402
@@ -59,6 +61,11 @@ from rsajax.potential import energy_fn_from_model, make_potential  # noqa: E402
 MODELS = ("sr", "rsa")
 RESULTS = HERE / "results.json"
 UNITS = "meV per structure (energy), meV/A (forces)"
+EXTRA_UNITS = {
+    "exfoliation": "; scan_* and exfoliation_energy* in meV/atom",
+    "water": "; dipole_* in debye (molecular |mu| from MD with each model); no beyond-cutoff "
+    "configurations (a dense liquid: every molecule has neighbours inside 5 A), inside = all",
+}
 
 
 def log(message: str) -> None:
@@ -170,6 +177,28 @@ def train_model(
 # --------------------------------------------------------------------------- stage 3: evaluate
 
 
+def parts_of(structures: list) -> tuple[list, np.ndarray]:
+    """What a structure's interaction energy is measured from: its two monomers (dimers) or its
+    layers moved apart (``arrays["layer_index"]``, the exfoliation benchmark): to the gap
+    ``info["interaction_reference_gap"]`` where given (the scan: 16 A), else beyond any cutoff.
+    Returns ``(parts, owner)``: ``owner[p]`` is the index of the structure part ``p`` belongs to."""
+    parts, owner = [], []
+    for s, a in enumerate(structures):
+        if "layer_index" in a.arrays:
+            from rsajax.teachers import layered
+
+            if "interaction_reference_gap" in a.info:  # the exfoliation scan: its 16 A point
+                far = layered.set_gap(a, float(a.info["interaction_reference_gap"]), a.info["gap"])
+                mine = [far]
+            else:
+                mine = [layered.separated(a)]
+        else:
+            mine = monomers_of([a])
+        parts += mine
+        owner += [s] * len(mine)
+    return parts, np.array(owner, dtype=np.int64)
+
+
 def monomers_of(structures: list) -> list:
     """Both monomers of each dimer (``arrays["molecule_index"]``), A then B, in the dimer's cell
     and boundary conditions."""
@@ -233,10 +262,14 @@ class Evaluator:
         return np.array(energies), all_forces if forces else None
 
     def interaction_energies(self, structures: list) -> np.ndarray:
-        """``E(AB) - E(A) - E(B)`` of dimers, each monomer alone in the dimer's cell."""
-        e_dimer, _ = self(structures, forces=False)
-        e_mono, _ = self(monomers_of(structures), forces=False)
-        return e_dimer - e_mono[0::2] - e_mono[1::2]
+        """``E(AB) - E(A) - E(B)`` of dimers, each monomer alone in the dimer's cell; for layered
+        structures ``E - E(layers apart)`` (:func:`parts_of`)."""
+        if not structures:
+            return np.zeros(0)
+        e_whole, _ = self(structures, forces=False)
+        parts, owner = parts_of(structures)
+        e_parts, _ = self(parts, forces=False)
+        return e_whole - np.bincount(owner, weights=e_parts, minlength=len(structures))
 
 
 def _rmse(x: np.ndarray) -> float | None:
@@ -283,15 +316,68 @@ def pair_class(atoms) -> str:
     return ("neutral-neutral", "ion-neutral", "ion-ion")[charged]
 
 
+def scan_metrics(scan: list, predicted: np.ndarray, r_max: float) -> dict:
+    """Interaction-energy errors along the scan inside / beyond the cutoff (meV/atom) and, for the
+    exfoliation scan (``info["gap"]``), the exfoliation energy: minus the interaction energy per
+    atom at the reference curve's minimum (meV/atom), the model's at the same gap."""
+    if not scan:
+        return {}
+    rmin = np.array([a.info["min_intermolecular_distance"] for a in scan])
+    n_atoms = np.array([len(a) for a in scan])
+    reference = np.array([a.info["interaction_energy"] for a in scan])
+    err = 1000.0 * (np.asarray(predicted) - reference) / n_atoms
+    out = {
+        "scan_inside_rmse_per_atom": _rmse(err[rmin < r_max]),
+        "scan_beyond_rmse_per_atom": _rmse(err[rmin >= r_max]),
+    }
+    if "gap" in scan[0].info:
+        k = int(np.argmin(reference / n_atoms))
+        out["exfoliation_energy"] = float(-1000.0 * predicted[k] / n_atoms[k])
+        out["exfoliation_energy_reference"] = float(-1000.0 * reference[k] / n_atoms[k])
+        out["exfoliation_energy_error"] = (
+            out["exfoliation_energy"] - out["exfoliation_energy_reference"]
+        )
+    return out
+
+
 def evaluate(model_dir: Path, test: list, scan: list, r_max: float, interaction: bool) -> dict:
-    ev = Evaluator(model_dir, test + scan + monomers_of(scan + (test if interaction else [])))
+    parts, _ = parts_of(scan + (test if interaction else []))
+    ev = Evaluator(model_dir, test + scan + parts)
     if interaction:
         energies, forces = ev.interaction_energies(test), None
     else:
         energies, forces = ev(test)
     metrics = test_metrics(test, energies, forces, r_max, interaction)
-    metrics["scan_interaction"] = ev.interaction_energies(scan).tolist()
+    scan_pred = ev.interaction_energies(scan)
+    metrics.update(scan_metrics(scan, scan_pred, r_max))
+    metrics["scan_interaction"] = scan_pred.tolist()
     return metrics
+
+
+def water_dipoles(model_dir: Path, data_dir: Path, preset: str, seed: int) -> np.ndarray:
+    """Molecular dipole magnitudes (debye) sampled by NVT MD with the model, from the data's
+    ``dipole_start.xyz`` with the same protocol as the reference's (``generate.py``)."""
+    from rsajax.md import model_system
+
+    start = read(data_dir / "dipole_start.xyz")
+    model, variables = load_model(model_dir)
+    system = model_system(model, variables, start.numbers, np.array(start.cell).T)
+    masses = np.where(start.numbers == 1, 2.014, system.masses)  # as the reference: deuterium
+    system = dataclasses.replace(system, masses=masses)
+    return gen.water_dipole_sample(system, start, preset, gen._seed(0, 0, "scan") + 1000 * seed)
+
+
+def dipole_metrics(model: np.ndarray, reference: np.ndarray) -> dict:
+    """Mean and spread of the model's dipole sample, its mean's offset from the reference's and
+    the 1-Wasserstein distance between the two distributions (debye)."""
+    from scipy.stats import wasserstein_distance
+
+    return {
+        "dipole_mean": float(model.mean()),
+        "dipole_std": float(model.std()),
+        "dipole_mean_error": float(model.mean() - reference.mean()),
+        "dipole_w1": float(wasserstein_distance(model, reference)),
+    }
 
 
 # --------------------------------------------------------------------------- stage 4: figures
@@ -378,9 +464,36 @@ def plot_binding_curves(scan: list, predictions: dict, r_max: float, path: Path,
     plt.close(fig)
 
 
+def plot_dipoles(reference: np.ndarray, models: dict, path: Path, title: str) -> None:
+    """Histograms of the molecular dipole magnitude: reference vs each model's MD (every seed)."""
+    plt = _plt()
+    samples = [reference] + [d for runs in models.values() for d in runs]
+    bins = np.linspace(min(x.min() for x in samples), max(x.max() for x in samples), 60)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.hist(reference, bins=bins, density=True, color="k", histtype="step", lw=2, label="reference")
+    for kind, runs in models.items():
+        for s, d in enumerate(runs):
+            label = LABELS[kind] if s == 0 else None
+            ax.hist(d, bins=bins, density=True, histtype="step", color=COLORS[kind], label=label)
+    ax.set(xlabel="molecular dipole |mu| (D)", ylabel="density")
+    ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------- stage 5: results
 
 SUMMARY_KEYS = {
+    "scan_inside_rmse_per_atom": "scan_inside_rmse_per_atom",
+    "scan_beyond_rmse_per_atom": "scan_beyond_rmse_per_atom",
+    "exfoliation_energy": "exfoliation_energy",
+    "exfoliation_energy_error": "exfoliation_energy_error",
+    "dipole_mean": "dipole_mean",
+    "dipole_std": "dipole_std",
+    "dipole_mean_error": "dipole_mean_error",
+    "dipole_w1": "dipole_w1",
     "beyond_rmse": "beyond_rmse",
     "inside_rmse": "inside_rmse",
     "beyond_rmse_centered": "beyond_rmse_centered",
@@ -389,6 +502,10 @@ SUMMARY_KEYS = {
     "force_inside_rmse": "force_inside_rmse",
     "force_beyond_rmse": "force_beyond_rmse",
 }
+
+
+#: Keys of the benchmarks that have them only (left out where None).
+NEW_ONLY = tuple(f"{k}_{m}" for k in MODELS for m in ("scan_", "exfoliation", "dipole"))
 
 
 def summarise(per_seed: dict, data_summary: dict, command: str, preset: str, epochs: int) -> dict:
@@ -402,8 +519,13 @@ def summarise(per_seed: dict, data_summary: dict, command: str, preset: str, epo
             values = [r[key] for r in runs if r.get(key) is not None]
             entry[f"{kind}_{name}"] = float(np.mean(values)) if values else None
             entry[f"{kind}_{name}_std"] = float(np.std(values)) if len(values) > 1 else None
+    entry = {k: v for k, v in entry.items() if not (v is None and k.startswith(NEW_ONLY))}
     any_run = next(iter(per_seed.values()))
     budget = data_summary.get("test_budget", {})
+    if "exfoliation" in data_summary:
+        entry["exfoliation_reference"] = data_summary["exfoliation"]
+    if "dipoles_reference" in data_summary:
+        entry["dipoles_reference"] = data_summary["dipoles_reference"]
     entry.update(
         n_inside=any_run["n_inside"],
         n_beyond=any_run["n_beyond"],
@@ -411,7 +533,7 @@ def summarise(per_seed: dict, data_summary: dict, command: str, preset: str, epo
         seeds=sorted({s for _, s in per_seed}),
         preset=preset,
         epochs=epochs,
-        units=UNITS,
+        units=UNITS + EXTRA_UNITS.get(data_summary.get("benchmark", ""), ""),
         command=command,
     )
     return entry
@@ -452,14 +574,18 @@ def main(argv: list[str] | None = None) -> dict:
     bench_dir = Path(args.out) / args.benchmark
     bench_dir.mkdir(parents=True, exist_ok=True)
     interaction = args.benchmark == "s22x5"
+    water = args.benchmark == "water"
 
     files = ensure_data(args.benchmark, args.preset, bench_dir / "data", args.max_train)
     cfg = train_config(args.benchmark, args.preset, args.epochs)
     r_max = float(cfg["model"]["r_max"])
     test = read(bench_dir / "data" / "test.xyz", ":")
-    scan = read(bench_dir / "data" / "scan.xyz", ":")
+    scan_path = bench_dir / "data" / "scan.xyz"
+    scan = read(scan_path, ":") if scan_path.stat().st_size else []  # water has no scan
 
     run_dirs, per_seed, scans = {}, {}, {k: [] for k in args.models}
+    dipoles = {k: [] for k in args.models}
+    dipoles_ref = np.load(bench_dir / "data" / "dipoles_reference.npy") if water else None
     for seed in args.seeds:
         for kind in args.models:
             run_dir = bench_dir / f"seed{seed}" / kind
@@ -468,6 +594,21 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             metrics = evaluate(model_dir, test, scan, r_max, interaction)
             scans[kind].append(metrics.pop("scan_interaction"))
+            if water:
+                path, failed = run_dir / "dipoles.npy", run_dir / "md_failed.txt"
+                if not path.is_file() and not failed.is_file():
+                    log(f"water {kind} seed {seed}: MD with the model for the dipole sample")
+                    try:
+                        sample = water_dipoles(model_dir, bench_dir / "data", args.preset, seed)
+                        np.save(path, sample)
+                    except BlowUpError as err:  # a result too: the model's MD is not stable
+                        failed.write_text(str(err) + "\n")
+                if path.is_file():
+                    dipoles[kind].append(np.load(path))
+                    metrics.update(dipole_metrics(dipoles[kind][-1], dipoles_ref))
+                else:
+                    metrics["md_failed"] = failed.read_text().strip()
+                    log(f"water {kind} seed {seed}: model MD failed: {metrics['md_failed']}")
             per_seed[kind, seed] = metrics
             (run_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
             log(
@@ -478,10 +619,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     title = f"{args.benchmark} ({args.preset}, {cfg['epochs']} epochs)"
     plot_learning_curves(run_dirs, bench_dir / "learning_curves.png", title)
-    plot_binding_curves(
-        scan, scans, r_max, bench_dir / f"binding_curves_{args.benchmark}.png", title
-    )
-    log(f"figures: {bench_dir / 'learning_curves.png'}, binding_curves_{args.benchmark}.png")
+    if scan:
+        plot_binding_curves(
+            scan, scans, r_max, bench_dir / f"binding_curves_{args.benchmark}.png", title
+        )
+        log(f"figures: {bench_dir / 'learning_curves.png'}, binding_curves_{args.benchmark}.png")
+    if water:
+        plot_dipoles(dipoles_ref, dipoles, bench_dir / "dipoles_water.png", title)
+        log(f"figures: {bench_dir / 'learning_curves.png'}, dipoles_water.png")
 
     entry = summarise(per_seed, files["summary"], command, args.preset, cfg["epochs"])
     entry["max_train"] = args.max_train
