@@ -287,17 +287,17 @@ def md_system(atoms: Atoms, hydrogen_mass: float = 2.014):
         raise ValueError("the water reference system is for fixed-cell (NVT) runs")
 
     return MDSystem(
-        energy_fn,
-        neighbor_fn,
-        shift_fn,
-        box,
-        np.asarray(atoms.numbers),
-        masses,
-        1.0,
-        0.5,
-        0.0,
-        (minimum_image_check(1.0),),
-        rebuild,
+        energy_fn=energy_fn,
+        neighbor_fn=neighbor_fn,
+        shift_fn=shift_fn,
+        box=box,
+        numbers=np.asarray(atoms.numbers),
+        masses=masses,
+        list_cutoff=1.0,
+        skin=0.5,
+        strain_skin=0.0,
+        box_checks=(minimum_image_check(1.0),),
+        rebuild=rebuild,
     )
 
 
