@@ -79,15 +79,7 @@ def make_kset_fn(
     if evaluation == "auto":
         evaluation = choose_evaluation(config, cells, pbcs, _largest_structure(structures))
     if evaluation == "mesh":
-        return make_mesh_kset_fn(
-            cells,
-            pbcs,
-            config.k_cut,
-            order=config.mesh_order,
-            oversampling=config.mesh_oversampling,
-            margin=config.margin,
-            envelope_width=config.envelope_width,
-        )
+        return make_mesh_kset_fn(cells, pbcs, config.k_cut, **mesh_options(config))
     lattice_only = config.seed or config.weighting == "ones"
     if lattice_only and open_.any():
         bad = np.flatnonzero(open_).tolist()
@@ -158,6 +150,17 @@ def mesh_work(num_atoms: int, grid_shape: Sequence[int], order: int) -> float:
     return 2.0 * num_atoms * order**3 + 2.0 * points * np.log2(max(points, 2.0))
 
 
+def mesh_options(config: RSAConfig) -> dict:
+    """The grid options of ``config`` as :func:`~rsajax.nn.rsa.grid.mesh_spec` and
+    :func:`make_mesh_kset_fn` take them."""
+    return dict(
+        order=config.mesh_order,
+        oversampling=config.mesh_oversampling,
+        margin=config.margin,
+        envelope_width=config.envelope_width,
+    )
+
+
 def choose_evaluation(
     config: RSAConfig, cells: np.ndarray, pbcs: np.ndarray, num_atoms: int
 ) -> str:
@@ -171,15 +174,7 @@ def choose_evaluation(
     if config.seed or config.weighting == "ones" or not pbcs.all():
         return "direct"
     num_k = max_num_k(cells, pbcs, config.k_cut, config.margin)
-    spec = mesh_spec(
-        cells,
-        pbcs,
-        config.k_cut,
-        order=config.mesh_order,
-        oversampling=config.mesh_oversampling,
-        margin=config.margin,
-        envelope_width=config.envelope_width,
-    )
+    spec = mesh_spec(cells, pbcs, config.k_cut, **mesh_options(config))
     mesh = MESH_WORK_COST * mesh_work(num_atoms, spec.shape, config.mesh_order)
     return "mesh" if mesh < direct_work(num_atoms, num_k) else "direct"
 
