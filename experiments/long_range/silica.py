@@ -602,6 +602,8 @@ def summarize(
     command = " ".join(shlex.quote(a) for a in sys.argv)
     sections = {}
     for target in TARGETS:
+        if not any(key[0] == target for key in evals):
+            continue  # not run: its row in results.json must stay as it is
         section = {}
         for model in MODELS:
             runs = [evals[(target, model, s)] for s in seeds if (target, model, s) in evals]
@@ -621,6 +623,8 @@ def summarize(
                 if values:
                     section[name] = float(np.mean(values))
                     section[f"{name}_per_seed"] = values
+                    # the spread over seeds, as run.py reports it (None for one seed)
+                    section[f"{name}_std"] = float(np.std(values)) if len(values) > 1 else None
             section[f"{model}_seeds"] = [s for s in seeds if (target, model, s) in evals]
             section[f"{model}_epochs"] = runs[0]["epochs"]
         stats = data_summary["test_statistics"]
@@ -650,7 +654,7 @@ def merge_results(sections: dict) -> None:
     existing.update(sections)
     existing.setdefault("units", UNITS)
     existing.setdefault("command", sections[TARGETS[0]]["command"])
-    RESULTS.write_text(json.dumps(existing, indent=1) + "\n")
+    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
 
 def plot(out: Path, seeds: list[int], evals: dict) -> None:
