@@ -127,6 +127,7 @@ class RSAConfig:
     mesh_oversampling: float = 2.0
     neutral: bool = True
     net_charge: bool = True
+    dispersion_heads: int = 0
 
     def __post_init__(self):
         if self.layers is not None:
@@ -151,6 +152,16 @@ class RSAConfig:
             )
         if self.num_heads < 1:
             raise ValueError(f"RSAConfig.num_heads must be >= 1, got {self.num_heads}")
+        if not 0 <= self.dispersion_heads <= self.num_heads:
+            raise ValueError(
+                f"RSAConfig.dispersion_heads must be in [0, num_heads={self.num_heads}], got "
+                f"{self.dispersion_heads}"
+            )
+        if self.dispersion_heads and self.weighting not in ("ewald", "ewald_learned"):
+            raise ValueError(
+                "RSAConfig.dispersion_heads needs the 'ewald' or 'ewald_learned' weighting, got "
+                f"{self.weighting!r}"
+            )
         if self.num_radial is not None and self.num_radial < 8:
             raise ValueError(f"RSAConfig.num_radial must be >= 8, got {self.num_radial}")
         if self.seed and self.weighting != "ones":
@@ -177,6 +188,17 @@ class RSAConfig:
     def is_resolved(self) -> bool:
         """True once ``k_cut`` and ``sigma`` are numbers (``sigma`` unused by ``ones``)."""
         return self.k_cut is not None and (self.sigma is not None or self.weighting == "ones")
+
+    @property
+    def dispersion_length(self) -> float:
+        """The length (A) that scales the dispersion kernel, ``length^5 / r^6`` beyond it: the
+        distance where the Coulomb split's real-space remainder falls to ``accuracy``, which is
+        the local cutoff ``r_max`` when ``sigma`` was derived from it."""
+        from scipy.special import erfcinv
+
+        if self.sigma is None:
+            raise ValueError("dispersion_length needs a resolved RSAConfig (sigma is None)")
+        return math.sqrt(2.0) * self.sigma * float(erfcinv(self.accuracy))
 
     def resolved(self, r_max: float) -> RSAConfig:
         """This configuration with ``sigma`` and ``k_cut`` derived from ``r_max`` where None.

@@ -69,6 +69,7 @@ def queries_and_amplitudes(
     num_heads: int,
     neutral: bool = False,
     total_amplitude: jnp.ndarray | None = None,
+    dispersion_heads: int = 0,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """The complex queries and the source amplitudes every lattice kernel sums.
 
@@ -80,6 +81,8 @@ def queries_and_amplitudes(
         neutral: remove each graph's mean amplitude (:func:`neutralize`).
         total_amplitude: (G, H, D/2, D) complex, with ``neutral``: the sum each graph's
             amplitudes keep (a charged structure's net charge); None: zero.
+        dispersion_heads: the last ``H_d`` heads are never neutralised: their kernel is finite
+            at ``k = 0`` and their sources (like ``C6`` coefficients) need not sum to zero.
     Returns:
         ``qc`` (N, H, D/2) complex queries and ``a = conj(kc) (x) v`` (N, H, D/2, D), zero on
         padded nodes.
@@ -94,9 +97,49 @@ def queries_and_amplitudes(
     qc, kc = complex_pairs(q), complex_pairs(k)
     values = jnp.where(node_mask[:, None], v, 0.0).reshape(num_nodes, num_heads, width)
     amplitudes = jnp.conj(kc)[..., :, None] * values[..., None, :]
-    if neutral:
-        amplitudes = neutralize(amplitudes, node_graph, node_mask, num_graphs, total_amplitude)
+    charged = num_heads - dispersion_heads
+    if neutral and charged:
+        total = None if total_amplitude is None else total_amplitude[:, :charged]
+        neutralised = neutralize(amplitudes[:, :charged], node_graph, node_mask, num_graphs, total)
+        amplitudes = jnp.concatenate([neutralised, amplitudes[:, charged:]], axis=1)
     return qc, amplitudes
+
+
+def zero_frequency_attention(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    zero_weights: jnp.ndarray,
+    node_graph: jnp.ndarray,
+    num_graphs: int,
+    node_mask: jnp.ndarray,
+    num_heads: int,
+    neutral: bool = False,
+    total_amplitude: jnp.ndarray | None = None,
+    dispersion_heads: int = 0,
+) -> jnp.ndarray:
+    """The ``k = 0`` term of the lattice sum: ``u_i = w_0 Re[q_i^T sum_{j in graph(i)} a_j]``.
+
+    The lattice kernels leave ``k = 0`` out; heads whose kernel is finite there (dispersion)
+    need it back. Cost ``O(N C^2 / H)``: one segment sum.
+
+    Args:
+        q, k, v, node_graph, num_graphs, node_mask, num_heads, neutral, total_amplitude,
+            dispersion_heads: as for :func:`reciprocal_space_attention`.
+        zero_weights: (G, H) ``k = 0`` weights (measure included;
+            :func:`rsajax.nn.rsa.weights.zero_frequency_weights`), 0 for open graphs.
+    Returns:
+        u: (N, C), zero on padded nodes.
+    """
+    num_nodes, channels = q.shape
+    qc, amplitudes = queries_and_amplitudes(
+        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude,
+        dispersion_heads,
+    )  # fmt: skip
+    total = jax.ops.segment_sum(amplitudes, node_graph, num_graphs)  # (G, H, D/2, D)
+    u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, total[node_graph]))
+    u = u * zero_weights[node_graph][..., None]
+    return jnp.where(node_mask[:, None], u.reshape(num_nodes, channels), 0.0)
 
 
 def reciprocal_space_attention(
@@ -116,6 +159,7 @@ def reciprocal_space_attention(
     last_graph_is_padding: bool = False,
     total_amplitude: jnp.ndarray | None = None,
     node_slots: jnp.ndarray | None = None,
+    dispersion_heads: int = 0,
 ) -> jnp.ndarray:
     """RSA steps 3-5 on already activated queries and keys.
 
@@ -146,6 +190,9 @@ def reciprocal_space_attention(
             (:attr:`rsajax.nn.rsa.kset.KSet.node_slots`): the sums run over each graph's own
             ``S`` nodes, ``O(G S M)``, instead of over all ``N`` nodes of the batch with a mask,
             ``O(N G M)``: ``G`` times less work for a batch of ``G`` similar structures.
+        dispersion_heads: the last ``H_d`` heads are not neutralised
+            (:func:`queries_and_amplitudes`); their ``k = 0`` term is
+            :func:`zero_frequency_attention`'s.
     Returns:
         u: (N, C), zero on padded nodes.
     """
@@ -162,8 +209,9 @@ def reciprocal_space_attention(
     active = num_graphs - 1 if last_graph_is_padding and num_graphs > 1 else num_graphs
     weights = weights[:active]
     qc, pairs = queries_and_amplitudes(
-        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude
-    )  # (N, H, D/2), (N, H, D/2, D)
+        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude,
+        dispersion_heads,
+    )  # fmt: skip  # (N, H, D/2), (N, H, D/2, D)
     if node_slots is not None and active > 1:
         # Each graph's own nodes, gathered into (G, S) slots: no (node, graph) mask. (One
         # structure gains nothing from the gathers: it takes the masked path below.)

@@ -39,10 +39,14 @@ import numpy as np
 from rsajax.nn.rsa.combine import make_combination
 from rsajax.nn.rsa.config import EVALUATIONS, WEIGHTINGS, RSAConfig, Weighting
 from rsajax.nn.rsa.grid import mesh_kset
-from rsajax.nn.rsa.kernel import open_boundary_attention, reciprocal_space_attention
+from rsajax.nn.rsa.kernel import (
+    open_boundary_attention,
+    reciprocal_space_attention,
+    zero_frequency_attention,
+)
 from rsajax.nn.rsa.kset import KSet, half_kset, k_squared, kspace_geometry
 from rsajax.nn.rsa.mesh import mesh_attention
-from rsajax.nn.rsa.weights import LearnedKWeights, fixed_kweights
+from rsajax.nn.rsa.weights import LearnedKWeights, fixed_kweights, zero_frequency_weights
 from rsajax.units import COULOMB_CONSTANT
 
 Features = dict[int, jax.Array]
@@ -102,6 +106,10 @@ class RSABlock(nn.Module):
     net_charge: bool = False
     #: The caller's last graph holds only padding (true of every rsajax Graph): skip its block.
     last_graph_is_padding: bool = False
+    #: The last heads carry the smooth ``length^5 / r^6`` kernel (RSAConfig.dispersion_heads):
+    #: not neutralised, ``k = 0`` term included (``ewald`` and ``ewald_learned`` weightings).
+    dispersion_heads: int = 0
+    dispersion_length: float = 1.0  # A, the ``length`` of weights.dispersion_kernel
 
     @nn.compact
     def __call__(
@@ -141,37 +149,59 @@ class RSABlock(nn.Module):
         if paired:
             kset = half_kset(kset)
         kvectors, measure = kspace_geometry(kset, cell)
+        dispersion = self.dispersion_heads > 0
+        if dispersion and self.weighting not in ("ewald", "ewald_learned"):
+            raise ValueError(
+                f"dispersion heads need the 'ewald' or 'ewald_learned' weighting (a kernel to "
+                f"start from), got {self.weighting!r}"
+            )
+        heads = (self.num_heads, self.dispersion_heads, self.dispersion_length)
+        zero_weights = None
         if self.weighting in ("learned", "ewald_learned"):
             sigma = self.sigma if self.weighting == "ewald_learned" else None
-            weights = LearnedKWeights(self.num_heads, self.num_basis, sigma, name="k_weights")(
-                kset, kvectors, measure
-            )
-        else:
-            weights = fixed_kweights(kset, kvectors, measure, self.weighting, self.sigma)
-        if mesh is not None:
-            return mesh_attention(
-                q, k, v, positions, cell, weights, node_graph, cell.shape[0], mesh,
-                node_mask=node_mask, num_heads=self.num_heads, neutral=self.neutral,
-                total_amplitude=total_amplitude,
+            k_weights = LearnedKWeights(
+                self.num_heads, self.num_basis, sigma, self.dispersion_heads,
+                self.dispersion_length, name="k_weights",
             )  # fmt: skip
+            weights = k_weights(kset, kvectors, measure, cell if dispersion else None)
+            if dispersion:
+                weights, zero_weights = weights
+        else:
+            weights = fixed_kweights(
+                kset, kvectors, measure, self.weighting, self.sigma, heads if dispersion else None
+            )
+            if dispersion:
+                zero_weights = zero_frequency_weights(cell, kset.periodic, self.sigma, heads)
+        u_zero = 0.0
+        if zero_weights is not None:
+            u_zero = zero_frequency_attention(
+                q, k, v, zero_weights, node_graph, cell.shape[0], node_mask, self.num_heads,
+                self.neutral, total_amplitude, self.dispersion_heads,
+            )  # fmt: skip
+        common = dict(
+            node_mask=node_mask, num_heads=self.num_heads, neutral=self.neutral,
+            total_amplitude=total_amplitude, dispersion_heads=self.dispersion_heads,
+        )  # fmt: skip
+        if mesh is not None:
+            return u_zero + mesh_attention(
+                q, k, v, positions, cell, weights, node_graph, cell.shape[0], mesh, **common
+            )
         if not kset.has_open:
-            return reciprocal_space_attention(
+            return u_zero + reciprocal_space_attention(
                 q, k, v, positions, kvectors, weights, kset.mask, node_graph, cell.shape[0],
-                node_mask=node_mask, num_heads=self.num_heads, paired=paired,
-                neutral=self.neutral, last_graph_is_padding=self.last_graph_is_padding,
-                total_amplitude=total_amplitude, node_slots=kset.node_slots,
+                paired=paired, last_graph_is_padding=self.last_graph_is_padding,
+                node_slots=kset.node_slots, **common,
             )  # fmt: skip
         # Open graphs: exact angular integral, a pair sum (open_boundary_attention); periodic
         # graphs of the same batch: the lattice sum, with the open graphs' slots masked out.
         periodic = jnp.asarray(kset.periodic)
         weights = weights if weights.ndim == 3 else weights[..., None]
         lattice_mask = kset.mask & periodic[:, None]
-        u = reciprocal_space_attention(
+        u = u_zero + reciprocal_space_attention(
             q, k, v, positions, kvectors, jnp.where(periodic[:, None, None], weights, 0.0),
-            lattice_mask, node_graph, cell.shape[0], node_mask=node_mask,
-            num_heads=self.num_heads, neutral=self.neutral,
-            last_graph_is_padding=self.last_graph_is_padding, total_amplitude=total_amplitude,
-            node_slots=kset.node_slots,
+            lattice_mask, node_graph, cell.shape[0],
+            last_graph_is_padding=self.last_graph_is_padding, node_slots=kset.node_slots,
+            **common,
         )  # fmt: skip
         knorm = jnp.where(kset.mask, jnp.sqrt(k_squared(kset, kvectors)), 0.0)
         return u + open_boundary_attention(
@@ -255,6 +285,8 @@ class LongRangeLayer(nn.Module):
         block = RSABlock(
             self.channels, cfg.num_heads, cfg.weighting, cfg.sigma, evaluation=cfg.evaluation,
             neutral=cfg.neutral, net_charge=cfg.net_charge, last_graph_is_padding=True,
+            dispersion_heads=cfg.dispersion_heads,
+            dispersion_length=cfg.dispersion_length if cfg.dispersion_heads else 1.0,
             name="rsa",
         )  # fmt: skip
         u = block(

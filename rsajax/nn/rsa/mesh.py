@@ -116,6 +116,7 @@ def mesh_attention(
     num_heads: int = 1,
     neutral: bool = False,
     total_amplitude: jnp.ndarray | None = None,
+    dispersion_heads: int = 0,
 ) -> jnp.ndarray:
     """RSA steps 3-5 by particle-mesh Ewald-style evaluation; same semantics as the direct kernel.
 
@@ -135,6 +136,7 @@ def mesh_attention(
             (:func:`~rsajax.nn.rsa.kernel.neutralize`).
         total_amplitude: (G, H, D/2, D) complex, with ``neutral``: each graph's prescribed
             amplitude sum (a charged cell's net charge); None: zero.
+        dispersion_heads: the last ``H_d`` heads are not neutralised (as for the direct kernel).
     Returns:
         u: (N, C), zero on padded nodes.
     """
@@ -154,8 +156,9 @@ def mesh_attention(
     weights = jnp.broadcast_to(weights, (num_graphs, grid_size, num_heads))
 
     qc, amplitudes = queries_and_amplitudes(
-        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude
-    )
+        q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude,
+        dispersion_heads,
+    )  # fmt: skip
     amplitudes = amplitudes.reshape(num_nodes, -1)
     permutation, flat, stencil = _stencils(positions, cell, node_graph, node_mask, mesh)
     # Real view of the complex amplitudes (real parts, then imaginary parts): the spline

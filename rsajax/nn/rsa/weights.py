@@ -10,6 +10,11 @@ Every weighting has one form (:func:`kweights`), on the k-set's real slots and 0
 - ``learned``: ``f`` a positive radial function per head (:class:`LearnedKWeights`).
 - ``ewald_learned``: both: the learned ``f`` corrects the Ewald kernel, starting at 1.
 
+With ``dispersion_heads`` = ``H_d`` > 0 (``ewald`` and ``ewald_learned`` only) the last ``H_d``
+heads carry the dispersion kernel :func:`dispersion_kernel` (the smooth long-range part of
+``1/r^6``, finite at ``k = 0``) instead of the Coulomb kernel :func:`ewald_kernel`; their
+``k = 0`` weight (:func:`zero_frequency_weights`) is not zero, and the layer adds that term.
+
 The measure is ``1/V`` on a lattice and the quadrature weight for open boundaries
 (:func:`rsajax.nn.rsa.kset.kspace_geometry`); the envelope is :func:`smooth_envelope`, absent for
 the seed k-set. The mesh evaluation uses the same weights on the grid's frequencies
@@ -51,6 +56,41 @@ def ewald_kernel(k_sq: jnp.ndarray, sigma: float) -> jnp.ndarray:
     return 4.0 * jnp.pi * jnp.exp(-0.5 * sigma**2 * k_sq) / k_sq
 
 
+def dispersion_kernel(k_sq: jnp.ndarray, sigma: float, length: float) -> jnp.ndarray:
+    """``length^5`` times the Fourier transform of the smooth long-range part of ``1/r^6``,
+    ``[1 - exp(-x) (1 + x + x^2 / 2)] / r^6`` with ``x = r^2 / (2 sigma^2)`` (A^2).
+
+    The Gaussian damping is that of the Coulomb split, ``beta = 1 / (sqrt 2 sigma)``, so both
+    kernels fall as ``exp(-k^2 sigma^2 / 2) / k^2`` at large ``k`` and the k-set converged for one
+    is converged for the other. With ``b = k / (2 beta)`` the transform is
+    ``pi^{3/2} beta^3 / 3 [(1 - 2 b^2) exp(-b^2) + 2 sqrt(pi) b^3 erfc(b)]``, finite at
+    ``k = 0`` (``pi^{3/2} beta^3 / 3``, the integral of the kernel over space): a lattice sum
+    must keep that term. ``length^5`` (the local cutoff) makes the real-space kernel
+    ``length^5 / r^6`` beyond the cutoff, ``~1 / r`` there like the Coulomb heads, so both kinds
+    of head start at the same scale. ``k_sq`` may be 0.
+    """
+    beta = 1.0 / (math.sqrt(2.0) * sigma)
+    b_sq = k_sq / (4.0 * beta * beta)
+    b = jnp.sqrt(b_sq)
+    shape = (1.0 - 2.0 * b_sq) * jnp.exp(-b_sq) + 2.0 * math.sqrt(math.pi) * b * b_sq * (
+        jax.scipy.special.erfc(b)
+    )
+    return (length**5 * math.pi**1.5 * beta**3 / 3.0) * shape
+
+
+def head_kernels(
+    k_sq: jnp.ndarray, sigma: float, num_heads: int, dispersion_heads: int, length: float
+) -> jnp.ndarray:
+    """(..., H) per-head base kernels: :func:`ewald_kernel` on the first ``H - H_d`` heads,
+    :func:`dispersion_kernel` on the last ``H_d``. ``k_sq`` must be positive."""
+    coulomb = ewald_kernel(k_sq, sigma)[..., None]
+    parts = [jnp.repeat(coulomb, num_heads - dispersion_heads, axis=-1)]
+    if dispersion_heads:
+        dispersion = dispersion_kernel(k_sq, sigma, length)[..., None]
+        parts.append(jnp.repeat(dispersion, dispersion_heads, axis=-1))
+    return jnp.concatenate(parts, axis=-1)
+
+
 def kweights(
     kset: KSet,
     kvectors: jnp.ndarray,
@@ -58,17 +98,20 @@ def kweights(
     *,
     radial: Callable[[jnp.ndarray], jnp.ndarray] | None = None,
     sigma: float | None = None,
+    heads: tuple[int, int, float] | None = None,
 ) -> jnp.ndarray:
-    """``f(|k|) x ewald(|k|^2) x envelope(|k|) x measure`` on the real slots, 0 on masked slots.
+    """``f(|k|) x kernel(|k|^2) x envelope(|k|) x measure`` on the real slots, 0 on masked slots.
 
     Args:
         kset: the (possibly half or grid) k-set; its ``smooth`` False (seed) drops the envelope.
         kvectors: (G, M, 3) and measure: (G, M), from :func:`~rsajax.nn.rsa.kset.kspace_geometry`;
             ``measure`` None counts lattice vectors with weight 1 (the reference's ``ones``).
         radial: None (``f = 1``), or ``|k|`` (G, M) -> (G, M, H), a per-head radial function.
-        sigma: None (no Ewald factor), or the width (A) of :func:`ewald_kernel`.
+        sigma: None (no kernel factor), or the width (A) of :func:`ewald_kernel`.
+        heads: with ``sigma``: ``(H, H_d, length)``, per-head kernels (:func:`head_kernels`:
+            Coulomb, then ``H_d`` dispersion heads); None: the Coulomb kernel on every head.
     Returns:
-        (G, M), or (G, M, H) with ``radial``.
+        (G, M), or (G, M, H) with ``radial`` or ``heads``.
     """
     k_sq = k_squared(kset, kvectors)
     k_norm = jnp.sqrt(k_sq)
@@ -76,21 +119,64 @@ def kweights(
     scale = envelope if kset.smooth else jnp.ones_like(envelope)
     if measure is not None:
         scale = scale * measure
-    if sigma is not None:
+    if sigma is not None and heads is not None:
+        scale = scale[..., None] * head_kernels(k_sq, sigma, *heads)
+    elif sigma is not None:
         scale = scale * ewald_kernel(k_sq, sigma)
     if radial is None:
-        return jnp.where(kset.mask, scale, 0.0)
-    return jnp.where(kset.mask[..., None], radial(k_norm) * scale[..., None], 0.0)
+        mask = kset.mask if scale.ndim == 2 else kset.mask[..., None]
+        return jnp.where(mask, scale, 0.0)
+    scale = scale if scale.ndim == 3 else scale[..., None]
+    return jnp.where(kset.mask[..., None], radial(k_norm) * scale, 0.0)
+
+
+def zero_frequency_weights(
+    cell: jnp.ndarray,
+    periodic: jnp.ndarray | np.ndarray,
+    sigma: float,
+    heads: tuple[int, int, float],
+    radial_at_zero: jnp.ndarray | None = None,
+) -> jnp.ndarray:
+    """(G, H) weights of the ``k = 0`` term of each graph's lattice sum.
+
+    The Coulomb heads leave ``k = 0`` out (its kernel diverges; the neutral cell and its
+    background are the convention). A dispersion head's kernel is finite there, and its
+    ``k = 0`` term ``W(0) / V |sum_j a_j|^2``, the mean-field part of the tail, is most of its
+    energy: for a one-element crystal it is all of it. Open-boundary (and padding) graphs get 0:
+    their radial integral runs through ``k = 0`` already.
+
+    Args:
+        cell: (G, 3, 3) lattice vectors as rows (the strained cell, for stress).
+        periodic: (G,) bool.
+        sigma, heads: as for :func:`kweights`.
+        radial_at_zero: (H,) the learned correction ``f_h(0)`` (None: 1).
+    """
+    num_heads, dispersion_heads, length = heads
+    periodic = jnp.asarray(periodic)
+    safe_cell = jnp.where(periodic[:, None, None], cell, jnp.eye(3, dtype=cell.dtype))
+    inverse_volume = jnp.where(periodic, 1.0 / jnp.abs(jnp.linalg.det(safe_cell)), 0.0)
+    zero = dispersion_kernel(jnp.zeros((), cell.dtype), sigma, length)
+    per_head = jnp.where(jnp.arange(num_heads) >= num_heads - dispersion_heads, zero, 0.0)
+    if radial_at_zero is not None:
+        per_head = per_head * radial_at_zero
+    return inverse_volume[:, None] * per_head[None, :].astype(cell.dtype)
 
 
 def fixed_kweights(
-    kset: KSet, kvectors: jnp.ndarray, measure: jnp.ndarray, weighting: str, sigma: float = 5.0
+    kset: KSet,
+    kvectors: jnp.ndarray,
+    measure: jnp.ndarray,
+    weighting: str,
+    sigma: float = 5.0,
+    heads: tuple[int, int, float] | None = None,
 ) -> jnp.ndarray:
-    """Per-k weights of the fixed weightings, (G, M), 0 on masked slots.
+    """Per-k weights of the fixed weightings, (G, M) (or (G, M, H) with ``heads``), 0 on masked
+    slots.
 
     - ``ones``: 1 per lattice vector (the reference; no ``1/V``), times the envelope. Lattice-only.
     - ``ewald``: ``4 pi exp(-k^2 sigma^2 / 2) / k^2`` times the measure (``1/V`` on a lattice, the
-      quadrature weight for open boundaries) times the envelope.
+      quadrature weight for open boundaries) times the envelope; with ``heads`` (``(H, H_d,
+      length)``) the last ``H_d`` heads get :func:`dispersion_kernel` instead.
 
     The seed k-set (``kset.smooth`` False) carries no envelope.
     """
@@ -103,7 +189,7 @@ def fixed_kweights(
         )
     if weighting == "ones":
         return kweights(kset, kvectors, None)
-    return kweights(kset, kvectors, measure, sigma=sigma)
+    return kweights(kset, kvectors, measure, sigma=sigma, heads=heads)
 
 
 class LearnedKWeights(nn.Module):
@@ -113,32 +199,59 @@ class LearnedKWeights(nn.Module):
     initialised to ``f = 1``; Gaussians centred on ``[0, 1]``. With ``ewald_sigma`` set
     (weighting ``ewald_learned``) ``f_h`` multiplies the Ewald kernel of that width, so every head
     starts as a Gaussian-smeared ``1/r`` and learns a correction to its shape; without it
-    (``learned``) the weights are ``f_h`` alone.
+    (``learned``) the weights are ``f_h`` alone. With ``dispersion_heads`` the last heads start as
+    the smooth ``length^5 / r^6`` of :func:`dispersion_kernel` instead, and ``zero_measure``
+    ((G,) ``1/V``, 0 for open graphs) asks for their ``k = 0`` weights too.
     """
 
     num_heads: int
     num_basis: int = 8
     ewald_sigma: float | None = None
+    dispersion_heads: int = 0
+    dispersion_length: float = 1.0
 
     @nn.compact
-    def __call__(self, kset: KSet, kvectors: jnp.ndarray, measure: jnp.ndarray) -> jnp.ndarray:
+    def __call__(
+        self,
+        kset: KSet,
+        kvectors: jnp.ndarray,
+        measure: jnp.ndarray,
+        cell: jnp.ndarray | None = None,
+    ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
+        """(G, M, H) weights; with ``cell`` (G, 3, 3) also the (G, H) ``k = 0`` weights of
+        :func:`zero_frequency_weights`."""
+        dtype = kvectors.dtype
+        centres = jnp.linspace(0.0, 1.0, self.num_basis, dtype=dtype)
+        # parameters in the model's dtype; softplus(bias) = 1 at init (a Python float)
+        coeffs = self.param(
+            "coeffs", nn.initializers.zeros, (self.num_basis, self.num_heads), dtype
+        ).astype(dtype)
+        bias = self.param(
+            "bias",
+            nn.initializers.constant(math.log(math.expm1(1.0))),
+            (self.num_heads,),
+            dtype,
+        ).astype(dtype)
+
         def radial(k_norm):
             x = k_norm / kset.k_cut
-            centres = jnp.linspace(0.0, 1.0, self.num_basis, dtype=x.dtype)
             basis = jnp.exp(-(((x[..., None] - centres) * (self.num_basis - 1)) ** 2))
-            # parameters in the model's dtype; softplus(bias) = 1 at init (a Python float)
-            coeffs = self.param(
-                "coeffs", nn.initializers.zeros, (self.num_basis, self.num_heads), x.dtype
-            )
-            bias = self.param(
-                "bias",
-                nn.initializers.constant(math.log(math.expm1(1.0))),
-                (self.num_heads,),
-                x.dtype,
-            )
-            return jax.nn.softplus(basis @ coeffs.astype(x.dtype) + bias.astype(x.dtype))
+            return jax.nn.softplus(basis @ coeffs + bias)
 
-        return kweights(kset, kvectors, measure, radial=radial, sigma=self.ewald_sigma)
+        heads = None
+        if self.dispersion_heads:
+            heads = (self.num_heads, self.dispersion_heads, self.dispersion_length)
+        weights = kweights(
+            kset, kvectors, measure, radial=radial, sigma=self.ewald_sigma, heads=heads
+        )
+        if cell is None:
+            return weights
+        if heads is None or self.ewald_sigma is None:
+            return weights, jnp.zeros((cell.shape[0], self.num_heads), dtype)
+        zero = zero_frequency_weights(
+            cell, kset.periodic, self.ewald_sigma, heads, radial(jnp.zeros((), dtype))
+        )
+        return weights, zero
 
 
 def mesh_kweights(
@@ -174,7 +287,8 @@ def real_space_kernel(
     ``phi_h(r) = sum_m w_mh sinc(|k_m| r)``: what the layer weights a pair at distance ``r`` by in
     :func:`rsajax.nn.rsa.kernel.open_boundary_attention` (``u_ih = sum_j phi_h(r_ij) (q_ih . k_jh)
     v_jh``), so a model's learned k-weights can be read as a function of distance and set beside
-    ``1/r``. For ``ewald`` weights it is ``erf(r / (sqrt 2 sigma)) / r`` up to the envelope's cut;
+    ``1/r``. For ``ewald`` weights it is ``erf(r / (sqrt 2 sigma)) / r`` up to the envelope's cut
+    (a dispersion head's: the smooth ``length^5 / r^6`` of :func:`dispersion_kernel`);
     ``ewald_learned`` multiplies that kernel's Fourier weights by the learned ``f_h(|k|)``.
 
     Args:
@@ -208,6 +322,9 @@ def real_space_kernel(
         has_open=True,
     )
     kvectors, measure = jnp.asarray(nodes[None]), jnp.asarray(node_weights[None])
+    heads = None
+    if config.dispersion_heads:
+        heads = (config.num_heads, config.dispersion_heads, config.dispersion_length)
     if config.weighting in ("learned", "ewald_learned"):
         if block_params is None or "k_weights" not in block_params:
             raise ValueError(
@@ -217,10 +334,14 @@ def real_space_kernel(
         learned = block_params["k_weights"]
         num_basis, num_heads = np.shape(learned["coeffs"])
         sigma = config.sigma if config.weighting == "ewald_learned" else None
-        module = LearnedKWeights(num_heads, num_basis, sigma)
+        module = LearnedKWeights(
+            num_heads, num_basis, sigma, config.dispersion_heads,
+            config.dispersion_length if heads else 1.0,
+        )  # fmt: skip
         weights = module.apply({"params": learned}, kset, kvectors, measure)[0]  # (M, H)
     else:
-        weights = fixed_kweights(kset, kvectors, measure, "ewald", config.sigma)[0][:, None]
-        weights = jnp.repeat(weights, config.num_heads, axis=1)
+        weights = fixed_kweights(kset, kvectors, measure, "ewald", config.sigma, heads)[0]
+        if heads is None:
+            weights = jnp.repeat(weights[:, None], config.num_heads, axis=1)
     design = jnp.sinc(jnp.outer(jnp.asarray(r), kvectors[0, :, 0]) / jnp.pi)  # (R, M)
     return design @ weights
