@@ -225,6 +225,10 @@ class RSAConfig:
         long-range energy. ``default-v0``: the earlier default (sigma 5 A, k_cut 0.8 1/A, one
         head, ``residual``), kept to reproduce older runs; it cannot represent a Coulomb tail
         beyond a 5 A local model (its kernel leaves 32% of 1/r uncovered at 5 A).
+        ``dispersion``: the default with its second head a dispersion head
+        (``dispersion_heads=1``: one Coulomb and one ``1/r^6`` head), for dispersion-bound and
+        layered materials, where like atoms attract across a gap that the default's neutral
+        Coulomb heads cannot see (measured in ``experiments/long_range/README.md``).
         ``seed`` evaluates ``direct``; the others ``auto`` (the mesh for large periodic boxes).
         """
         # fmt: off
@@ -234,6 +238,7 @@ class RSAConfig:
                 seed=True, channels=None, neutral=False, evaluation="direct",
             ),
             "default": {},
+            "dispersion": dict(dispersion_heads=1),
             "default-v0": dict(
                 k_cut=0.8, weighting="ewald", sigma=5.0, num_heads=1, combine="residual",
                 channels=None, neutral=False,

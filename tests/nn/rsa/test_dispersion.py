@@ -197,3 +197,39 @@ def test_rsa_mace_with_a_dispersion_head_mesh_equals_direct_and_stress_is_exact(
             strained.append(evaluate(model, variables, a)["energy"])
         fd = (strained[0] - strained[1]) / (2 * h) / atoms.get_volume()
         assert abs(fd - ref["stress"][i, j]) <= 1e-6 * np.max(np.abs(ref["stress"])), (i, j)
+
+
+def test_the_dispersion_preset_sees_the_gap_of_a_one_element_crystal_the_default_cannot():
+    """Black phosphorus, every atom alike: beyond the local cutoff the default's neutral Coulomb
+    heads give exactly nothing (each amplitude is the mean), the ``dispersion`` preset a
+    long-range energy that changes with the interlayer gap."""
+    from rsajax.teachers.layered import GAP0, black_phosphorus, set_gap
+
+    tiny = dict(TINY, atomic_numbers=(15,), atomic_energies=(-1.0,), r_max=3.0)
+    rng = np.random.default_rng(4)
+    gaps = (GAP0 + 4.0, GAP0 + 8.0)  # closest interlayer pairs beyond r_max: locally alike
+    structures = [set_gap(black_phosphorus(), gap, GAP0) for gap in gaps]
+    energies = {}
+    for preset in ("default", "dispersion"):
+        config = MACEConfig(**tiny, long_range=RSAConfig.preset(preset, channels=8))
+        model, variables = init_model(config, seed=0)
+        params = jax.tree_util.tree_map(lambda x: x, variables["params"])
+        for t in range(config.num_interactions):  # the readout starts at zero: wake it up
+            readout = params[f"long_range_{t}"]["energy_readout"]
+            readout["kernel"] = jnp.asarray(rng.normal(size=readout["kernel"].shape))
+        parts = jax.jit(lambda v, g, m=model: m.apply(v, g, method=m.energy_parts))
+        lr_config = model.config.long_range
+        kset_fn = make_kset_fn(lr_config, structures)
+        energies[preset] = [
+            float(
+                parts({**variables, "params": params}, atoms_to_graph(a, 3.0, kset_fn=kset_fn))[1][
+                    0
+                ]
+            )
+            for a in structures
+        ]
+    assert max(abs(e) for e in energies["default"]) < 1e-9
+    near, far = energies["dispersion"]
+    # (random readouts: thousands of eV, mostly the self and k = 0 terms; the gap moves it by
+    # ~2e-3 of that, far above round-off)
+    assert abs(near) > 1.0 and abs(near - far) > 1e-6 * abs(near)
