@@ -128,6 +128,7 @@ class RSAConfig:
     neutral: bool = True
     net_charge: bool = True
     dispersion_heads: int = 0
+    mirrored_correction: bool = False
 
     def __post_init__(self):
         if self.layers is not None:
@@ -161,6 +162,11 @@ class RSAConfig:
             raise ValueError(
                 "RSAConfig.dispersion_heads needs the 'ewald' or 'ewald_learned' weighting, got "
                 f"{self.weighting!r}"
+            )
+        if self.mirrored_correction and self.weighting not in ("learned", "ewald_learned"):
+            raise ValueError(
+                "RSAConfig.mirrored_correction needs a learned weighting ('learned' or "
+                f"'ewald_learned'), got {self.weighting!r}"
             )
         if self.num_radial is not None and self.num_radial < 8:
             raise ValueError(f"RSAConfig.num_radial must be >= 8, got {self.num_radial}")

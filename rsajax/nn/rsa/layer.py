@@ -110,6 +110,7 @@ class RSABlock(nn.Module):
     #: not neutralised, ``k = 0`` term included (``ewald`` and ``ewald_learned`` weightings).
     dispersion_heads: int = 0
     dispersion_length: float = 1.0  # A, the ``length`` of weights.dispersion_kernel
+    mirrored_correction: bool = False  # RSAConfig.mirrored_correction
 
     @nn.compact
     def __call__(
@@ -161,7 +162,7 @@ class RSABlock(nn.Module):
             sigma = self.sigma if self.weighting == "ewald_learned" else None
             k_weights = LearnedKWeights(
                 self.num_heads, self.num_basis, sigma, self.dispersion_heads,
-                self.dispersion_length, name="k_weights",
+                self.dispersion_length, self.mirrored_correction, name="k_weights",
             )  # fmt: skip
             weights = k_weights(kset, kvectors, measure, cell if dispersion else None)
             if dispersion:
@@ -287,7 +288,7 @@ class LongRangeLayer(nn.Module):
             neutral=cfg.neutral, net_charge=cfg.net_charge, last_graph_is_padding=True,
             dispersion_heads=cfg.dispersion_heads,
             dispersion_length=cfg.dispersion_length if cfg.dispersion_heads else 1.0,
-            name="rsa",
+            mirrored_correction=cfg.mirrored_correction, name="rsa",
         )  # fmt: skip
         u = block(
             h_in[0][..., 0],

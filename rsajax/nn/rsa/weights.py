@@ -210,6 +210,8 @@ class LearnedKWeights(nn.Module):
     ewald_sigma: float | None = None
     dispersion_heads: int = 0
     dispersion_length: float = 1.0
+    #: Mirror the basis about ``k = 0`` on the Coulomb heads too (RSAConfig.mirrored_correction).
+    mirrored: bool = False
 
     @nn.compact
     def __call__(
@@ -240,15 +242,18 @@ class LearnedKWeights(nn.Module):
         def radial(k_norm):
             x = k_norm / kset.k_cut
             basis = gaussians(x)
+            # The basis mirrored about k = 0 makes f a smooth function of k^2. A term odd in
+            # |k| (which the plain basis has) adds a power-law tail to the real-space kernel,
+            # |k| <-> r^-4 on a dispersion head (slower than the r^-6 it must keep: a trained
+            # head's kernel had grown to 3-5 r^-6 at 20 A on black phosphorus) and r^-2 on a
+            # Coulomb head. Dispersion heads are always mirrored; Coulomb heads with `mirrored`.
+            even = basis + gaussians(-x)
+            if self.mirrored:
+                return jax.nn.softplus(even @ coeffs + bias)
             correction = jax.nn.softplus(basis @ coeffs + bias)
             charged = self.num_heads - self.dispersion_heads
             if not self.dispersion_heads:
                 return correction
-            # Dispersion heads: the basis mirrored about k = 0, so f is a smooth function of
-            # k^2. A term odd in |k| (which the plain basis has) adds a power-law tail to the
-            # real-space kernel (|k| <-> r^-4), slower than the r^-6 it must keep: measured on
-            # black phosphorus, a trained head's kernel had grown to 3-5 r^-6 at 20 A.
-            even = basis + gaussians(-x)
             dispersion = jax.nn.softplus(even @ coeffs[:, charged:] + bias[charged:])
             return jnp.concatenate([correction[..., :charged], dispersion], axis=-1)
 
@@ -350,7 +355,7 @@ def real_space_kernel(
         sigma = config.sigma if config.weighting == "ewald_learned" else None
         module = LearnedKWeights(
             num_heads, num_basis, sigma, config.dispersion_heads,
-            config.dispersion_length if heads else 1.0,
+            config.dispersion_length if heads else 1.0, config.mirrored_correction,
         )  # fmt: skip
         weights = module.apply({"params": learned}, kset, kvectors, measure)[0]  # (M, H)
     else:
