@@ -108,6 +108,19 @@ class RSAConfig:
             times a learned per-head amplitude (zero at initialisation), spread evenly over its
             atoms, so a molecular ion in a periodic box has its Ewald energy with a
             neutralising background. No effect on neutral structures.
+        dispersion_heads: how many of the ``num_heads`` heads (the last ones) carry a
+            dispersion kernel, the smooth long-range part of ``r_max^5 / r^6``
+            (:func:`~rsajax.nn.rsa.weights.dispersion_kernel`, damped like the Coulomb split)
+            instead of the Coulomb kernel. They are never neutralised and keep their ``k = 0``
+            term, which is finite for ``1/r^6``: a Coulomb head in a periodic cell sums over
+            neutralised amplitudes and leaves ``k = 0`` out, so it cannot hold the interaction
+            of like atoms (two sheets of one element). ``ewald`` and ``ewald_learned`` only.
+            Their learned correction is always a function of ``|k|^2`` (see below).
+        mirrored_correction: make the learned correction of every head a smooth function of
+            ``|k|^2`` (its Gaussian basis mirrored about ``k = 0``). The plain basis has terms odd
+            in ``|k|``, which give a Coulomb head's real-space kernel an ``r^-2`` tail (a
+            dispersion head's an ``r^-4`` one); mirrored, the far field keeps its ``1/r`` law.
+            Off by default: the default's benchmarks were measured without it.
     """
 
     k_cut: float | None = None
