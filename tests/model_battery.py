@@ -22,7 +22,7 @@ from ase import Atoms
 
 from rsajax.data import Caps, atoms_to_graph
 from rsajax.potential import make_potential
-from tests.structures import molecule, rattled_crystal, triclinic
+from tests.structures import molecule, rattled_crystal, symmetrically_strained, triclinic
 
 CAPS = Caps(n_node=48, n_edge=2400, n_graph=3)
 BIG_CAPS = Caps(n_node=61, n_edge=3001, n_graph=5)
@@ -194,14 +194,7 @@ class ModelBattery:
         ref = self.evaluate(model, potential, [atoms])[0]
         volume = atoms.get_volume()
         for i, j in [(0, 0), (1, 2), (2, 0)]:
-            strains = []
-            for sign in (1, -1):
-                eps = np.zeros((3, 3))
-                eps[i, j] += sign * h / 2
-                eps[j, i] += sign * h / 2
-                a = atoms.copy()
-                a.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-                strains.append(a)
+            strains = [symmetrically_strained(atoms, i, j, sign * h) for sign in (1, -1)]
             e_plus, e_minus = self.evaluate(model, potential, strains)
             fd = (e_plus["energy"] - e_minus["energy"]) / (2 * h) / volume
             scale = max(np.max(np.abs(ref["stress"])), 1e-8)

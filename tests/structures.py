@@ -51,3 +51,21 @@ def all_structures() -> dict[str, Atoms]:
         "triclinic": triclinic(),
         "isolated_atom": isolated_atom(),
     }
+
+
+def symmetrically_strained(atoms: Atoms, i: int, j: int, amount: float) -> Atoms:
+    """A copy of ``atoms`` with cell and positions under the symmetric strain
+    ``eps_ij = eps_ji = amount / 2`` (``eps_ii = amount`` on the diagonal)."""
+    eps = np.zeros((3, 3))
+    eps[i, j] += amount / 2
+    eps[j, i] += amount / 2
+    strained = atoms.copy()
+    strained.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    return strained
+
+
+def stress_by_strain(energy_of, atoms: Atoms, i: int, j: int, h: float) -> float:
+    """``(1/V) dE/d eps_ij`` by central differences of ``energy_of(Atoms) -> float`` under
+    :func:`symmetrically_strained`."""
+    plus, minus = (energy_of(symmetrically_strained(atoms, i, j, s * h)) for s in (1, -1))
+    return (plus - minus) / (2 * h) / atoms.get_volume()

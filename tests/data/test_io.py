@@ -10,6 +10,7 @@ from ase.calculators.emt import EMT
 from ase.io import write
 
 from rsajax.data import StructureError, atoms_to_graph, read_structures
+from tests.structures import stress_by_strain
 
 
 def strained_copper():
@@ -24,22 +25,14 @@ def strained_copper():
 
 def strain_derivative(atoms, calc, h=1e-5):
     """(1/V) dE/d(eps) by central differences with a symmetric strain of positions and cell."""
-    base = atoms.copy()
-    volume = base.get_volume()
-    result = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            energies = []
-            for sign in (1, -1):
-                eps = np.zeros((3, 3))
-                eps[a, b] += sign * h / 2
-                eps[b, a] += sign * h / 2
-                strained = base.copy()
-                strained.set_cell(base.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-                strained.calc = calc
-                energies.append(strained.get_potential_energy())
-            result[a, b] = (energies[0] - energies[1]) / (2 * h) / volume
-    return result
+
+    def energy_of(strained):
+        strained.calc = calc
+        return strained.get_potential_energy()
+
+    return np.array(
+        [[stress_by_strain(energy_of, atoms, a, b, h) for b in range(3)] for a in range(3)]
+    )
 
 
 def test_stress_sign_and_voigt_order_survive_extxyz(tmp_path):

@@ -247,13 +247,13 @@ class LearnedKWeights(nn.Module):
             # |k| <-> r^-4 on a dispersion head (slower than the r^-6 it must keep: a trained
             # head's kernel had grown to 3-5 r^-6 at 20 A on black phosphorus) and r^-2 on a
             # Coulomb head. Dispersion heads are always mirrored; Coulomb heads with `mirrored`.
-            even = basis + gaussians(-x)
             if self.mirrored:
-                return jax.nn.softplus(even @ coeffs + bias)
+                return jax.nn.softplus((basis + gaussians(-x)) @ coeffs + bias)
             correction = jax.nn.softplus(basis @ coeffs + bias)
-            charged = self.num_heads - self.dispersion_heads
             if not self.dispersion_heads:
                 return correction
+            charged = self.num_heads - self.dispersion_heads
+            even = basis + gaussians(-x)
             dispersion = jax.nn.softplus(even @ coeffs[:, charged:] + bias[charged:])
             return jnp.concatenate([correction[..., :charged], dispersion], axis=-1)
 

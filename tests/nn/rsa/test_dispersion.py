@@ -25,6 +25,7 @@ from rsajax.nn.rsa.weights import dispersion_kernel, fixed_kweights, zero_freque
 from rsajax.potential import energy_fn_from_model, make_potential
 from tests.nn.rsa.node_graphs import single_graph
 from tests.nn.rsa.test_rsa_mace_mesh import TINY, silica_box
+from tests.structures import stress_by_strain
 
 R_MAX = 5.0
 
@@ -185,17 +186,10 @@ def test_rsa_mace_with_a_dispersion_head_mesh_equals_direct_and_stress_is_exact(
     for key in ("energy", "forces", "stress"):
         scale = np.max(np.abs(ref[key]))
         assert np.max(np.abs(out[key] - ref[key])) <= 1e-5 * scale, key
-    h = 1e-4
     for i, j in [(0, 0), (1, 2)]:
-        strained = []
-        for sign in (1, -1):
-            eps = np.zeros((3, 3))
-            eps[i, j] += sign * h / 2
-            eps[j, i] += sign * h / 2
-            a = atoms.copy()
-            a.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-            strained.append(evaluate(model, variables, a)["energy"])
-        fd = (strained[0] - strained[1]) / (2 * h) / atoms.get_volume()
+        fd = stress_by_strain(
+            lambda a: evaluate(model, variables, a)["energy"], atoms, i, j, h=1e-4
+        )
         assert abs(fd - ref["stress"][i, j]) <= 1e-6 * np.max(np.abs(ref["stress"])), (i, j)
 
 

@@ -16,7 +16,7 @@ from rsajax.data import atoms_to_graph, random_silica_box
 from rsajax.nn.model import MACEConfig, init_model
 from rsajax.nn.rsa import RSAConfig, make_kset_fn, with_evaluation
 from rsajax.potential import energy_fn_from_model, make_potential
-from tests.structures import molecule
+from tests.structures import molecule, stress_by_strain
 
 #: Not tests/tiny_models.TINY: RSA needs an even channel count (complex pairs); that one has 3.
 TINY = dict(
@@ -125,15 +125,7 @@ def test_mesh_forces_and_stress_equal_finite_differences():
         fd = -(energy(plus) - energy(minus)) / (2 * h)
         assert abs(fd - ref["forces"][i, k]) <= 1e-6 * np.max(np.abs(ref["forces"])), (i, k)
     for i, j in [(0, 0), (1, 2), (2, 0)]:
-        strained = []
-        for sign in (1, -1):
-            eps = np.zeros((3, 3))
-            eps[i, j] += sign * h / 2
-            eps[j, i] += sign * h / 2
-            a = atoms.copy()
-            a.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
-            strained.append(energy(a))
-        fd = (strained[0] - strained[1]) / (2 * h) / atoms.get_volume()
+        fd = stress_by_strain(energy, atoms, i, j, h)
         assert abs(fd - ref["stress"][i, j]) <= 1e-6 * np.max(np.abs(ref["stress"])), (i, j)
 
 
