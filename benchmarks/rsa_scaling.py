@@ -30,6 +30,11 @@ atoms for the presets and single-change variants of the default (the measurement
    each graph's own node slots (``KSet.node_slots``) against the whole batch masked against every
    graph, next to SR-MACE.
 
+9. (``--tables 9``) The plane-wave phases of the direct kernel at ``--phase-atoms`` atoms and the
+   default split (``k . r`` for half of the k-set): ``jnp.cos`` + ``jnp.sin`` of the angle
+   against :func:`rsajax.phases.cos_turns` of the phase in turns (what the kernel and the Ewald
+   teacher use), with the largest difference.
+
 Table 4 also lists the default preset evaluated on the mesh (``mesh``, ``mesh o4``: order 4).
 
 Peak memory is XLA's temporary buffer size for the compiled call (``memory_analysis``), plus
@@ -485,6 +490,33 @@ def mesh_model_table(sizes, dtype, repeats, direct_max) -> None:
     print(ratio_line("SR-MACE cpu", cpu_sr))
 
 
+def phase_table(num_atoms: int, dtype, repeats: int) -> None:
+    """Table 9: cosines and sines of the direct kernel's (N, M/2) phase matrix, two ways."""
+    from rsajax.phases import cos_turns
+
+    atoms = random_silica_box(num_atoms)
+    config = RSAConfig.preset("default").resolved(MODEL["r_max"])
+    n, mask = integer_kset(atoms.cell.array, config.k_cut, margin=0.0)
+    half = n[mask][: int(mask.sum()) // 2]
+    kvectors = half @ (2 * np.pi * np.linalg.inv(atoms.cell.array).T)
+    angle = jnp.asarray(atoms.positions @ kvectors.T, dtype)
+    turns = jnp.asarray(atoms.positions @ (kvectors.T / (2 * np.pi)), dtype)
+    calls = [
+        (jax.jit(lambda a: jnp.concatenate([jnp.cos(a), jnp.sin(a)], -1)), angle),
+        (jax.jit(lambda t: jnp.concatenate([cos_turns(t), cos_turns(t - 0.25)], -1)), turns),
+    ]
+    runs = [(f.lower(x).compile(), (x,)) for f, x in calls]
+    values = [np.asarray(jax.block_until_ready(c(*a)), np.float64) for c, a in runs]
+    times = interleaved_best(runs, repeats)
+    print(f"\n9. cos + sin of the direct kernel's phases, {num_atoms} atoms, default split "
+          f"(k_cut {config.k_cut:.2f} 1/A), an ({num_atoms}, {len(half)}) matrix, "
+          f"{np.dtype(dtype).name}")  # fmt: skip
+    print(f"{'method':>22} {'ms':>8} {'ns/element':>11} {'speed-up':>9}")
+    for name, t in zip(["jnp.cos + jnp.sin", "rsajax.phases"], times, strict=True):
+        print(f"{name:>22} {1e3 * t:>8.2f} {1e9 * t / angle.size:>11.2f} {times[0] / t:>8.1f}x")
+    print(f"largest difference: {np.max(np.abs(values[0] - values[1])):.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[192, 648, 1536, 3000, 6000, 12000])
@@ -516,6 +548,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16], help="table 8")
     parser.add_argument("--batch-atoms", type=int, default=96, help="table 8: atoms per box")
+    parser.add_argument("--phase-atoms", type=int, default=648, help="table 9")
     args = parser.parse_args()
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
@@ -547,6 +580,8 @@ def main() -> None:
         mesh_model_table(args.mesh_model_sizes, dtype, args.repeats, args.model_direct_max)
     if 8 in args.tables:
         batch_table(args.batch_sizes, args.batch_atoms, dtype, args.repeats)
+    if 9 in args.tables:
+        phase_table(args.phase_atoms, dtype, args.repeats)
     if 3 in args.tables or 4 in args.tables:
         sizes = args.model_sizes if 3 in args.tables else []
         variants = args.variants if 4 in args.tables else []

@@ -135,7 +135,8 @@ def long_range_kset(model, numbers: np.ndarray, box: np.ndarray):
     from rsajax.nn.rsa.kset_fn import make_kset_fn
 
     graph = _allocation_graph(numbers, box)
-    return make_kset_fn(rsa, [graph])(graph)
+    # the box may strain (NPT): keep the config's head room of vectors (or grid) beyond k_cut
+    return make_kset_fn(rsa, [graph], margin=rsa.margin)(graph)
 
 
 def kset_check(kset, k_cut: float) -> BoxCheck:

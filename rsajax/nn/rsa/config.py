@@ -74,7 +74,10 @@ class RSAConfig:
 
     Attributes:
         k_cut: envelope cutoff in 1/A (the weights reach 0 here); None: from ``accuracy``.
-        margin: relative extra radius of the host-side integer k-set (NPT head room).
+        margin: relative extra radius of the host-side integer k-set where the cell may strain
+            after it is built (MD's k-set, for NPT) and of every mesh grid. A dataset's direct
+            k-sets leave it out (:func:`~rsajax.nn.rsa.kset_fn.make_kset_fn`): its cells are
+            fixed and vectors beyond ``k_cut`` have zero weight.
         weighting: per-k weights: ``ones`` (reference, lattice only), ``ewald``, ``learned`` (a
             positive radial function per head), ``ewald_learned`` (Ewald times a learned
             positive correction per head, starting at 1).

@@ -23,6 +23,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rsajax.phases import cos_turns
+
 
 def neutralize(
     amplitudes: jnp.ndarray,
@@ -212,30 +214,34 @@ def reciprocal_space_attention(
         q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude,
         dispersion_heads,
     )  # fmt: skip  # (N, H, D/2), (N, H, D/2, D)
+    cycles = jnp.asarray(kvectors)[:active] / (2.0 * jnp.pi)  # phases in turns (phases.py)
     if node_slots is not None and active > 1:
         # Each graph's own nodes, gathered into (G, S) slots: no (node, graph) mask. (One
         # structure gains nothing from the gathers: it takes the masked path below.)
         slots = jnp.asarray(node_slots)[:active]
         filled = slots >= 0
         index = jnp.where(filled, slots, 0)
-        theta = jnp.einsum("gmi,gsi->gsm", kvectors[:active], positions[index])  # (G, S, M)
-        layout = ("gsm,gshpd->gmhpd", "gsm,gmhpd->gshpd")
-        readout = _lattice_readout(theta, filled, pairs[index], weights, paired, *layout)
+        turns = jnp.einsum("gmi,gsi->gsm", cycles, positions[index])  # (G, S, M)
+        layout = ("gsm,gsf->gmf", "gsm,gmf->gsf")
+        readout = _lattice_readout(turns, filled, pairs[index], weights, paired, *layout)
         u = jnp.real(jnp.einsum("gshp,gshpd->gshd", qc[index], readout))
         u = jnp.where(filled[..., None, None], u, 0.0).reshape(-1, channels)
         u = jnp.zeros((num_nodes, channels), u.dtype).at[index.reshape(-1)].add(u)
         return jnp.where(node_mask[:, None], u, 0.0)
-    # Every node against every graph's k-vectors, masked to its own graph: (N, G, M).
-    theta = jnp.einsum("nmi,ni->nm", kvectors[node_graph], positions)[:, None, :]
+    # Every node against its own graph's k-vectors, (N, 1, M), masked to its graph: (N, G, M).
+    if active == 1:  # one structure: no per-node gather of the k-vectors
+        turns = jnp.einsum("mi,ni->nm", cycles[0], positions)[:, None, :]
+    else:
+        turns = jnp.einsum("nmi,ni->nm", cycles[node_graph], positions)[:, None, :]
     in_graph = (node_graph[:, None] == jnp.arange(active)[None, :]) & node_mask[:, None]
-    layout = ("ngm,nhpd->gmhpd", "ngm,gmhpd->nhpd")
-    readout = _lattice_readout(theta, in_graph, pairs, weights, paired, *layout)
+    layout = ("ngm,nf->gmf", "ngm,gmf->nf")
+    readout = _lattice_readout(turns, in_graph, pairs, weights, paired, *layout)
     u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
     return jnp.where(node_mask[:, None], u, 0.0)
 
 
 def _lattice_readout(
-    theta: jnp.ndarray,
+    turns: jnp.ndarray,
     member: jnp.ndarray,
     pairs: jnp.ndarray,
     weights: jnp.ndarray,
@@ -245,27 +251,40 @@ def _lattice_readout(
 ) -> jnp.ndarray:
     """``sum_m w_m e^{i k_m . r_i} S_m`` with ``S_m = sum_j a_j e^{-i k_m . r_j}`` per graph.
 
-    ``gather`` and ``scatter`` are the two einsums of a layout: phases ``(x, y, M)`` with
-    ``member`` ``(x, y)`` marking the (node, graph) entries that take part, amplitudes ``pairs``,
-    structure factors ``(G, M, H, D/2, D)`` and the readout at the amplitudes' leading axes.
-    ``theta`` may broadcast against ``member``; ``weights``: (G, M, H).
+    ``turns``: (X, Y, M) phases ``k . r / 2 pi`` in turns (:mod:`rsajax.nn.rsa.phases`): every
+    node against its own graph's k-vectors, (N, 1, M), or each graph's own slots, (G, S, M);
+    ``member`` (X, Y) marks the (node, graph) entries that take part (``turns`` broadcasts
+    against it). ``gather`` and ``scatter`` are the two einsums of that layout: amplitudes
+    ``pairs`` (leading axes, then ``(H, D/2, D)``, one feature axis ``F`` in the einsums) to
+    structure factors ``(G, M, F)``, and those back to the amplitudes' leading axes.
+    ``weights``: (G, M, H). (Measured on the CPU: this layout, with the cosines and sines made by
+    two calls and then joined, is faster than the k axis first or one call on joined phases,
+    which XLA fuses worse.)
     """
+    lead, (heads, half, width) = pairs.shape[:-3], pairs.shape[-3:]
+
+    def weighted(structure, w):  # (G, M', F) structure factors times (G, M', H) head weights
+        split = structure.reshape(structure.shape[:2] + (heads, -1)) * w[..., None]
+        return split.reshape(structure.shape)
+
     if paired:
         # Each slot stands for k and -k: the sine parts cancel and the pair sums to
         # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls
-        # over half the vectors do the work of complex ones over all of them. cos and sin sit
-        # side by side on the k axis, so that sum is one contraction over (cos, sin).
-        trig = jnp.concatenate([jnp.cos(theta), jnp.sin(theta)], axis=-1)
-        trig = jnp.where(member[..., None], trig, 0.0)  # (x, y, 2M)
-        a = jnp.stack([jnp.real(pairs), jnp.imag(pairs)], axis=-1)
+        # over half the vectors do the work of complex ones over all of them. Cosines and sines
+        # (sin 2 pi x = cos 2 pi (x - 1/4)) sit side by side on the k axis, and
+        # (head, p, d, re/im) one feature axis: both contractions are plain matmuls.
+        trig = jnp.concatenate([cos_turns(turns), cos_turns(turns - 0.25)], axis=-1)
+        trig = jnp.where(member[..., None], trig, 0.0)  # (X, Y, 2M)
+        a = jnp.stack([jnp.real(pairs), jnp.imag(pairs)], axis=-1).reshape(lead + (-1,))
         w = 2.0 * jnp.concatenate([weights, weights], axis=1)  # (G, 2M, H)
-        gather_r, scatter_r = gather.replace("d", "dr"), scatter.replace("d", "dr")
-        structure = jnp.einsum(gather_r, trig, a) * w[..., None, None, None]
-        read = jnp.einsum(scatter_r, trig, structure)
+        structure = weighted(jnp.einsum(gather, trig, a), w)  # (G, 2M, F)
+        read = jnp.einsum(scatter, trig, structure).reshape(lead + (heads, half, width, 2))
         return read[..., 0] + 1j * read[..., 1]
-    phases = jnp.where(member[..., None], jnp.exp(1j * theta), 0.0)  # (x, y, M)
-    structure = jnp.einsum(gather, jnp.conj(phases), pairs) * weights[..., None, None]
-    return jnp.einsum(scatter, phases, structure)
+    phases = jax.lax.complex(cos_turns(turns), cos_turns(turns - 0.25))
+    phases = jnp.where(member[..., None], phases, 0.0)  # (X, Y, M)
+    a = pairs.reshape(lead + (-1,))
+    structure = weighted(jnp.einsum(gather, jnp.conj(phases), a), weights)
+    return jnp.einsum(scatter, phases, structure).reshape(pairs.shape)
 
 
 def open_boundary_attention(

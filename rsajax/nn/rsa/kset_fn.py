@@ -49,7 +49,11 @@ def _cells_and_pbcs(structures: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_kset_fn(
-    config: RSAConfig, structures: Sequence[Any], m_max: int | None = None
+    config: RSAConfig,
+    structures: Sequence[Any],
+    m_max: int | None = None,
+    *,
+    margin: float = 0.0,
 ) -> Callable[[Any], KSet]:
     """The host function ``Graph -> KSet`` for a dataset, with one static ``m_max``.
 
@@ -65,6 +69,11 @@ def make_kset_fn(
         structures: every structure the function will see: ASE Atoms, ``GraphRecord``s or Graphs.
         m_max: a floor for the number of k slots (head room for NPT; the dataset's need wins;
             unused by the mesh, whose head room is ``config.margin``).
+        margin: relative extra radius of the direct k-set (lattice vectors, or the open-boundary
+            quadrature's reach) for structures that change after it is built: MD passes
+            ``config.margin`` (NPT head room, :func:`rsajax.md.adapter.long_range_kset`). A
+            dataset's cells are fixed, and vectors beyond ``k_cut`` have zero weight there: 0 (the
+            default) leaves them out, a quarter of the default split's vectors.
     Returns:
         ``kset_fn`` for :func:`rsajax.data.collate`, ``atoms_to_graph`` and ``GraphDataset``.
     """
@@ -77,7 +86,9 @@ def make_kset_fn(
     open_ = ~pbcs.any(axis=1)
     evaluation = config.evaluation
     if evaluation == "auto":
-        evaluation = choose_evaluation(config, cells, pbcs, _largest_structure(structures))
+        evaluation = choose_evaluation(
+            config, cells, pbcs, _largest_structure(structures), margin=margin
+        )
     if evaluation == "mesh":
         return make_mesh_kset_fn(cells, pbcs, config.k_cut, **mesh_options(config))
     lattice_only = config.seed or config.weighting == "ones"
@@ -100,9 +111,9 @@ def make_kset_fn(
     _check_k_cut_selects(cells, config.k_cut, np.flatnonzero(~open_))
     num_radial = config.num_radial
     if num_radial is None:  # resolve the largest open structure, with the margin as head room
-        diameter = max(_open_diameters(structures), default=0.0) * (1.0 + config.margin)
+        diameter = max(_open_diameters(structures), default=0.0) * (1.0 + margin)
         num_radial = radial_nodes_for(config.k_cut, diameter)
-    need = max_num_k(cells, pbcs, config.k_cut, config.margin, num_radial)
+    need = max_num_k(cells, pbcs, config.k_cut, margin, num_radial)
     slots = max(need, m_max or 0)
     max_nodes = _largest_structure(structures)
 
@@ -110,7 +121,7 @@ def make_kset_fn(
         return build_kset(
             graph,
             config.k_cut,
-            margin=config.margin,
+            margin=margin,
             m_max=slots,
             envelope_width=config.envelope_width,
             lattice_only=lattice_only,
@@ -152,7 +163,8 @@ def mesh_work(num_atoms: int, grid_shape: Sequence[int], order: int) -> float:
 
 def mesh_options(config: RSAConfig) -> dict:
     """The grid options of ``config`` as :func:`~rsajax.nn.rsa.grid.mesh_spec` and
-    :func:`make_mesh_kset_fn` take them."""
+    :func:`make_mesh_kset_fn` take them (the grid always keeps ``config.margin`` of head room:
+    its interpolation error grows as the grid shrinks towards the Nyquist limit of ``k_cut``)."""
     return dict(
         order=config.mesh_order,
         oversampling=config.mesh_oversampling,
@@ -162,10 +174,15 @@ def mesh_options(config: RSAConfig) -> dict:
 
 
 def choose_evaluation(
-    config: RSAConfig, cells: np.ndarray, pbcs: np.ndarray, num_atoms: int
+    config: RSAConfig,
+    cells: np.ndarray,
+    pbcs: np.ndarray,
+    num_atoms: int,
+    margin: float = 0.0,
 ) -> str:
     """``direct`` or ``mesh``: the cheaper kernel for structures of cells (S, 3, 3), pbcs (S, 3)
-    and at most ``num_atoms`` atoms, by the measured cost model (:data:`MESH_WORK_COST`).
+    and at most ``num_atoms`` atoms, by the measured cost model (:data:`MESH_WORK_COST`), the
+    direct k-set sized with ``margin`` of head room (:func:`make_kset_fn`).
 
     ``direct`` whenever the mesh cannot run: open or slab boundaries, the seed k-set, unit
     (``ones``) weights. Otherwise the largest structure decides (it sets the static shapes every
@@ -173,7 +190,7 @@ def choose_evaluation(
     """
     if config.seed or config.weighting == "ones" or not pbcs.all():
         return "direct"
-    num_k = max_num_k(cells, pbcs, config.k_cut, config.margin)
+    num_k = max_num_k(cells, pbcs, config.k_cut, margin)
     spec = mesh_spec(cells, pbcs, config.k_cut, **mesh_options(config))
     mesh = MESH_WORK_COST * mesh_work(num_atoms, spec.shape, config.mesh_order)
     return "mesh" if mesh < direct_work(num_atoms, num_k) else "direct"

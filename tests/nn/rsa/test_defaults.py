@@ -1,7 +1,8 @@
 """The physics-derived RSA defaults: the Ewald split tied to r_max, the open-boundary radial
 kernel against 1/r, a default model that starts as its short-range part yet trains its long-range
 branch from the first step, the additive long-range energy, open vs periodic boundaries, the
-data-sized radial rule, and old configuration files."""
+data-sized radial rule, a dataset's k-set without the strain margin, and old configuration
+files."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from rsajax.data import atoms_to_graph
+from rsajax.lattice import reciprocal_vectors
 from rsajax.nn.model import MACE, MACEConfig, init_model, load_model, save_model
 from rsajax.nn.rsa import (
     COULOMB_CONSTANT,
@@ -30,6 +32,7 @@ from rsajax.nn.rsa import (
 )
 from rsajax.nn.rsa.kset import build_kset, open_quadrature, radial_nodes_for, structure_diameter
 from rsajax.nn.rsa.weights import ewald_kernel, smooth_envelope
+from rsajax.potential import energy_fn_from_model, make_potential
 from tests.nn.rsa.node_graphs import single_graph
 from tests.structures import molecule, triclinic
 
@@ -257,7 +260,9 @@ def test_make_kset_fn_sizes_the_radial_rule_from_the_largest_open_structure():
     kset_fn = make_kset_fn(lr, structures)
     largest = max(structure_diameter(a.positions) for a in structures[1:])
     assert largest == structure_diameter(cluster().positions)
-    assert kset_fn.num_radial == radial_nodes_for(lr.k_cut, largest * (1 + lr.margin))
+    assert kset_fn.num_radial == radial_nodes_for(lr.k_cut, largest)  # fixed structures
+    with_room = make_kset_fn(lr, structures, margin=lr.margin)  # MD's head room
+    assert with_room.num_radial == radial_nodes_for(lr.k_cut, largest * (1 + lr.margin))
     assert kset_fn.num_radial > radial_nodes_for(lr.k_cut, 0.0)  # the cluster, not the floor
     assert kset_fn.m_max >= kset_fn.num_radial
     graph = atoms_to_graph(structures, R_MAX, kset_fn=kset_fn)
@@ -352,3 +357,24 @@ def test_from_dict_accepts_an_old_dict_with_lebedev_degree():
     # a saved model's config dict with the old field loads too
     model_config = MACEConfig.from_dict({**MACEConfig(**BASE).to_dict(), "long_range": old})
     assert model_config.long_range == config
+
+
+def test_a_datasets_k_set_leaves_out_the_strain_margin_and_changes_nothing():
+    """Fixed cells need no vectors beyond k_cut (their weight is 0): the dataset's k-set is
+    smaller than MD's (which keeps ``config.margin`` for NPT) and gives the same energy,
+    forces and stress."""
+    config, model, variables = default_model()
+    variables = perturbed_readout(variables)
+    lr, atoms = config.long_range, triclinic()
+    tight = make_kset_fn(lr, [atoms])
+    roomy = make_kset_fn(lr, [atoms], margin=lr.margin)
+    assert tight.m_max < roomy.m_max
+    graphs = [atoms_to_graph([atoms], R_MAX, kset_fn=fn) for fn in (tight, roomy)]
+    n = np.asarray(graphs[0].kset.n[0])[np.asarray(graphs[0].kset.mask[0])]
+    lengths = np.linalg.norm(n @ reciprocal_vectors(np.asarray(atoms.cell)), axis=1)
+    assert lengths.max() <= lr.k_cut
+    potential = jax.jit(make_potential(energy_fn_from_model(model)))
+    out = [jax.tree_util.tree_map(np.asarray, potential(variables, g)) for g in graphs]
+    assert abs(out[0]["energy"][0] - np.asarray(evaluators()[1](variables, graphs[0]))[0]) > 1e-6
+    for key in ("energy", "forces", "stress"):
+        np.testing.assert_allclose(out[0][key], out[1][key], rtol=1e-12, atol=1e-12, err_msg=key)
