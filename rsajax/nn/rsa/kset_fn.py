@@ -139,12 +139,19 @@ def make_kset_fn(
 #: Time of one unit of mesh work (:func:`mesh_work`) over one unit of direct work
 #: (:func:`direct_work`), measured with RSA-MACE energy and forces (the default preset, float32)
 #: on random silica boxes by ``benchmarks/rsa_scaling.py --tables 7`` (its ``unit cost``
-#: column: the RSA part, RSA-MACE's time minus SR-MACE's, per kernel) on a 2-core CPU: 5.8 at
-#: 1536 atoms and 5.3 at 3000, near where the two kernels cross (18.8 at 648 atoms, where the
-#: mesh's fixed costs dominate and the direct kernel wins anyway). The mesh's gathers, scatters
-#: and FFTs cost more per unit than the direct kernel's dense matmuls. Accelerators change the
-#: ratio: rerun the table there and compare.
-MESH_WORK_COST = 5.5
+#: column: the RSA part, RSA-MACE's time minus SR-MACE's, per kernel) on a 2-core CPU, after the
+#: direct kernel's phases moved to :func:`rsajax.phases.cos_turns`: 8.7 at 1536 atoms and 6.9 at
+#: 3000, near where the two kernels cross (5.8 and 5.3 before). The mesh's gathers, scatters and
+#: FFTs cost more per unit than the direct kernel's dense matmuls. Accelerators change the ratio:
+#: rerun the table there and compare.
+MESH_WORK_COST = 7.8
+
+#: The most direct work (atom-k pairs, :func:`direct_work`) the ``auto`` choice gives the direct
+#: kernel, whatever the cost model says: its energy and forces keep several (atoms, k-vectors)
+#: phase and cotangent arrays alive, about 40 bytes per pair in float32 (XLA's peak for
+#: RSA-MACE minus SR-MACE, default split, silica: 1.26 GB at 3000 atoms, 3.3e7 pairs; 0.28 GB
+#: at 1536). 1e8 pairs (about 5500 atoms of silica) is about 4 GB.
+DIRECT_MAX_WORK = 1e8
 
 
 def direct_work(num_atoms: int, num_k: int) -> float:
@@ -191,9 +198,12 @@ def choose_evaluation(
     if config.seed or config.weighting == "ones" or not pbcs.all():
         return "direct"
     num_k = max_num_k(cells, pbcs, config.k_cut, margin)
+    direct = direct_work(num_atoms, num_k)
+    if direct > DIRECT_MAX_WORK:
+        return "mesh"  # the direct kernel's phase matrices would not fit in memory
     spec = mesh_spec(cells, pbcs, config.k_cut, **mesh_options(config))
     mesh = MESH_WORK_COST * mesh_work(num_atoms, spec.shape, config.mesh_order)
-    return "mesh" if mesh < direct_work(num_atoms, num_k) else "direct"
+    return "mesh" if mesh < direct else "direct"
 
 
 def _largest_structure(structures: Sequence[Any]) -> int:

@@ -225,6 +225,13 @@ def test_auto_evaluation_chooses_by_cost_and_runs_the_chosen_kernel(monkeypatch)
     big = 100.0 * np.eye(3)[None]
     assert choose_evaluation(default, big, periodic, 100_000) == "mesh"
     assert choose_evaluation(default, big, ~periodic, 100_000) == "direct"
+    # the memory bound: past DIRECT_MAX_WORK the mesh, even where the cost model prefers direct
+    bound = kset_fn_module.DIRECT_MAX_WORK
+    monkeypatch.setattr(kset_fn_module, "MESH_WORK_COST", np.inf)
+    assert choose_evaluation(default, box648, periodic, 648) == "direct"  # 1.5e6 pairs
+    monkeypatch.setattr(kset_fn_module, "DIRECT_MAX_WORK", 1e6)
+    assert choose_evaluation(default, box648, periodic, 648) == "mesh"
+    monkeypatch.setattr(kset_fn_module, "DIRECT_MAX_WORK", bound)
 
     # whichever kernel is chosen, the auto model equals the model that names it
     for cost, named, kernel in [(0.0, mesh, "mesh"), (np.inf, direct, "direct")]:
