@@ -32,8 +32,8 @@ atoms for the presets and single-change variants of the default (the measurement
 
 9. (``--tables 9``) The plane-wave phases of the direct kernel at ``--phase-atoms`` atoms and the
    default split (``k . r`` for half of the k-set): ``jnp.cos`` + ``jnp.sin`` of the angle
-   against :func:`rsajax.phases.cos_turns` of the phase in turns (what the kernel and the Ewald
-   teacher use), with the largest difference.
+   against :func:`rsajax.phases.cos_turns` of the phase in turns (what the kernel uses), with the
+   largest difference.
 
 Table 4 also lists the default preset evaluated on the mesh (``mesh``, ``mesh o4``: order 4).
 

@@ -1,16 +1,20 @@
 """Plane-wave phases ``cos(2 pi x)``, ``sin(2 pi x)`` of phases counted in turns.
 
-Every lattice sum (the RSA kernel, the Ewald teacher) evaluates ``exp(i k . r)`` for every
-(atom, k-vector) pair, and on a CPU those cosines and sines are most of the direct kernel's
-time: XLA's ``cos`` and ``sin`` reduce the argument and evaluate each function separately, at
-7-20 ns per element on this project's 2-core machine. Counting the phase in turns,
-``x = k . r / 2 pi``, makes the range reduction exact and cheap: ``x - round(4 x) / 4`` is an
-angle in ``[-pi/4, pi/4]`` with no rounding error, where a short Taylor series is accurate to
-the dtype's precision, and the quadrant ``round(4 x) mod 4`` picks signs. ``sin(2 pi x)`` is
-``cos(2 pi (x - 1/4))``, so the cosines and sines of a lattice sum come from fused
-multiply-adds only: 2-8 times faster than ``jnp.cos`` plus ``jnp.sin`` in float32 and float64
-on the CPU, depending on the load (``benchmarks/rsa_scaling.py --tables 9`` measures it side by
-side).
+Every lattice sum evaluates ``exp(i k . r)`` for every (atom, k-vector) pair, and on a CPU those
+cosines and sines are most of the direct RSA kernel's time: XLA's ``cos`` and ``sin`` reduce the
+argument and evaluate each function separately, at 7-20 ns per element on this project's 2-core
+machine. Counting the phase in turns, ``x = k . r / 2 pi``, makes the range reduction exact and
+cheap: ``x - round(4 x) / 4`` is an angle in ``[-pi/4, pi/4]`` with no rounding error, where a
+short Taylor series is accurate to the dtype's precision, and the quadrant ``round(4 x) mod 4``
+picks signs. ``sin(2 pi x)`` is ``cos(2 pi (x - 1/4))``, so the cosines and sines of a lattice
+sum come from fused multiply-adds only: 2-8 times faster than ``jnp.cos`` plus ``jnp.sin`` in
+float32 and float64 on the CPU, depending on the load (``benchmarks/rsa_scaling.py --tables 9``
+measures it side by side).
+
+The RSA kernel uses it. The Ewald teacher (:mod:`rsajax.teachers.ewald`) keeps ``jnp.cos`` and
+``jnp.sin``: its float32 MD generated the shipped dataset, which ``tests/teachers/test_dataset.py``
+regenerates bit for bit, and a different rounding of the phases sends that chaotic trajectory
+elsewhere within 2 ps.
 
 Accuracy: the polynomial's truncation error is below 3e-8 (float32, 5 terms) and 2e-18 (float64,
 9 terms) on ``[-pi/4, pi/4]``; what remains is the rounding of ``x`` itself, the same as that of

@@ -31,7 +31,6 @@ import numpy as np
 from jax.scipy.special import erfc
 
 from rsajax.lattice import integer_vectors, reciprocal_vectors
-from rsajax.phases import cos_turns
 from rsajax.units import COULOMB_CONSTANT
 
 
@@ -103,9 +102,9 @@ def reciprocal_energy(
     inside = k2 < k_cut**2
     safe_k2 = jnp.where(inside, k2, 1.0)
     weight = jnp.where(inside, jnp.exp(-safe_k2 / (4.0 * alpha**2)) / safe_k2, 0.0)
-    turns = positions @ (k.T / (2.0 * jnp.pi))  # (N, M) phases k . r in turns
-    s_re = charges @ cos_turns(turns)
-    s_im = charges @ cos_turns(turns - 0.25)  # sin(2 pi x) = cos(2 pi (x - 1/4))
+    phase = positions @ k.T  # (N, M)
+    s_re = charges @ jnp.cos(phase)
+    s_im = charges @ jnp.sin(phase)
     volume = jnp.abs(jnp.linalg.det(box))
     return COULOMB_CONSTANT * 4.0 * jnp.pi / volume * jnp.sum(weight * (s_re**2 + s_im**2))
 
