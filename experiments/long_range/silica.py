@@ -667,8 +667,14 @@ def plot(out: Path, seeds: list[int], evals: dict) -> None:
     import matplotlib.pyplot as plt
 
     colours = {"sr": "tab:blue", "rsa": "tab:red"}
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
-    for col, target in enumerate(TARGETS):
+    ran = [  # the targets with at least one run here: no empty panels
+        t for t in TARGETS
+        if any((out / f"seed{s}" / f"{t}_{m}" / "metrics.jsonl").is_file()
+               for s in seeds for m in MODELS)
+    ]  # fmt: skip
+    fig, axes = plt.subplots(2, max(len(ran), 1), figsize=(4.5 * max(len(ran), 1), 6.5))
+    axes = np.asarray(axes).reshape(2, -1)
+    for col, target in enumerate(ran):
         for model in MODELS:
             for s in seeds:
                 path = out / f"seed{s}" / f"{target}_{model}" / "metrics.jsonl"
