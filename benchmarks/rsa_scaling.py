@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rsajax.data import atoms_to_graph, random_silica_box
+from rsajax.lattice import reciprocal_vectors
 from rsajax.nn.model import MACEConfig, init_model
 from rsajax.nn.rsa import RSABlock, RSAConfig, make_kset_fn
 from rsajax.nn.rsa.kernel import reciprocal_space_attention
@@ -498,7 +499,7 @@ def phase_table(num_atoms: int, dtype, repeats: int) -> None:
     config = RSAConfig.preset("default").resolved(MODEL["r_max"])
     n, mask = integer_kset(atoms.cell.array, config.k_cut, margin=0.0)
     half = n[mask][: int(mask.sum()) // 2]
-    kvectors = half @ (2 * np.pi * np.linalg.inv(atoms.cell.array).T)
+    kvectors = half @ reciprocal_vectors(atoms.cell.array)
     angle = jnp.asarray(atoms.positions @ kvectors.T, dtype)
     turns = jnp.asarray(atoms.positions @ (kvectors.T / (2 * np.pi)), dtype)
     calls = [

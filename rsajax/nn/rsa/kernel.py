@@ -214,7 +214,7 @@ def reciprocal_space_attention(
         q, k, v, node_graph, node_mask, num_graphs, num_heads, neutral, total_amplitude,
         dispersion_heads,
     )  # fmt: skip  # (N, H, D/2), (N, H, D/2, D)
-    cycles = jnp.asarray(kvectors)[:active] / (2.0 * jnp.pi)  # phases in turns (phases.py)
+    cycles = jnp.asarray(kvectors)[:active] / (2.0 * jnp.pi)  # phases in turns (rsajax.phases)
     if node_slots is not None and active > 1:
         # Each graph's own nodes, gathered into (G, S) slots: no (node, graph) mask. (One
         # structure gains nothing from the gathers: it takes the masked path below.)
@@ -251,7 +251,7 @@ def _lattice_readout(
 ) -> jnp.ndarray:
     """``sum_m w_m e^{i k_m . r_i} S_m`` with ``S_m = sum_j a_j e^{-i k_m . r_j}`` per graph.
 
-    ``turns``: (X, Y, M) phases ``k . r / 2 pi`` in turns (:mod:`rsajax.nn.rsa.phases`): every
+    ``turns``: (X, Y, M) phases ``k . r / 2 pi`` in turns (:mod:`rsajax.phases`): every
     node against its own graph's k-vectors, (N, 1, M), or each graph's own slots, (G, S, M);
     ``member`` (X, Y) marks the (node, graph) entries that take part (``turns`` broadcasts
     against it). ``gather`` and ``scatter`` are the two einsums of that layout: amplitudes

@@ -246,16 +246,17 @@ class LearnedKWeights(nn.Module):
             # |k| (which the plain basis has) adds a power-law tail to the real-space kernel,
             # |k| <-> r^-4 on a dispersion head (slower than the r^-6 it must keep: a trained
             # head's kernel had grown to 3-5 r^-6 at 20 A on black phosphorus) and r^-2 on a
-            # Coulomb head. Dispersion heads are always mirrored; Coulomb heads with `mirrored`.
-            if self.mirrored:
-                return jax.nn.softplus((basis + gaussians(-x)) @ coeffs + bias)
-            correction = jax.nn.softplus(basis @ coeffs + bias)
-            if not self.dispersion_heads:
-                return correction
-            charged = self.num_heads - self.dispersion_heads
+            # Coulomb head. Dispersion heads are always mirrored; Coulomb heads with `mirrored`:
+            # the first `plain` heads keep the plain basis.
+            plain = 0 if self.mirrored else self.num_heads - self.dispersion_heads
+            if plain == self.num_heads:
+                return jax.nn.softplus(basis @ coeffs + bias)
             even = basis + gaussians(-x)
-            dispersion = jax.nn.softplus(even @ coeffs[:, charged:] + bias[charged:])
-            return jnp.concatenate([correction[..., :charged], dispersion], axis=-1)
+            if plain == 0:
+                return jax.nn.softplus(even @ coeffs + bias)
+            correction = jax.nn.softplus(basis @ coeffs[:, :plain] + bias[:plain])
+            dispersion = jax.nn.softplus(even @ coeffs[:, plain:] + bias[plain:])
+            return jnp.concatenate([correction, dispersion], axis=-1)
 
         heads = None
         if self.dispersion_heads:
