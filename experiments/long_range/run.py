@@ -361,7 +361,8 @@ def water_dipoles(model_dir: Path, data_dir: Path, preset: str, seed: int) -> np
 
     start = read(data_dir / "dipole_start.xyz")
     model, variables = load_model(model_dir)
-    system = model_system(model, variables, start.numbers, np.array(start.cell).T)
+    # NVT: a fixed box, so no list or k-set head room for strain
+    system = model_system(model, variables, start.numbers, np.array(start.cell).T, strain_skin=0.0)
     masses = np.where(start.numbers == 1, 2.014, system.masses)  # as the reference: deuterium
     system = dataclasses.replace(system, masses=masses)
     return gen.water_dipole_sample(system, start, preset, gen._seed(0, 0, "scan") + 1000 * seed)

@@ -142,6 +142,37 @@ def test_rsa_mace_in_jax_md_equals_rsajax_potential():
     assert reason is not None and "RSA k-set" in reason
 
 
+def test_a_fixed_box_leaves_out_the_k_sets_strain_margin_and_changes_nothing():
+    """``strain_skin=0`` (NVT, NVE) drops the k-vectors kept for NPT strain: fewer of them, the
+    same energy, forces and stress (the dropped shell has zero weight), and an expanded box, whose
+    shorter k-vectors bring new ones below ``k_cut``, is refused."""
+    from rsajax.md.adapter import long_range_kset
+    from rsajax.nn.model import init_model
+    from rsajax.nn.rsa import RSAConfig
+    from tests.md.conftest import tiny_config
+
+    rsa = RSAConfig(k_cut=1.2, sigma=2.0, num_heads=1, channels=None)
+    model, variables = init_model(tiny_config(long_range=rsa), seed=1)
+    atoms = triclinic_silica()
+    box = atoms.cell.array.T
+    sizes = [
+        int(np.asarray(long_range_kset(model, atoms.numbers, box, box_may_strain=s).mask).sum())
+        for s in (True, False)
+    ]
+    assert sizes[1] < sizes[0]
+    R = jnp.asarray(atoms.get_scaled_positions())
+    labels = []
+    for strain_skin in (0.2, 0.0):
+        system = model_system(model, variables, atoms.numbers, box, strain_skin=strain_skin)
+        labels.append(jax_md_labels(system, R, system.allocate(R), jnp.asarray(box)))
+    for roomy, tight in zip(*labels, strict=True):
+        np.testing.assert_allclose(tight, roomy, rtol=1e-12, atol=1e-12)
+    fixed = model_system(model, variables, atoms.numbers, box, strain_skin=0.0)
+    assert fixed.check_boxes(box[None]) is None
+    reason = fixed.check_boxes((box * 1.05)[None])
+    assert reason is not None and "RSA k-set" in reason
+
+
 def test_charged_cell_in_jax_md_equals_rsajax_potential():
     """A net charge (``info["charge"]``) reaches the MD graph: jax-md's energy and forces of a
     charged cell equal rsajax.potential's on the same Atoms, and differ from the neutral ones
