@@ -121,9 +121,7 @@ def _allocation_graph(numbers: np.ndarray, box: np.ndarray) -> Graph:
     )
 
 
-def long_range_kset(
-    model, numbers: np.ndarray, box: np.ndarray, *, box_may_strain: bool = True
-):
+def long_range_kset(model, numbers: np.ndarray, box: np.ndarray, *, box_may_strain: bool = True):
     """The RSA k-set of a long-range model for allocation ``box`` (None for short-range models).
 
     Integer k-vectors (or, for ``evaluation="mesh"``, the grid ``kset.mesh``, sized with the
