@@ -35,6 +35,13 @@ atoms for the presets and single-change variants of the default (the measurement
    against :func:`rsajax.phases.cos_turns` of the phase in turns (what the kernel uses), with the
    largest difference.
 
+10. (``--tables 10``) Small structures with many k-vectors (molecules in large boxes): the
+   direct kernel's read-out through the structure factors (``(G, M, F)`` arrays) against the pair
+   kernel ``K_st = sum_m w_m cos(k . r_st)`` (``rsajax.nn.rsa.kernel._pair_readout``), for
+   ``--pair-graphs`` structures of ``S`` atoms (``--pair-atoms``) and ``--pair-k`` paired
+   k-vectors each, the default's ``F = 128`` features: the value, its gradient, and the parameter
+   gradient of a force loss (training), with the kernel's choice (``pair_kernel_is_cheaper``).
+
 Table 4 also lists the default preset evaluated on the mesh (``mesh``, ``mesh o4``: order 4).
 
 Peak memory is XLA's temporary buffer size for the compiled call (``memory_analysis``), plus
@@ -518,6 +525,62 @@ def phase_table(num_atoms: int, dtype, repeats: int) -> None:
     print(f"largest difference: {np.max(np.abs(values[0] - values[1])):.2e}")
 
 
+def pair_table(atoms_per_structure, num_graphs: int, num_k: int, dtype, repeats: int) -> None:
+    """Table 10: structure factors vs the pair kernel for small structures, many k-vectors."""
+    from rsajax.nn.rsa.kernel import _lattice_readout, _pair_readout, pair_kernel_is_cheaper
+
+    heads, half, width = 2, 4, 8  # the default: C = 16, 2 heads, F = 2 * 2 * 4 * 8 = 128
+    features = 2 * heads * half * width
+    rng = np.random.default_rng(0)
+    cycles = jnp.asarray(rng.normal(size=(num_graphs, num_k, 3)), dtype)
+    weights = jnp.asarray(rng.random((num_graphs, num_k, heads)), dtype)
+    print(f"\n10. read-out of {num_graphs} structures x {num_k} paired k-vectors, F = {features}, "
+          f"{np.dtype(dtype).name}: structure factors (sf) vs pair kernel, ms")  # fmt: skip
+    print(f"{'atoms':>6} {'pairs/F':>8} " + " ".join(
+        f"{w + ' ' + m:>11}" for w in ("value", "grad", "force") for m in ("sf", "pair")
+    ) + f" {'sf/pair (force)':>16} {'kernel picks':>13}")  # fmt: skip
+    for slots in atoms_per_structure:
+        positions = jnp.asarray(3.0 * rng.normal(size=(num_graphs, slots, 3)), dtype)
+        amplitudes = rng.normal(size=(2, num_graphs, slots, heads, half, width))
+        pairs = jnp.asarray(amplitudes[0] + 1j * amplitudes[1])
+
+        def structure_factors(positions, pairs, weights):
+            member = jnp.ones(positions.shape[:2], bool)
+            turns = jnp.einsum("gmi,gsi->gsm", cycles, positions)
+            layout = ("gsm,gsf->gmf", "gsm,gmf->gsf")
+            return _lattice_readout(turns, member, pairs, weights, True, *layout)
+
+        def pair_kernel(positions, pairs, weights):
+            member = jnp.ones(positions.shape[:2], bool)
+            return _pair_readout(cycles, positions, member, pairs, weights, True)
+
+        calls = []
+        for readout in (structure_factors, pair_kernel):
+
+            def energy(positions, pairs, weights, readout=readout):
+                return jnp.sum(jnp.abs(readout(positions, pairs, weights)) ** 2)
+
+            def force_loss(weights, positions, pairs, energy=energy):
+                return jnp.sum(jax.grad(energy)(positions, pairs, weights) ** 2)
+
+            calls += [
+                (jax.jit(energy), (positions, pairs, weights)),
+                (jax.jit(jax.grad(energy, argnums=(0, 1, 2))), (positions, pairs, weights)),
+                (jax.jit(jax.grad(force_loss)), (weights, positions, pairs)),
+            ]
+        runs = [(f.lower(*a).compile(), a) for f, a in calls]
+        for compiled, a in runs:
+            jax.block_until_ready(compiled(*a))
+        times = interleaved_best(runs, repeats)
+        sf, pair = times[:3], times[3:]
+        cells = " ".join(
+            f"{1e3 * a:>11.1f} {1e3 * b:>11.1f}" for a, b in zip(sf, pair, strict=True)
+        )
+        pick = "pair" if pair_kernel_is_cheaper(slots, features) else "sf"
+        ratio = slots * (slots + 1) / 2 / features
+        print(f"{slots:>6} {ratio:>8.2f} {cells} {sf[2] / pair[2]:>15.1f}x {pick:>13}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[192, 648, 1536, 3000, 6000, 12000])
@@ -550,6 +613,11 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16], help="table 8")
     parser.add_argument("--batch-atoms", type=int, default=96, help="table 8: atoms per box")
     parser.add_argument("--phase-atoms", type=int, default=648, help="table 9")
+    parser.add_argument("--pair-atoms", type=int, nargs="+", default=[5, 10, 15, 20, 30, 40],
+                        help="table 10: atoms per structure")  # fmt: skip
+    parser.add_argument("--pair-graphs", type=int, default=4, help="table 10: structures")
+    parser.add_argument("--pair-k", type=int, default=6566, help="table 10: paired k-vectors "
+                        "(6566: half the default's set in a 30 A cube)")  # fmt: skip
     args = parser.parse_args()
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
@@ -583,6 +651,8 @@ def main() -> None:
         batch_table(args.batch_sizes, args.batch_atoms, dtype, args.repeats)
     if 9 in args.tables:
         phase_table(args.phase_atoms, dtype, args.repeats)
+    if 10 in args.tables:
+        pair_table(args.pair_atoms, args.pair_graphs, args.pair_k, dtype, args.repeats)
     if 3 in args.tables or 4 in args.tables:
         sizes = args.model_sizes if 3 in args.tables else []
         variants = args.variants if 4 in args.tables else []

@@ -16,12 +16,18 @@ one matmul over k followed by a per-atom contraction over ``p``. Memory: ``O(G M
 ``S``, ``O(N G M)`` phases, ``O(N C^2 / H)`` per-atom pairs. Batches of several graphs pay a factor
 ``G`` in the phase matmuls (the phase matrix is block-diagonal in graphs); for many small systems,
 ``jax.vmap`` over a leading axis of independent systems (one graph each) avoids it.
+
+Structures of a few atoms in large cells (a molecule in a box: many k-vectors per atom) take the
+pair kernel instead (:func:`_pair_readout`): ``K_st = sum_m w_m exp(i k_m . (r_s - r_t))`` and
+``u_s = sum_t Re[q_s^T K_st k_t* (x) v_t]``, the same sum without the ``(G, M, C^2 / H)``
+structure factors (:func:`pair_kernel_is_cheaper` decides from the static shapes).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rsajax.phases import cos_turns
 
@@ -215,18 +221,27 @@ def reciprocal_space_attention(
         dispersion_heads,
     )  # fmt: skip  # (N, H, D/2), (N, H, D/2, D)
     cycles = jnp.asarray(kvectors)[:active] / (2.0 * jnp.pi)  # phases in turns (rsajax.phases)
+    features = 2 * pairs[0].size  # F: (head, p, d, re/im) of one atom's amplitudes
     if node_slots is not None and active > 1:
         # Each graph's own nodes, gathered into (G, S) slots: no (node, graph) mask. (One
         # structure gains nothing from the gathers: it takes the masked path below.)
         slots = jnp.asarray(node_slots)[:active]
         filled = slots >= 0
         index = jnp.where(filled, slots, 0)
-        turns = jnp.einsum("gmi,gsi->gsm", cycles, positions[index])  # (G, S, M)
-        layout = ("gsm,gsf->gmf", "gsm,gmf->gsf")
-        readout = _lattice_readout(turns, filled, pairs[index], weights, paired, *layout)
+        if pair_kernel_is_cheaper(slots.shape[1], features):
+            readout = _pair_readout(cycles, positions[index], filled, pairs[index], weights, paired)
+        else:
+            turns = jnp.einsum("gmi,gsi->gsm", cycles, positions[index])  # (G, S, M)
+            layout = ("gsm,gsf->gmf", "gsm,gmf->gsf")
+            readout = _lattice_readout(turns, filled, pairs[index], weights, paired, *layout)
         u = jnp.real(jnp.einsum("gshp,gshpd->gshd", qc[index], readout))
         u = jnp.where(filled[..., None, None], u, 0.0).reshape(-1, channels)
         u = jnp.zeros((num_nodes, channels), u.dtype).at[index.reshape(-1)].add(u)
+        return jnp.where(node_mask[:, None], u, 0.0)
+    if active == 1 and pair_kernel_is_cheaper(num_nodes, features):  # one small structure
+        member = (node_graph == 0) & node_mask
+        readout = _pair_readout(cycles, positions[None], member[None], pairs[None], weights, paired)
+        u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout[0])).reshape(num_nodes, channels)
         return jnp.where(node_mask[:, None], u, 0.0)
     # Every node against its own graph's k-vectors, (N, 1, M), masked to its graph: (N, G, M).
     if active == 1:  # one structure: no per-node gather of the k-vectors
@@ -238,6 +253,65 @@ def reciprocal_space_attention(
     readout = _lattice_readout(turns, in_graph, pairs, weights, paired, *layout)
     u = jnp.real(jnp.einsum("nhp,nhpd->nhd", qc, readout)).reshape(num_nodes, channels)
     return jnp.where(node_mask[:, None], u, 0.0)
+
+
+#: The pair kernel (:func:`_pair_readout`) is used while a structure's ``S (S + 1) / 2`` atom
+#: pairs are at most this many times its ``F`` amplitude features. Measured on the CPU
+#: (``benchmarks/rsa_scaling.py --tables 10 --dtype float64``: 4 structures, 6566 paired k-vectors,
+#: the default's F = 128): the training step's force-loss gradient is 7x faster with the pair
+#: kernel at 10 atoms, 2x at 20, about equal at 30 (ratio 3.6) and 1.4x slower at 40 (6.4).
+PAIR_KERNEL_MAX_RATIO = 2.0
+
+
+def pair_kernel_is_cheaper(num_slots: int, num_features: int) -> bool:
+    """Whether :func:`_pair_readout` beats the structure factors for ``num_slots`` atoms per
+    structure and ``num_features`` (``F``) amplitude features (static shapes)."""
+    return num_slots * (num_slots + 1) / 2 <= PAIR_KERNEL_MAX_RATIO * num_features
+
+
+def _pair_readout(
+    cycles: jnp.ndarray,
+    positions: jnp.ndarray,
+    member: jnp.ndarray,
+    pairs: jnp.ndarray,
+    weights: jnp.ndarray,
+    paired: bool,
+) -> jnp.ndarray:
+    """:func:`_lattice_readout` for small structures, through the pair kernel
+    ``K_st = sum_m w_m exp(i k_m . (r_s - r_t))``: ``readout_s = sum_t K_st a_t``.
+
+    Same result; cheaper when a structure has few atoms and many k-vectors (a molecule in a large
+    box): the structure factors ``(G, M, F)`` are never formed, the largest array is the phases of
+    the ``S (S + 1) / 2`` atom pairs, ``(G, Q, M)``, and the sum over k is a matmul. The kernel is
+    Hermitian (real weights; the set closed under ``k -> -k`` or paired), so only ``s <= t`` is
+    computed.
+
+    Args:
+        cycles: (G, M, 3) k-vectors over 2 pi; positions: (G, S, 3); member: (G, S) real atoms;
+        pairs: (G, S, H, D/2, D) amplitudes; weights: (G, M, H); paired: each slot stands for
+            ``k`` and ``-k`` (the kernel is then ``sum_m 2 w_m cos``).
+    Returns:
+        (G, S, H, D/2, D) complex.
+    """
+    slots = positions.shape[1]
+    upper, lower = np.triu_indices(slots)
+    triangle = np.zeros((slots, slots), np.int32)
+    triangle[upper, lower] = np.arange(upper.size)
+    triangle[lower, upper] = np.arange(upper.size)
+    turns = jnp.einsum("gmi,gqi->gqm", cycles, positions[:, upper] - positions[:, lower])
+    if paired:
+        kernel = 2.0 * jnp.einsum("gqm,gmh->gqh", cos_turns(turns), weights)[:, triangle]
+    else:
+        real = jnp.einsum("gqm,gmh->gqh", cos_turns(turns), weights)[:, triangle]
+        imag = jnp.einsum("gqm,gmh->gqh", cos_turns(turns - 0.25), weights)[:, triangle]
+        # (s, t) with s > t is the conjugate of the computed (t, s)
+        imag = jnp.where(
+            np.less_equal.outer(np.arange(slots), np.arange(slots))[..., None], imag, -imag
+        )
+        kernel = jax.lax.complex(real, imag)
+    both = member[:, :, None] & member[:, None, :]
+    kernel = jnp.where(both[..., None], kernel, 0.0)  # (G, S, S, H)
+    return jnp.einsum("gsth,gthpd->gshpd", kernel, pairs)
 
 
 def _lattice_readout(

@@ -501,3 +501,54 @@ def test_node_slots_give_the_masked_batch_result(open_graph):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="graph 2 has 7 atoms"):
         build_kset(graph, 1.0, max_nodes=6)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+@pytest.mark.parametrize("layout", ["one structure", "node slots"])
+def test_pair_kernel_equals_the_structure_factors(monkeypatch, paired, layout):
+    """Small structures take the pair kernel ``K_st = sum_m w_m exp(i k . r_st)``
+    (``kernel._pair_readout``) instead of the structure factors: same ``u``, same forces and
+    stress, and the same parameter gradient of a force loss (what training differentiates), with
+    the paired half set and the full set, for one structure and for a batch in node slots."""
+    from rsajax.nn.rsa import kernel
+
+    rng = np.random.default_rng(5)
+    if layout == "one structure":
+        parts = [(rng.uniform(0, 1, (6, 3)) @ TRICLINIC, TRICLINIC, [True] * 3)]
+    else:
+        parts = [
+            (rng.uniform(0, 1, (n, 3)) @ (TRICLINIC * f), TRICLINIC * f, [True] * 3)
+            for n, f in ((5, 1.0), (3, 0.8), (7, 1.1))
+        ]
+    graph = batch_graph(parts)
+    kset = build_kset(graph, 1.0, max_nodes=None if layout == "one structure" else 8)
+    if not paired:
+        kset = kset.replace(pair_index=None)
+    block = RSABlock(
+        C, num_heads=2, weighting="ewald_learned", sigma=2.0, neutral=True,
+        last_graph_is_padding=True,
+    )  # fmt: skip
+    scalars = rng.normal(size=(graph.num_nodes, C_IN))
+    probe = rng.normal(size=(graph.num_nodes, C))
+    at = (jnp.asarray(graph.positions), jnp.asarray(graph.cell))
+    params = random_params(block, scalars, *at, kset, graph.node_graph, graph.node_mask, seed=2)
+
+    def energy(params, positions, cell):
+        u = block.apply(params, scalars, positions, cell, kset, graph.node_graph, graph.node_mask)
+        return jnp.sum(u * probe)
+
+    def force_loss(params):
+        return jnp.sum(jax.grad(energy, argnums=1)(params, *at) ** 2)
+
+    results = {}
+    for ratio in (0.0, 1e9):  # never / always the pair kernel
+        monkeypatch.setattr(kernel, "PAIR_KERNEL_MAX_RATIO", ratio)
+        e, grads = jax.value_and_grad(energy, argnums=(1, 2))(params, *at)
+        results[ratio] = (e, *grads, jax.grad(force_loss)(params))
+    (e_sf, *rest_sf), (e_pair, *rest_pair) = results[0.0], results[1e9]
+    assert abs(float(e_sf)) > 1e-3
+    assert float(e_pair) == pytest.approx(float(e_sf), rel=1e-12)
+    for a, b in zip(jax.tree.leaves(rest_pair), jax.tree.leaves(rest_sf), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * (np.abs(b).max() + 1e-30))
+    monkeypatch.undo()  # the measured rule: molecules of ~10 atoms yes, 40 atoms no (F = 128)
+    assert kernel.pair_kernel_is_cheaper(10, 128) and not kernel.pair_kernel_is_cheaper(40, 128)
