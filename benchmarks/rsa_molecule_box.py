@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
@@ -78,6 +77,8 @@ def compiled_calls(model, variables, graph) -> list:
 
 
 def main() -> None:
+    from rsa_scaling import interleaved_best  # benchmarks/ is the script's directory
+
     from rsajax.nn.rsa import kernel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -97,12 +98,7 @@ def main() -> None:
         runs += compiled_calls(model, variables, graph)
         kernel.PAIR_KERNEL_MAX_RATIO = saved
         names.append(name)
-    best = [np.inf] * len(runs)
-    for _ in range(args.repeats):  # alternating rounds: fair on a busy machine
-        for i, (call, call_args) in enumerate(runs):
-            start = time.perf_counter()
-            jax.block_until_ready(call(*call_args))
-            best[i] = min(best[i], time.perf_counter() - start)
+    best = interleaved_best(runs, args.repeats)  # alternating rounds: fair on a busy machine
     print(f"device: {jax.devices()[0].device_kind}; one dimers_periodic batch: "
           f"{len(sizes)} structures of {sizes.min()}-{sizes.max()} atoms, up to {num_k} "
           f"k-vectors each, float64")  # fmt: skip
