@@ -5,7 +5,10 @@ Benchmarks (see README.md):
 - ``dimers_open``: fixed point-charge molecular dimers (``rsajax.teachers.point_charges``), open
   boundaries, 8 pairs covering +-, ++, --, charged-neutral and neutral-neutral; energy + forces.
 - ``dimers_periodic``: the same molecules in a 30 A cubic box, Ewald labels (tin-foil boundary,
-  neutralising background for net-charged pairs); no periodic image within 8 A of any atom.
+  neutralising background for net-charged pairs); no periodic image within 8 A of any atom. Its
+  training split also holds each molecule alone in the box (``PERIODIC_MONOMERS`` per molecule
+  type): a lone ion's energy there includes its own images and background, the reference point of
+  every binding curve, which no dimer determines.
 - ``xtb_dimers``: the same geometries labelled by GFN2-xTB (tblite), open boundaries, for the
   four pairs whose charges stay integral at every separation (charged-neutral and like-charged).
 - ``exfoliation``: black phosphorus (two puckered layers per cell, 16 atoms), exact analytic
@@ -65,6 +68,8 @@ SIZES = {
     "quick": {"train": 4, "valid": 2, "test": 4, "scan_points": 15},
     "full": {"train": 40, "valid": 8, "test": 24, "scan_points": 57},
 }
+#: Lone molecules per molecule type added to dimers_periodic's training split (see above).
+PERIODIC_MONOMERS = {"quick": 2, "full": 16}
 XTB_SIZES = {
     "quick": {"train": 6, "valid": 2, "test": 6, "scan_points": 15},
     "full": {"train": 64, "valid": 12, "test": 40, "scan_points": 57},
@@ -151,6 +156,16 @@ def dimer_splits(benchmark: str, preset: str, base_seed: int = 0) -> dict[str, l
             pair, scan, 1, _seed(base_seed, i, "scan"), DISTORTION, periodic_box=box
         )
         out["scan"] += label(curve)
+    if benchmark == "dimers_periodic":
+        molecules = sorted({m for pair in pairs for m in pc.PAIRS[pair]})
+        for j, molecule in enumerate(molecules):
+            out["train"] += pc.monomer_samples(
+                molecule,
+                PERIODIC_MONOMERS[preset],
+                _seed(base_seed, 50 + j, "train"),
+                DISTORTION,
+                periodic_box=box,
+            )
     for split, atoms in out.items():
         for a in atoms:
             a.info["split"] = split

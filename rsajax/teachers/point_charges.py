@@ -807,6 +807,64 @@ def dimer_samples(
     return out
 
 
+def monomer_samples(
+    molecule: str,
+    num: int,
+    seed: int,
+    distortion: float = 0.05,
+    periodic_box: float | None = None,
+    forcefield: ForceField = FORCE_FIELD,
+) -> list[Atoms]:
+    """``num`` lone molecules (a random rotation and distortion each), labelled like the dimers.
+
+    They are the reference point of every binding curve: a curve is ``E(AB) - E(A) - E(B)``
+    with each monomer alone in the same boundary conditions. In a periodic cell a lone ion's
+    energy includes its interaction with its own images and the neutralising background
+    (``-k_e xi q^2 / 2L``, -0.68 eV for a unit charge in a 30 A cube), which no dimer fixes.
+
+    Returns:
+        ase.Atoms with energy and forces and ``info``: ``pair`` (the molecule's name),
+        ``molecules``, ``net_charges`` (one entry), ``charge``, ``interaction_energy`` (0) and
+        the energy terms; ``arrays``: ``molecule_index`` (all 0) and ``point_charge``. No
+        ``min_intermolecular_distance``: a lone molecule has no intermolecular pair.
+    """
+    if molecule not in MOLECULES:
+        raise ValueError(f"unknown molecule {molecule!r}: give one of {sorted(MOLECULES)}")
+    if num < 0:
+        raise ValueError(f"num must be >= 0, got {num}")
+    rng = np.random.default_rng(seed)
+    topo = monomer_topology(topology(f"{molecule}_{molecule}", forcefield), 0)
+    cell = _as_cell(periodic_box)
+    out = []
+    for k in range(num):
+        positions = _local(MOLECULES[molecule], rng, distortion)
+        if cell is not None:
+            positions = positions + 0.5 * cell.sum(axis=0)
+        atoms = Atoms(numbers=topo.numbers, positions=positions)
+        if cell is not None:
+            atoms.cell = cell
+            atoms.pbc = True
+        energy, forces = dimer_energy_forces(positions, topo, cell, forcefield)
+        terms = energy_terms(positions, topo, cell, forcefield)
+        net = float(np.sum(topo.charges))
+        atoms.arrays["molecule_index"] = np.zeros(len(atoms), dtype=np.int64)
+        atoms.arrays["point_charge"] = np.asarray(topo.charges, dtype=np.float64)
+        atoms.info.update(
+            pair=molecule,
+            molecules=molecule,
+            net_charges=np.array([net]),
+            charge=round(net, 9),
+            interaction_energy=0.0,
+            e_coulomb=terms["coulomb"],
+            e_repulsion=terms["repulsion"],
+            e_intramolecular=terms["intramolecular"],
+            orientation=k,
+        )
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        out.append(atoms)
+    return out
+
+
 def topology_from_atoms(atoms: Atoms, forcefield: ForceField = FORCE_FIELD) -> DimerTopology:
     """The topology of an Atoms written by this module (``info["pair"]``)."""
     return topology(str(atoms.info["pair"]), forcefield)
@@ -828,6 +886,7 @@ __all__ = [
     "dimer_curves",
     "dimer_energy_forces",
     "dimer_samples",
+    "monomer_samples",
     "energy_terms",
     "in_contact",
     "ewald_energy",

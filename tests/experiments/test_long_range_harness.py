@@ -153,3 +153,19 @@ def test_water_generator_on_a_tiny_box(gen, monkeypatch, tmp_path):
     test = read(tmp_path / "test.xyz", ":")
     assert [a.info["step"] for a in test] == sorted(a.info["step"] for a in test)
     assert np.abs(test[0].get_forces()).max() > 0.1
+
+
+def test_periodic_training_split_holds_each_molecule_alone_in_the_box(gen):
+    splits = gen.make_splits("dimers_periodic", "quick")
+    lone = [a for a in splits["train"] if "min_intermolecular_distance" not in a.info]
+    molecules = {m for pair in gen.DIMER_PAIRS for m in gen.pc.PAIRS[pair]}
+    assert sorted(a.info["pair"] for a in lone) == sorted(
+        m for m in molecules for _ in range(gen.PERIODIC_MONOMERS["quick"])
+    )
+    assert all(a.pbc.all() and a.info["split"] == "train" for a in lone)
+    for split in ("valid", "test", "scan"):
+        assert all("min_intermolecular_distance" in a.info for a in splits[split])
+    assert not any(
+        "min_intermolecular_distance" not in a.info
+        for a in gen.make_splits("dimers_open", "quick")["train"]
+    )

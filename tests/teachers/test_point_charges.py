@@ -204,3 +204,27 @@ def test_periodic_generator_checks_images_and_roundtrips_through_extxyz(tmp_path
     assert back[1].info["separation"] == pytest.approx(16.0)
     with pytest.raises(ValueError, match="r_image_min"):
         pc.dimer_curves("ammonium_water", [16.0], num_orientations=1, seed=0, periodic_box=20.0)
+
+
+def test_a_lone_ion_in_a_box_carries_its_madelung_self_energy():
+    """A unit ion alone in a cube of side L interacts with its images and the neutralising
+    background: ``-k_e xi q^2 / 2L`` with the cubic lattice's xi = 2.837297. The molecule's own
+    extent changes that only at higher multipole order (a few meV in a 30 A box); a neutral
+    molecule's self-image energy is its dipole's, under a meV."""
+    xi, box = 2.837297, 30.0
+    for molecule in ("hydronium", "formate", "water"):
+        atoms = pc.monomer_samples(molecule, 2, seed=3, periodic_box=box)
+        assert len(atoms) == 2
+        assert not np.allclose(atoms[0].positions, atoms[1].positions)  # fresh draws
+        q = pc.MOLECULES[molecule].net_charge
+        for a in atoms:
+            assert a.info["charge"] == pytest.approx(q)
+            assert a.info["interaction_energy"] == 0.0
+            assert "min_intermolecular_distance" not in a.info
+            assert a.pbc.all() and np.allclose(a.cell.array, np.eye(3) * box)
+            np.testing.assert_allclose(a.get_forces().sum(axis=0), 0.0, atol=1e-7)
+            assert a.info["e_coulomb"] == pytest.approx(-K * xi * q**2 / (2 * box), abs=3e-3)
+            total = a.info["e_coulomb"] + a.info["e_intramolecular"] + a.info["e_repulsion"]
+            assert a.get_potential_energy() == pytest.approx(total)
+    with pytest.raises(ValueError, match="unknown molecule"):
+        pc.monomer_samples("methane", 1, seed=0)
