@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo study test test-slow test-parity test-notebooks strip-notebooks lint bench clean
+.PHONY: demo study test test-slow test-distributed test-parity test-notebooks strip-notebooks lint bench clean
 
 $(VENV)/.created:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rsajax needs Python >= 3.11"'
@@ -45,6 +45,12 @@ test-slow: $(VENV)/.test
 # The full mace-torch parity matrix (the default run checks a subset); about 10 min on 2 cores.
 test-parity: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m slow tests/convert/test_parity.py
+
+# Multi-host training for real (two processes, jax.distributed on 127.0.0.1, checkpoint from one
+# process and resume) and the device benchmark suite's --quick CPU mode: marked slow for the
+# default run, run by CI; about 2 minutes on 2 cores.
+test-distributed: $(VENV)/.test
+	$(PY) -m pytest -n 2 -m slow tests/train/test_multihost.py tests/test_device_suite.py
 
 # Execute every notebook in notebooks/ (nbmake; each runs in its own folder, in the venv's
 # "python3" kernel); about 1-2 minutes each on 2 cores. 05 needs the [torch] extra.
