@@ -44,14 +44,19 @@ def _series(angle_sq: jnp.ndarray, coefficients: list[float]) -> jnp.ndarray:
 
 
 @jax.custom_jvp
-def cos_turns(turns: jnp.ndarray) -> jnp.ndarray:
-    """``cos(2 pi x)`` of a real array ``x`` of phases in turns; ``sin(2 pi x)`` is
-    ``cos_turns(x - 0.25)``, so a kernel that needs both evaluates one array of both phases.
+def cos_sin_turns(turns: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(cos(2 pi x), sin(2 pi x))`` of a real array ``x`` of phases in turns, from one range
+    reduction and one pair of series.
+
+    The derivative reuses the values (``d cos = -2 pi sin dx``, ``d sin = 2 pi cos dx``), so a
+    kernel's forces evaluate no further trigonometry; evaluating ``cos_turns(x)`` and
+    ``cos_turns(x - 0.25)`` separately takes four series for the values and four more for
+    their derivatives.
 
     Args:
         turns: (...) real array ``x = k . r / (2 pi)``.
     Returns:
-        (...) ``cos(2 pi x)``, same dtype.
+        two (...) arrays, same dtype.
     """
     quarter = jnp.round(4.0 * turns)
     angle = (2.0 * math.pi) * (turns - 0.25 * quarter)  # in [-pi/4, pi/4], reduction exact
@@ -60,14 +65,30 @@ def cos_turns(turns: jnp.ndarray) -> jnp.ndarray:
     n = _TERMS[jnp.dtype(turns.dtype).itemsize]
     cos_a = _series(angle_sq, [(-1) ** j / math.factorial(2 * j) for j in range(n)])
     sin_a = angle * _series(angle_sq, [(-1) ** j / math.factorial(2 * j + 1) for j in range(n)])
-    # cos(a + q pi/2) for the quadrant q: cos a, -sin a, -cos a, sin a
-    low = jnp.where(quadrant == 0, cos_a, -sin_a)
-    high = jnp.where(quadrant == 2, -cos_a, sin_a)
-    return jnp.where(quadrant < 2, low, high)
+    # (cos, sin)(a + q pi/2) for the quadrant q: (cos a, sin a), (-sin a, cos a),
+    # (-cos a, -sin a), (sin a, -cos a)
+    first_half = quadrant < 2
+    cos = jnp.where(first_half, jnp.where(quadrant == 0, cos_a, -sin_a),
+                    jnp.where(quadrant == 2, -cos_a, sin_a))  # fmt: skip
+    sin = jnp.where(first_half, jnp.where(quadrant == 0, sin_a, cos_a),
+                    jnp.where(quadrant == 2, -sin_a, -cos_a))  # fmt: skip
+    return cos, sin
 
 
-@cos_turns.defjvp
-def _cos_turns_jvp(primals, tangents):
+@cos_sin_turns.defjvp
+def _cos_sin_turns_jvp(primals, tangents):
     (turns,), (dturns,) = primals, tangents
-    # d cos(2 pi x) = -2 pi sin(2 pi x) dx = 2 pi cos(2 pi (x + 1/4)) dx
-    return cos_turns(turns), cos_turns(turns + 0.25) * ((2.0 * math.pi) * dturns)
+    cos, sin = cos_sin_turns(turns)
+    rate = (2.0 * math.pi) * dturns
+    return (cos, sin), (-sin * rate, cos * rate)
+
+
+def cos_turns(turns: jnp.ndarray) -> jnp.ndarray:
+    """``cos(2 pi x)`` of a real array ``x`` of phases in turns (:func:`cos_sin_turns`).
+
+    Args:
+        turns: (...) real array ``x = k . r / (2 pi)``.
+    Returns:
+        (...) ``cos(2 pi x)``, same dtype.
+    """
+    return cos_sin_turns(turns)[0]

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rsajax.phases import cos_turns
+from rsajax.phases import cos_sin_turns, cos_turns
 
 
 def neutralize(
@@ -302,8 +302,9 @@ def _pair_readout(
     if paired:
         kernel = 2.0 * jnp.einsum("gqm,gmh->gqh", cos_turns(turns), weights)[:, triangle]
     else:
-        real = jnp.einsum("gqm,gmh->gqh", cos_turns(turns), weights)[:, triangle]
-        imag = jnp.einsum("gqm,gmh->gqh", cos_turns(turns - 0.25), weights)[:, triangle]
+        cos, sin = cos_sin_turns(turns)
+        real = jnp.einsum("gqm,gmh->gqh", cos, weights)[:, triangle]
+        imag = jnp.einsum("gqm,gmh->gqh", sin, weights)[:, triangle]
         # (s, t) with s > t is the conjugate of the computed (t, s)
         imag = jnp.where(
             np.less_equal.outer(np.arange(slots), np.arange(slots))[..., None], imag, -imag
@@ -331,9 +332,9 @@ def _lattice_readout(
     against it). ``gather`` and ``scatter`` are the two einsums of that layout: amplitudes
     ``pairs`` (leading axes, then ``(H, D/2, D)``, one feature axis ``F`` in the einsums) to
     structure factors ``(G, M, F)``, and those back to the amplitudes' leading axes.
-    ``weights``: (G, M, H). (Measured on the CPU: this layout, with the cosines and sines made by
-    two calls and then joined, is faster than the k axis first or one call on joined phases,
-    which XLA fuses worse.)
+    ``weights``: (G, M, H). (Measured on the CPU: this layout, cosines and sines joined on the k
+    axis, is faster than the k axis first; :func:`rsajax.phases.cos_sin_turns` makes both from
+    one reduction, and the forces reuse them.)
     """
     lead, (heads, half, width) = pairs.shape[:-3], pairs.shape[-3:]
 
@@ -345,16 +346,16 @@ def _lattice_readout(
         # Each slot stands for k and -k: the sine parts cancel and the pair sums to
         # 2 Re[q_i^T (cos_i C + sin_i S)], C/S = sum_j pairs_j cos/sin(k . r_j); real matmuls
         # over half the vectors do the work of complex ones over all of them. Cosines and sines
-        # (sin 2 pi x = cos 2 pi (x - 1/4)) sit side by side on the k axis, and
-        # (head, p, d, re/im) one feature axis: both contractions are plain matmuls.
-        trig = jnp.concatenate([cos_turns(turns), cos_turns(turns - 0.25)], axis=-1)
+        # sit side by side on the k axis, and (head, p, d, re/im) one feature axis: both
+        # contractions are plain matmuls.
+        trig = jnp.concatenate(cos_sin_turns(turns), axis=-1)
         trig = jnp.where(member[..., None], trig, 0.0)  # (X, Y, 2M)
         a = jnp.stack([jnp.real(pairs), jnp.imag(pairs)], axis=-1).reshape(lead + (-1,))
         w = 2.0 * jnp.concatenate([weights, weights], axis=1)  # (G, 2M, H)
         structure = weighted(jnp.einsum(gather, trig, a), w)  # (G, 2M, F)
         read = jnp.einsum(scatter, trig, structure).reshape(lead + (heads, half, width, 2))
         return read[..., 0] + 1j * read[..., 1]
-    phases = jax.lax.complex(cos_turns(turns), cos_turns(turns - 0.25))
+    phases = jax.lax.complex(*cos_sin_turns(turns))
     phases = jnp.where(member[..., None], phases, 0.0)  # (X, Y, M)
     a = pairs.reshape(lead + (-1,))
     structure = weighted(jnp.einsum(gather, jnp.conj(phases), a), weights)
