@@ -368,6 +368,16 @@ def water_dipoles(model_dir: Path, data_dir: Path, preset: str, seed: int) -> np
     return gen.water_dipole_sample(system, start, preset, gen._seed(0, 0, "scan") + 1000 * seed)
 
 
+def dipole_noise_floor(reference: np.ndarray) -> float:
+    """1-Wasserstein distance (debye) between the first and second half of the reference's own
+    dipole sample: how far two samples of the same liquid lie apart with this protocol's length,
+    below which a model's ``dipole_w1`` says nothing."""
+    from scipy.stats import wasserstein_distance
+
+    half = len(reference) // 2
+    return float(wasserstein_distance(reference[:half], reference[half:]))
+
+
 def dipole_metrics(model: np.ndarray, reference: np.ndarray) -> dict:
     """Mean and spread of the model's dipole sample, its mean's offset from the reference's and
     the 1-Wasserstein distance between the two distributions (debye)."""
@@ -631,7 +641,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     entry = summarise(per_seed, files["summary"], command, args.preset, cfg["epochs"])
     entry["max_train"] = args.max_train
-    entry["seconds"] = round(time.perf_counter() - t_start, 1)
+    entry["seconds"] = round(time.perf_counter() - t_start, 1)  # this call (a rerun skips training)
+    # each run's done.json: the wall time of its last training call (after a resume, that part)
+    entry["train_seconds"] = round(
+        sum(json.loads((d / "done.json").read_text())["seconds"] for d in run_dirs.values()), 1
+    )
+    if water:
+        entry["dipole_w1_reference_halves"] = dipole_noise_floor(dipoles_ref)
     full = {
         "summary": entry,
         "per_seed": {f"{k}_seed{s}": m for (k, s), m in per_seed.items()},

@@ -124,6 +124,10 @@ def test_dipole_metrics(run):
     assert shifted["dipole_w1"] == pytest.approx(0.05) and shifted["dipole_mean_error"] == (
         pytest.approx(0.05)
     )
+    # the noise floor: two halves of one sample; a drift between them shows up
+    assert run.dipole_noise_floor(ref) < 0.01
+    drifting = np.concatenate([ref[:2000], ref[2000:] + 0.05])
+    assert run.dipole_noise_floor(drifting) == pytest.approx(0.05, abs=0.01)
 
 
 @pytest.mark.slow  # ~40 s on the shared cores: jax-md compiles FIRE and the MD chunk once each
