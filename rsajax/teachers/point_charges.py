@@ -704,6 +704,37 @@ def make_atoms(
                 f"{topo.pair}: a periodic image comes within {nearest:.2f} A of an atom "
                 f"(< r_image_min = {r_image_min} A); use a larger box or smaller separations"
             )
+    return _labelled_atoms(
+        positions,
+        topo,
+        cell,
+        forcefield,
+        ",".join(topo.molecules),
+        np.array(topo.net_charges),
+        {
+            "min_intermolecular_distance": min_intermolecular_distance(
+                positions, topo.molecule_index
+            ),
+            "interaction_energy": interaction_energy(positions, topo, cell, forcefield),
+        },
+        **info,
+    )
+
+
+def _labelled_atoms(
+    positions: np.ndarray,
+    topo: DimerTopology,
+    cell,
+    forcefield: ForceField,
+    molecules: str,
+    net_charges: np.ndarray,
+    geometry: dict,
+    **info,
+) -> Atoms:
+    """``ase.Atoms`` of ``positions`` (N, 3) in ``cell`` (None: open) with the reference's energy
+    and forces, ``arrays`` ``molecule_index`` and ``point_charge``, and ``info`` in this order
+    (extxyz writes it so): ``pair``, ``molecules``, ``net_charges``, ``charge``, ``geometry``'s
+    entries, the energy terms, then ``info``."""
     atoms = Atoms(numbers=topo.numbers, positions=positions)
     if cell is not None:
         atoms.cell = cell
@@ -714,11 +745,10 @@ def make_atoms(
     atoms.arrays["point_charge"] = np.asarray(topo.charges, dtype=np.float64)
     atoms.info.update(
         pair=topo.pair,
-        molecules=",".join(topo.molecules),
-        net_charges=np.array(topo.net_charges),
+        molecules=molecules,
+        net_charges=net_charges,
         charge=round(float(np.sum(topo.charges)), 9),  # ASE's key for the structure's net charge
-        min_intermolecular_distance=min_intermolecular_distance(positions, topo.molecule_index),
-        interaction_energy=interaction_energy(positions, topo, cell, forcefield),
+        **geometry,
         e_coulomb=terms["coulomb"],
         e_repulsion=terms["repulsion"],
         e_intramolecular=terms["intramolecular"],
@@ -835,34 +865,21 @@ def monomer_samples(
     rng = np.random.default_rng(seed)
     topo = monomer_topology(topology(f"{molecule}_{molecule}", forcefield), 0)
     cell = _as_cell(periodic_box)
-    out = []
-    for k in range(num):
-        positions = _local(MOLECULES[molecule], rng, distortion)
-        if cell is not None:
-            positions = positions + 0.5 * cell.sum(axis=0)
-        atoms = Atoms(numbers=topo.numbers, positions=positions)
-        if cell is not None:
-            atoms.cell = cell
-            atoms.pbc = True
-        energy, forces = dimer_energy_forces(positions, topo, cell, forcefield)
-        terms = energy_terms(positions, topo, cell, forcefield)
-        net = float(np.sum(topo.charges))
-        atoms.arrays["molecule_index"] = np.zeros(len(atoms), dtype=np.int64)
-        atoms.arrays["point_charge"] = np.asarray(topo.charges, dtype=np.float64)
-        atoms.info.update(
-            pair=molecule,
-            molecules=molecule,
-            net_charges=np.array([net]),
-            charge=round(net, 9),
-            interaction_energy=0.0,
-            e_coulomb=terms["coulomb"],
-            e_repulsion=terms["repulsion"],
-            e_intramolecular=terms["intramolecular"],
+    centre = 0.0 if cell is None else 0.5 * cell.sum(axis=0)
+    net_charges = np.array([float(np.sum(topo.charges))])
+    return [
+        _labelled_atoms(
+            _local(MOLECULES[molecule], rng, distortion) + centre,
+            topo,
+            cell,
+            forcefield,
+            molecule,
+            net_charges,
+            {"interaction_energy": 0.0},
             orientation=k,
         )
-        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        out.append(atoms)
-    return out
+        for k in range(num)
+    ]
 
 
 def topology_from_atoms(atoms: Atoms, forcefield: ForceField = FORCE_FIELD) -> DimerTopology:
