@@ -272,7 +272,96 @@ FULL = Preset(
     analysis=AnalysisSpec(ring_frames=10, ring_engine="matscipy"),
 )
 
-PRESETS = {p.name: p for p in (QUICK, FULL)}
+#: The backbone of ``experiments/long_range/configs/silica_bks.yaml`` (trained there on 264 frames
+#: in 11-15 minutes on 2 cores), the model of the ``cpu`` preset.
+CPU_MODEL = dict(FULL_MODEL, hidden_irreps="16x0e+16x1o", radial_MLP=[32, 32])
+
+#: Between the two: boxes and replicas that resolve the FSDP when merged (4 x 384 = 1536 atoms,
+#: SILICA.md's "about 1500 atoms or more ... or merge several replicas"), a quench 10 times
+#: slower than quick's and 10 times faster than full's, and models trained until their curves
+#: flatten, sized so that a 2-core CPU runs it in the background over several sessions
+#: (checkpointed, ``--resume``) when no GPU is lent.
+CPU = Preset(
+    name="cpu",
+    data=DataSpec(
+        densities=(2.0, 2.2, 2.4),
+        runs=(
+            MeltQuenchRun(
+                64,
+                melt_frames=12,
+                quench_frames=40,
+                anneal_frames=10,
+                strained_frames=12,
+                quench_ps=10.0,
+            ),
+            MeltQuenchRun(
+                32,
+                melt_frames=8,
+                quench_frames=24,
+                anneal_frames=6,
+                strained_frames=8,
+                quench_ps=5.0,
+            ),
+        ),  # fmt: skip
+        crystal_repeats=(("alpha-quartz", (2, 2, 2)), ("beta-cristobalite", (2, 2, 1))),
+        crystal_frames=10,
+        test_boxes=(
+            # 384 atoms (L = 18.0 A): 6000 K liquid, a 5.7e14 K/s quench, a 300 K glass (the start)
+            TestBox(
+                128,
+                2.2,
+                6000.0,
+                equilibrate=2000,
+                hot_frames=2,
+                every=500,
+                t_cold=300.0,
+                quench_steps=10000,
+                quench_frames=3,
+                cold_frames=1,
+            ),
+            # 192 atoms at 2.4 g/cm3: a 4500 K liquid and its quench
+            TestBox(
+                64,
+                2.4,
+                4500.0,
+                equilibrate=2000,
+                hot_frames=2,
+                every=500,
+                t_cold=300.0,
+                quench_steps=5000,
+                quench_frames=2,
+                cold_frames=1,
+            ),
+        ),  # fmt: skip
+        equilibrate_ps=2.0,
+        melt_ps=3.0,
+        anneal_ps=2.0,
+    ),
+    train=TrainSpec(
+        epochs=60,
+        model=CPU_MODEL,
+        overrides={
+            "data": {"batch_size": 4, "valid_batch_size": 8, "num_buckets": 2},
+            "loss": STUDY_LOSS,
+            "schedule": {"kind": "cosine", "warmup_steps": 50, "final_lr_factor": 0.05},
+            "checkpoint": {"every_steps": 200},
+            "progress_bar": False,
+        },
+    ),
+    md=MDSpec(
+        replicas=4,
+        heat_ps=0.5,
+        hot_ps=4.0,
+        quench_rate=570.0,  # 6000 -> 300 K in 10 ps: 5.7e14 K/s
+        glass_ps=3.0,
+        frame_every={"heat": 100, "hot": 100, "quench": 1000, "glass": 200},
+        records_per_chunk=20,
+        checkpoint_every=5,
+    ),
+    analysis=AnalysisSpec(ring_frames=8, ring_engine="matscipy"),
+)
+
+PRESETS = {p.name: p for p in (QUICK, CPU, FULL)}
 
 
 def train_config(preset: Preset, train_file: str, out: str, long_range: bool) -> dict:

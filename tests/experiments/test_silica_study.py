@@ -57,18 +57,23 @@ def test_protocol_melts_then_quenches_at_zero_pressure(name):
     assert md.replicas >= 2
 
 
-def test_full_is_larger_and_slower_than_quick():
+def test_full_is_larger_and_slower_than_quick_and_cpu_lies_between():
     from rsajax.teachers.structures import cubic_box_length
 
-    quick, full = presets.QUICK, presets.FULL
-    n = {p.name: 3 * p.data.test_boxes[0].n_units for p in (quick, full)}
+    quick, cpu, full = presets.QUICK, presets.CPU, presets.FULL
+    n = {p.name: 3 * p.data.test_boxes[0].n_units for p in (quick, cpu, full)}
     assert n["full"] >= 1500 > n["quick"]  # SILICA.md: about 1500 atoms resolve the FSDP
+    # cpu resolves it with merged replicas ("or merge several replicas")
+    assert cpu.md.replicas * n["cpu"] >= 1500 > n["cpu"] > n["quick"]
     assert full.md.quench_rate < quick.md.quench_rate / 10
-    assert full.md.replicas > quick.md.replicas
+    assert full.md.quench_rate < cpu.md.quench_rate < quick.md.quench_rate
+    assert full.md.replicas > quick.md.replicas and cpu.md.replicas > quick.md.replicas
+    assert cpu.train.epochs > quick.train.epochs
     # the MD start box (test box 0) is wide enough for r_max 5 + skins at 10% compression
-    box0 = quick.data.test_boxes[0]
-    assert 0.9 * cubic_box_length(box0.n_units, box0.density) > 2 * (5.0 + 0.7)
-    for p in (quick, full):
+    for p in (quick, cpu):
+        box0 = p.data.test_boxes[0]
+        assert 0.9 * cubic_box_length(box0.n_units, box0.density) > 2 * (5.0 + 0.7)
+    for p in (quick, cpu, full):
         assert p.data.t_melt >= p.data.liquid_K == 4000.0 and len(p.data.densities) >= 3
 
 

@@ -1,0 +1,53 @@
+"""experiments/long_range/silica.py: the ``densities`` preset and its extra teacher frames."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from experiments.silica_study.reuse import long_range_silica  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def silica():
+    return long_range_silica()
+
+
+def test_densities_preset_is_full_plus_glasses_at_other_densities(silica):
+    full, dens = silica.PRESETS["full"], silica.PRESETS["densities"]
+    # same shipped frames and held-out boxes: only the training data grows
+    assert (dens.train_stride, dens.test_boxes) == (full.train_stride, full.test_boxes)
+    assert full.density_runs == ()
+    densities = [d for d, _ in dens.density_runs]
+    assert len(densities) >= 3 and 2.2 not in densities  # the shipped glasses are at 2.2
+    assert min(densities) < 2.2 < max(densities)
+    assert dens.epochs["silica_bks"] == dens.epochs["silica_far"] == 60
+
+
+def test_density_runs_give_labelled_frames_at_their_density(silica):
+    from rsajax.analysis.frames import density_g_cm3
+    from rsajax.teachers.generate import MeltQuenchRun
+
+    tiny = MeltQuenchRun(8, melt_frames=1, quench_frames=1, anneal_frames=1, strained_frames=1,
+                         quench_ps=0.05)  # fmt: skip
+    preset = dataclasses.replace(silica.PRESETS["densities"], density_runs=((2.6, tiny),))
+    with jax.enable_x64(True):
+        frames = list(
+            silica.density_run_frames(preset, equilibrate_ps=0.05, melt_ps=0.05, anneal_ps=0.05)
+        )
+    assert len(frames) == 4 and all(len(a) == 24 for a in frames)
+    for atoms in frames:
+        wanted = atoms.info["density_g_cm3"]
+        assert wanted == 2.6  # above 2.3 g/cm3 the start is placed at 2.2 and compressed
+        # strained copies move the density by at most the generator's 4% strain per axis
+        tolerance = 0.13 if atoms.info["stage"] == "strained" else 1e-3
+        assert abs(density_g_cm3([atoms]) / wanted - 1.0) < tolerance
+        forces = atoms.get_forces()
+        assert forces.shape == (24, 3) and np.isfinite(forces).all()
+        assert np.isfinite(atoms.get_potential_energy()) and atoms.get_stress().shape == (6,)
