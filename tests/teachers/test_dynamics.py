@@ -67,3 +67,31 @@ def test_langevin_temperature_ramp_runs_in_both_dtypes(dtype):
     assert traj.state.position.dtype == dtype
     assert np.all(np.isfinite(kinetic))
     assert 500.0 < kinetic[-50:].mean() < 3000.0  # a 20 fs thermostat follows the ramp
+
+
+def test_relax_retries_with_smaller_steps_when_fire_blows_up(monkeypatch):
+    """A FIRE run that ends in NaN (as a random 384-atom start did with dt_max 0.05: an Si-O pair
+    thrown to 0.27 A) is redone with the next, smaller dt_max; when all fail, one clear error."""
+    from rsajax.teachers import structures
+
+    start = structures.random_silica(32, 2.2, np.random.default_rng(3))
+    system = bks_silica(start.numbers, start.cell.array.T, skin=1.0)
+    positions = start.get_scaled_positions()
+    real_fire, tried = dynamics._fire, []
+
+    def fire_that_blows_up_at_large_steps(system, positions, steps, dt_max):
+        tried.append(dt_max)
+        out = real_fire(system, positions, steps, dt_max)
+        return np.full_like(out, np.nan) if dt_max > 0.03 else out
+
+    monkeypatch.setattr(dynamics, "_fire", fire_that_blows_up_at_large_steps)
+    with jax.enable_x64(True):
+        relaxed = dynamics.relax(system, positions, 60)
+        assert tried == [0.05, 0.02] and np.isfinite(relaxed).all()
+        assert np.allclose(relaxed, real_fire(system, positions, 60, 0.02))
+        neighbors = system.neighbor_fn.allocate(jnp.asarray(relaxed))
+        start_neighbors = system.neighbor_fn.allocate(jnp.asarray(positions))
+        assert system.energy_fn(relaxed, neighbors) < system.energy_fn(positions, start_neighbors)
+        monkeypatch.setattr(dynamics, "FIRE_DT_MAX", (0.05, 0.04))
+        with pytest.raises(RuntimeError, match="non-finite positions or energy"):
+            dynamics.relax(system, positions, 60)
