@@ -622,8 +622,11 @@ def stage_errors(run_dir: Path, data: Path) -> dict:
             error = (float(pred["energy"][0]) - atoms.get_potential_energy()) / n
             e_lr = float(pred["long_range_energy"][0]) / n if lr is not None else 0.0
             key = f"{name}:{atoms.info.get('stage', '?')}:{n}"
-            if "density_g_cm3" in atoms.info:  # test boxes and the density runs
-                key += f"@{float(atoms.info['density_g_cm3']):.1f}"
+            # test boxes and density runs (``density_g_cm3``), the silica study's melt-quench
+            # runs (``run_density_g_cm3``)
+            density = atoms.info.get("density_g_cm3", atoms.info.get("run_density_g_cm3"))
+            if density is not None:
+                key += f"@{float(density):.1f}"
             groups[key].append((1e3 * error, n / atoms.get_volume(), e_lr))
     table = {}
     for key, rows in sorted(groups.items()):
