@@ -416,6 +416,22 @@ def pair_features(atoms, r_cut: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     return energy, forces
 
 
+def pair_fit(frames: list, feats: list, labels) -> np.ndarray:
+    """Coefficients (P,) of the linear pairwise model: least squares on energies per atom and
+    forces with the loss weights of ``configs/silica_*.yaml``; ``feats`` from
+    :func:`pair_features`, ``labels(atoms) -> (energy, forces)``."""
+    rows, rhs = [], []
+    w_e, w_f = np.sqrt(10.0), np.sqrt(100.0)  # the loss weights of configs/silica_*.yaml
+    for atoms, (fe, ff) in zip(frames, feats, strict=True):
+        e, f = labels(atoms)
+        n = len(atoms)
+        rows.append(w_e * fe[None] / n)
+        rhs.append([w_e * e / n])
+        rows.append(w_f * ff.reshape(-1, ff.shape[-1]) / np.sqrt(3 * n))
+        rhs.append(w_f * f.ravel() / np.sqrt(3 * n))
+    return np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)[0]
+
+
 def pairwise_baseline(data: Path, r_cut: float = 5.0) -> dict:
     """The best smooth pairwise model within ``r_cut`` (linear least squares on energies per atom
     and forces, weights as in the training loss) for both targets; errors on the test frames.
@@ -438,16 +454,7 @@ def pairwise_baseline(data: Path, r_cut: float = 5.0) -> dict:
                 return atoms.get_potential_energy(), atoms.get_forces()
             return atoms.info[e_key], atoms.arrays[f_key]
 
-        rows, rhs = [], []
-        w_e, w_f = np.sqrt(10.0), np.sqrt(100.0)  # the loss weights of configs/silica_*.yaml
-        for atoms, (fe, ff) in zip(sets["train"], feats["train"], strict=True):
-            e, f = labels(atoms)
-            n = len(atoms)
-            rows.append(w_e * fe[None] / n)
-            rhs.append([w_e * e / n])
-            rows.append(w_f * ff.reshape(-1, ff.shape[-1]) / np.sqrt(3 * n))
-            rhs.append(w_f * f.ravel() / np.sqrt(3 * n))
-        coef = np.linalg.lstsq(np.concatenate(rows), np.concatenate(rhs), rcond=None)[0]
+        coef = pair_fit(sets["train"], feats["train"], labels)
         e_err, f_err = [], []
         for atoms, (fe, ff) in zip(sets["test"], feats["test"], strict=True):
             e, f = labels(atoms)
