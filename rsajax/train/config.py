@@ -21,6 +21,7 @@ import yaml
 from rsajax.documented import documented, key
 from rsajax.errors import InputError
 from rsajax.nn.model import MACEArchitecture
+from rsajax.train.loss import TERMS
 
 
 @documented
@@ -60,6 +61,25 @@ class LossConfig:
     forces_weight: float = key(100.0, "weight of the forces term, (eV/A)^-2")
     stress_weight: float = key(0.0, "weight of the stress term, (eV/A^3)^-2")
     dipole_weight: float = key(0.0, "weight of the dipole term (models that predict dipoles)")
+
+
+@documented
+class StageTwoConfig:
+    """A second stage of training with other loss weights and learning rate (mace-torch's
+    ``--stage_two``): from ``start_epoch`` on, the energy term dominates the loss. Forces fix the
+    energy surface only up to a constant per connected region of configurations; how the energy
+    changes between densities, phases or compositions comes from the energy (and stress) labels,
+    whose term is usually small next to the forces' while the force error is large. The weights
+    that are null keep their ``loss`` value."""
+
+    start_epoch: int = key(
+        0, "first epoch (0-based) of stage two; 0: no stage two (mace-torch starts at 3/4)"
+    )
+    energy_weight: float | None = key(1000.0, "stage-two energy weight; null: loss.energy_weight")
+    forces_weight: float | None = key(100.0, "stage-two forces weight; null: loss.forces_weight")
+    stress_weight: float | None = key(None, "stage-two stress weight; null: loss.stress_weight")
+    dipole_weight: float | None = key(None, "stage-two dipole weight; null: loss.dipole_weight")
+    lr: float | None = key(1e-3, "constant learning rate of stage two; null: keep the schedule")
 
 
 @documented
@@ -128,10 +148,25 @@ class TrainConfig:
     model: MACEArchitecture = dataclasses.field(default_factory=MACEArchitecture)
     statistics: StatisticsConfig = dataclasses.field(default_factory=StatisticsConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    stage_two: StageTwoConfig = dataclasses.field(default_factory=StageTwoConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     parallel: ParallelConfig = dataclasses.field(default_factory=ParallelConfig)
+
+    def loss_weights(self, stage_two: bool = False) -> dict[str, float]:
+        """Loss term -> weight in stage one (``loss``) or stage two (``stage_two``, null keys
+        falling back to ``loss``)."""
+        weights = {name: getattr(self.loss, f"{name}_weight") for name in TERMS}
+        if stage_two:
+            for name in TERMS:
+                value = getattr(self.stage_two, f"{name}_weight")
+                weights[name] = weights[name] if value is None else value
+        return weights
+
+    def in_stage_two(self, epoch: int) -> bool:
+        """Whether ``epoch`` (0-based) trains with the stage-two loss and learning rate."""
+        return 0 < self.stage_two.start_epoch <= epoch
 
     def to_dict(self) -> dict:
         """Every key as plain YAML/JSON values (tuples as lists)."""
@@ -290,6 +325,17 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("config key 'optimizer.ema_decay' must be in [0, 1)")
     if not 0.0 <= config.data.valid_fraction < 1.0:
         raise ConfigError("config key 'data.valid_fraction' must be in [0, 1)")
+    if not 0 <= config.stage_two.start_epoch < config.epochs:
+        raise ConfigError(
+            f"config key 'stage_two.start_epoch' = {config.stage_two.start_epoch} must be in "
+            f"[0, epochs = {config.epochs}) (0: no stage two)"
+        )
+    two = config.stage_two
+    for name in (*(f"{t}_weight" for t in TERMS), "lr"):
+        value = getattr(two, name)
+        if value is not None and (value < 0 or name == "lr" and value == 0):
+            bound = "> 0" if name == "lr" else ">= 0"
+            raise ConfigError(f"config key 'stage_two.{name}' must be {bound} or null")
     return config
 
 

@@ -106,17 +106,25 @@ class TrainingLoop:
         )
         state = init_state(variables["params"], optimizer, cfg.seed, cfg.optimizer.ema_decay > 0)
         self.state = sharding.put_global(jax.device_get(state), rep)
-        self.train_step, self.eval_step = self._steps(optimizer)
+        self.optimizer = optimizer
+        self._built: dict[bool, tuple[Callable, Callable]] = {}
 
-    def _steps(self, optimizer: optax.GradientTransformation) -> tuple[Callable, Callable]:
+    def steps(self, epoch: int) -> tuple[Callable, Callable]:
+        """The train and eval steps of ``epoch``'s stage. Stage two's loss weights are constants
+        of its own compiled steps, built when it begins (one more compilation per batch shape)."""
+        stage_two = self.cfg.in_stage_two(epoch)
+        if stage_two not in self._built:
+            self._built[stage_two] = self._steps(self.cfg.loss_weights(stage_two))
+        return self._built[stage_two]
+
+    def _steps(self, weights: dict[str, float]) -> tuple[Callable, Callable]:
         """The jitted, sharded train and eval steps (each counts its compilations)."""
         loss = self.cfg.loss
-        weights = {name: getattr(loss, f"{name}_weight") for name in WEIGHTED}
         energy_fn = energy_fn_from_model(self.model)
         loss_args = (weights, loss.kind, loss.huber_delta)
         train_step = make_train_step(
             energy_fn,
-            optimizer,
+            self.optimizer,
             *loss_args,
             ema_decay=self.cfg.optimizer.ema_decay,
             compute_stress=weights["stress"] > 0,
@@ -149,8 +157,9 @@ class TrainingLoop:
     def validate(self, epoch: int, train_losses: list[float]) -> dict:
         """Score the validation set, log the record and call the ``"epoch"`` callbacks."""
         params, total = self.eval_params, None
+        _, eval_step = self.steps(epoch)
         for batch, active in self.data.valid.batches(0):
-            sums = self.eval_step(params, self.constants, self._put(batch), self._put(active))
+            sums = eval_step(params, self.constants, self._put(batch), self._put(active))
             total = accumulate(total, jax.device_get(sums))
         step = int(jax.device_get(self.state.step))
         lr = current_lr(self.state.opt_state, self.learning_rate, max(step - 1, 0))
@@ -160,6 +169,7 @@ class TrainingLoop:
             "train_loss": float(np.mean(train_losses)) if train_losses else None,
             "valid_loss": total["loss_sum"] / max(total["loss_n"], 1.0),
             "lr": float(lr),
+            "stage": 2 if self.cfg.in_stage_two(epoch) else 1,
             "time": time.time(),
             **finalize(total),
         }
@@ -189,8 +199,9 @@ class TrainingLoop:
         every, steps_per_epoch = self.cfg.checkpoint.every_steps, len(self.data.train)
         step = int(jax.device_get(self.state.step))
         losses = []
+        train_step, _ = self.steps(epoch)
         for index, (batch, active) in enumerate(self.data.train.batches(epoch, start), start):
-            self.state, metrics = self.train_step(
+            self.state, metrics = train_step(
                 self.state, self.constants, self._put(batch), self._put(active)
             )
             step += 1
@@ -232,14 +243,14 @@ class TrainingLoop:
         )
         for epoch in range(position.epoch, self.cfg.epochs):
             start = position.batch if epoch == position.epoch else 0
+            if epoch == self.cfg.stage_two.start_epoch > 0:
+                # the validation loss has other weights from here on: `best` is chosen among
+                # stage-two epochs (a checkpoint inside this epoch still held stage one's best)
+                self.best = float("inf")
             self.end_epoch(epoch, self.train_epoch(epoch, start, bar), bar)
         bar.close()
         self.checkpoints.wait()
         self.checkpoints.close()
-
-
-#: Loss terms with a weight in the config (``loss.<name>_weight``).
-WEIGHTED = ("energy", "forces", "stress", "dipole")
 
 
 def train(

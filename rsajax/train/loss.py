@@ -78,25 +78,30 @@ def total_loss(terms: dict[str, jax.Array], weights: dict[str, float]) -> jax.Ar
 
 
 def check_labels(
-    weights: dict[str, float], counts: dict[str, int], predicted: set[str], source: str
+    weights: dict[str, float],
+    counts: dict[str, int],
+    predicted: set[str],
+    source: str,
+    section: str = "loss",
 ) -> None:
     """Fail before any compute when a weighted term cannot be trained.
 
     Args:
         weights: term -> loss weight. counts: term -> number of training structures with that
             label. predicted: terms the model predicts. source: the dataset's name for messages.
+        section: the config section the weights come from (``loss`` or ``stage_two``).
     """
     for name in TERMS:
         if weights.get(name, 0.0) <= 0:
             continue
         if name not in predicted:
             raise ValueError(
-                f"loss.{name}_weight = {weights[name]} but the model does not "
-                f"predict {name}; set loss.{name}_weight to 0"
+                f"{section}.{name}_weight = {weights[name]} but the model does not "
+                f"predict {name}; set {section}.{name}_weight to 0"
             )
         if counts.get(name, 0) == 0:
             raise ValueError(
                 f"{source}: no training structure has {name} labels but "
-                f"loss.{name}_weight = {weights[name]}; set it to 0 or use a "
+                f"{section}.{name}_weight = {weights[name]}; set it to 0 or use a "
                 f"dataset with {name}"
             )

@@ -11,12 +11,26 @@ from rsajax.train.config import OptimizerConfig, ScheduleConfig
 
 
 def learning_rate_schedule(
-    opt: OptimizerConfig, schedule: ScheduleConfig, total_steps: int
+    opt: OptimizerConfig,
+    schedule: ScheduleConfig,
+    total_steps: int,
+    stage_two: tuple[int, float] | None = None,
 ) -> optax.Schedule:
-    """Step -> learning rate: linear warm-up to ``opt.lr``, then constant or cosine decay.
+    """Step -> learning rate: linear warm-up to ``opt.lr``, then constant or cosine decay; from
+    step ``stage_two[0]`` on, the constant ``stage_two[1]`` when given.
 
     Reduce-on-plateau is applied on top (see :func:`make_optimizer`); its schedule here is constant.
     """
+    stage_one = _stage_one_schedule(opt, schedule, total_steps)
+    if stage_two is None:
+        return stage_one
+    start, lr = stage_two
+    return optax.join_schedules([stage_one, optax.constant_schedule(lr)], [start])
+
+
+def _stage_one_schedule(
+    opt: OptimizerConfig, schedule: ScheduleConfig, total_steps: int
+) -> optax.Schedule:
     warmup = max(int(schedule.warmup_steps), 0)
     if schedule.kind == "cosine":
         decay_steps = max(total_steps, warmup + 1)
@@ -35,14 +49,19 @@ def learning_rate_schedule(
 
 
 def make_optimizer(
-    opt: OptimizerConfig, schedule: ScheduleConfig, steps_per_epoch: int, total_steps: int
+    opt: OptimizerConfig,
+    schedule: ScheduleConfig,
+    steps_per_epoch: int,
+    total_steps: int,
+    stage_two: tuple[int, float] | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """The full gradient transformation. ``update`` takes ``value=loss`` (reduce-on-plateau).
 
     Reduce-on-plateau monitors the training loss averaged over each epoch
     (``accumulation_size = steps_per_epoch``), so patience and cooldown count epochs.
+    ``stage_two``: (first step, constant learning rate) of stage two, or None.
     """
-    lr = learning_rate_schedule(opt, schedule, total_steps)
+    lr = learning_rate_schedule(opt, schedule, total_steps, stage_two)
     if opt.name == "adam":
         core = optax.adam(lr, b1=opt.beta1, b2=opt.beta2, eps=opt.eps)
     elif opt.name == "adamw":

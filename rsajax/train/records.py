@@ -102,6 +102,11 @@ def plot_learning_curves(history: Sequence[dict], path: Path) -> Path:
     for ax, name in zip(axes[1:], names, strict=True):
         ax.semilogy(epochs, [r[name] for r in history])
         ax.set(xlabel="epoch", ylabel=f"valid {name.replace('_', ' ')} ({units[name]})")
+    stage_two = [r["epoch"] for r in history if r.get("stage") == 2]
+    if stage_two:  # the loss weights change here: the loss curve jumps
+        for ax in axes:
+            ax.axvline(min(stage_two) - 0.5, color="grey", linestyle=":", label="stage two")
+        axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path

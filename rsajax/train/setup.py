@@ -102,8 +102,11 @@ class TrainingData:
         batch, _ = self.train.batch(0, 0)
         first = jax.tree_util.tree_map(lambda x: x[0], batch)
         predicted = jax.eval_shape(make_potential(energy_fn), variables, first)
-        weights = {name: getattr(cfg.loss, f"{name}_weight") for name in TERMS}
-        check_labels(weights, self.label_counts(), set(predicted), self.source)
+        counts, source = self.label_counts(), self.source
+        check_labels(cfg.loss_weights(), counts, set(predicted), source)
+        if cfg.stage_two.start_epoch > 0:
+            weights = cfg.loss_weights(stage_two=True)
+            check_labels(weights, counts, set(predicted), source, "stage_two")
 
 
 def _read(path: str, cfg: TrainConfig) -> list:
@@ -286,5 +289,9 @@ def build_optimizer(
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """The optax optimiser and its learning-rate schedule (for the log) over the whole run."""
     total_steps = steps_per_epoch * cfg.epochs
-    optimizer = make_optimizer(cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps)
-    return optimizer, learning_rate_schedule(cfg.optimizer, cfg.schedule, total_steps)
+    two = cfg.stage_two
+    stage_two = None
+    if two.start_epoch > 0 and two.lr is not None:
+        stage_two = (two.start_epoch * steps_per_epoch, two.lr)
+    args = (cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps, stage_two)
+    return make_optimizer(*args), learning_rate_schedule(*args[:2], total_steps, stage_two)

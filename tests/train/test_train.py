@@ -125,6 +125,28 @@ def test_sigkill_and_resume_gives_the_same_parameters(dataset, uninterrupted):
         assert mine["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-10)
 
 
+def test_stage_two_trains_and_validates_with_its_own_weights_and_learning_rate(tmp_path):
+    data = write_dataset(tmp_path / "d.xyz", 8, seed=0)  # 2 validation structures: one batch
+    two = {"start_epoch": 2, "energy_weight": 50.0, "forces_weight": 2.0, "lr": 0.003}
+    result = train(tiny_config(tmp_path, data, stage_two=two))
+    assert [r["stage"] for r in result.history] == [1, 1, 1, 2]
+    for record in result.history:
+        w_e, w_f = (50.0, 2.0) if record["stage"] == 2 else (1.0, 10.0)
+        expected = (
+            w_e * (record["energy_rmse"] / 1e3) ** 2 + w_f * (record["forces_rmse"] / 1e3) ** 2
+        )
+        assert record["valid_loss"] == pytest.approx(expected, rel=1e-9)
+    assert [r["lr"] for r in result.history[1:]] == pytest.approx([0.01, 0.01, 0.003])
+    assert result.compiles["train"] == 2  # one train step per stage (one batch shape)
+
+
+def test_stage_two_weights_are_checked_against_the_labels_before_compute(tmp_path, no_compute):
+    data = write_dataset(tmp_path / "nostress.xyz", 6, seed=1, stress=False)
+    two = {"start_epoch": 1, "stress_weight": 1.0}
+    with pytest.raises(ValueError, match=r"no training structure has stress .*stage_two\.stress_w"):
+        train(tiny_config(tmp_path, data, stage_two=two))
+
+
 @pytest.fixture
 def no_compute(monkeypatch):
     """Fail the test if the loop gets as far as building a train step."""
