@@ -5,7 +5,9 @@ the teacher and both models (replicas via vmap), analysis against each other and
     python experiments/silica_study/run.py --preset full --resume          # on a GPU
     python experiments/silica_study/run.py --preset quick --ablation       # + no-supercooled runs
 
-Stages (``--stages``, default all, in this order): ``data``, ``train``, ``md``, ``analyze``.
+Stages (``--stages``, default all, in this order): ``data``, ``train``, ``md``, ``analyze``;
+``--models`` limits training and melt-quench to some models (``--models teacher`` needs no
+trained model).
 Each skips what is finished; an interrupted training or melt-quench continues from its
 checkpoints with ``--resume`` (without it the stage stops and says so). Work goes to ``--out``
 (default ``runs/silica_study/<preset>``); the small results (``summary.json`` under the preset's
@@ -50,6 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also train, melt-quench and analyse SR and RSA without the supercooled frames",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODELS + ABLATION_MODELS,
+        default=None,
+        help="train and melt-quench only these (default: all); the analysis takes every model "
+        "whose melt-quench has finished",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints")
     parser.add_argument("--redo-analysis", action="store_true", help="analyse again")
     parser.add_argument("--exp-path", type=Path, default=EXPERIMENT, help="NIMROD .mint01 file")
@@ -59,12 +69,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def trained_models(ablation: bool) -> tuple[str, ...]:
-    return ("sr", "rsa") + (ABLATION_MODELS if ablation else ())
+def trained_models(ablation: bool, only: list[str] | None = None) -> tuple[str, ...]:
+    models = ("sr", "rsa") + (ABLATION_MODELS if ablation else ())
+    return tuple(m for m in models if only is None or m in only)
 
 
-def md_models(ablation: bool) -> tuple[str, ...]:
-    return MODELS + (ABLATION_MODELS if ablation else ())
+def md_models(ablation: bool, only: list[str] | None = None) -> tuple[str, ...]:
+    models = MODELS + (ABLATION_MODELS if ablation else ())
+    return tuple(m for m in models if only is None or m in only)
 
 
 def stage_data(preset: Preset, out: Path) -> dict:
@@ -278,9 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "data":
             data_summary = stage_data(preset, out)
         elif stage == "train":
-            stage_train(preset, out, trained_models(args.ablation), args.resume)
+            stage_train(preset, out, trained_models(args.ablation, args.models), args.resume)
         elif stage == "md":
-            stage_md(preset, out, md_models(args.ablation), args.resume)
+            stage_md(preset, out, md_models(args.ablation, args.models), args.resume)
         else:
             details = stage_analyze(preset, args)
         seconds = time.time() - began
