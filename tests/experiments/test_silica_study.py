@@ -19,6 +19,17 @@ from experiments.silica_study.data import phase_of, split_extxyz, write_filtered
 from experiments.silica_study.melt_quench import phases  # noqa: E402
 
 
+def test_models_option_limits_training_and_melt_quench():
+    from experiments.silica_study import run
+
+    args = run.parse_args(["--preset", "cpu", "--models", "teacher", "rsa"])
+    assert run.md_models(args.ablation, args.models) == ("teacher", "rsa")
+    assert run.trained_models(args.ablation, args.models) == ("rsa",)
+    every = run.parse_args(["--ablation"])
+    assert run.md_models(every.ablation, every.models) == presets.MODELS + presets.ABLATION_MODELS
+    assert run.trained_models(True, ["teacher"]) == ()  # the teacher needs no training
+
+
 @pytest.mark.parametrize("name", sorted(presets.PRESETS))
 def test_sr_and_rsa_configs_differ_only_in_long_range(name, tmp_path):
     from rsajax.train.config import load_config
