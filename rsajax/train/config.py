@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
@@ -66,14 +67,14 @@ class LossConfig:
 @documented
 class StageTwoConfig:
     """A second stage of training with other loss weights and learning rate (mace-torch's
-    ``--stage_two``): from ``start_epoch`` on, the energy term dominates the loss. Forces fix the
+    ``--stage_two``): in the last epochs the energy term dominates the loss. Forces fix the
     energy surface only up to a constant per connected region of configurations; how the energy
     changes between densities, phases or compositions comes from the energy (and stress) labels,
     whose term is usually small next to the forces' while the force error is large. The weights
     that are null keep their ``loss`` value."""
 
-    start_epoch: int = key(
-        0, "first epoch (0-based) of stage two; 0: no stage two (mace-torch starts at 3/4)"
+    fraction: float = key(
+        0.0, "the last ceil(fraction x epochs) epochs are stage two; 0: none (mace-torch: 0.25)"
     )
     energy_weight: float | None = key(1000.0, "stage-two energy weight; null: loss.energy_weight")
     forces_weight: float | None = key(100.0, "stage-two forces weight; null: loss.forces_weight")
@@ -164,9 +165,19 @@ class TrainConfig:
                 weights[name] = weights[name] if value is None else value
         return weights
 
+    @property
+    def stage_two_start(self) -> int | None:
+        """The first (0-based) epoch of stage two, None without one. A fraction rather than an
+        epoch, so that stage two keeps its share when a preset or the command line changes
+        ``epochs``."""
+        if self.stage_two.fraction <= 0:
+            return None
+        return self.epochs - math.ceil(self.stage_two.fraction * self.epochs)
+
     def in_stage_two(self, epoch: int) -> bool:
         """Whether ``epoch`` (0-based) trains with the stage-two loss and learning rate."""
-        return 0 < self.stage_two.start_epoch <= epoch
+        start = self.stage_two_start
+        return start is not None and epoch >= start
 
     def to_dict(self) -> dict:
         """Every key as plain YAML/JSON values (tuples as lists)."""
@@ -325,10 +336,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError("config key 'optimizer.ema_decay' must be in [0, 1)")
     if not 0.0 <= config.data.valid_fraction < 1.0:
         raise ConfigError("config key 'data.valid_fraction' must be in [0, 1)")
-    if not 0 <= config.stage_two.start_epoch < config.epochs:
+    if not 0.0 <= config.stage_two.fraction < 1.0:
         raise ConfigError(
-            f"config key 'stage_two.start_epoch' = {config.stage_two.start_epoch} must be in "
-            f"[0, epochs = {config.epochs}) (0: no stage two)"
+            f"config key 'stage_two.fraction' = {config.stage_two.fraction} must be in [0, 1) "
+            "(0: no stage two)"
         )
     two = config.stage_two
     for name in (*(f"{t}_weight" for t in TERMS), "lr"):

@@ -243,7 +243,7 @@ class TrainingLoop:
         )
         for epoch in range(position.epoch, self.cfg.epochs):
             start = position.batch if epoch == position.epoch else 0
-            if epoch == self.cfg.stage_two.start_epoch > 0:
+            if epoch == self.cfg.stage_two_start:
                 # the validation loss has other weights from here on: `best` is chosen among
                 # stage-two epochs (a checkpoint inside this epoch still held stage one's best)
                 self.best = float("inf")

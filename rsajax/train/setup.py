@@ -104,7 +104,7 @@ class TrainingData:
         predicted = jax.eval_shape(make_potential(energy_fn), variables, first)
         counts, source = self.label_counts(), self.source
         check_labels(cfg.loss_weights(), counts, set(predicted), source)
-        if cfg.stage_two.start_epoch > 0:
+        if cfg.stage_two_start is not None:
             weights = cfg.loss_weights(stage_two=True)
             check_labels(weights, counts, set(predicted), source, "stage_two")
 
@@ -289,9 +289,7 @@ def build_optimizer(
 ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """The optax optimiser and its learning-rate schedule (for the log) over the whole run."""
     total_steps = steps_per_epoch * cfg.epochs
-    two = cfg.stage_two
-    stage_two = None
-    if two.start_epoch > 0 and two.lr is not None:
-        stage_two = (two.start_epoch * steps_per_epoch, two.lr)
+    start, lr = cfg.stage_two_start, cfg.stage_two.lr
+    stage_two = None if start is None or lr is None else (start * steps_per_epoch, lr)
     args = (cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps, stage_two)
     return make_optimizer(*args), learning_rate_schedule(*args[:2], total_steps, stage_two)

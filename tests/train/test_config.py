@@ -80,8 +80,8 @@ def test_unknown_override_and_bad_values_are_errors():
         load_config({}, {"optimizer.lr": "abc"})
     with pytest.raises(ConfigError, match="must be > 0"):
         load_config({"epochs": 0})
-    with pytest.raises(ConfigError, match=r"stage_two\.start_epoch' = 10 must be in \[0, epochs"):
-        load_config({"epochs": 10, "stage_two": {"start_epoch": 10}})
+    with pytest.raises(ConfigError, match=r"stage_two\.fraction' = 1.0 must be in \[0, 1\)"):
+        load_config({"epochs": 10, "stage_two": {"fraction": 1}})
     with pytest.raises(ConfigError, match=r"stage_two\.lr' must be > 0 or null"):
         load_config({}, {"stage_two.lr": "0"})
 
@@ -89,7 +89,7 @@ def test_unknown_override_and_bad_values_are_errors():
 def test_stage_two_weights_fall_back_to_the_loss_section():
     cfg = load_config(
         {"loss": {"energy_weight": 2.0, "stress_weight": 5.0}, "epochs": 8},
-        {"stage_two.start_epoch": "6", "stage_two.forces_weight": "null"},
+        {"stage_two.fraction": "0.25", "stage_two.forces_weight": "null"},
     )
     assert cfg.loss_weights() == {"energy": 2.0, "forces": 100.0, "stress": 5.0, "dipole": 0.0}
     assert cfg.loss_weights(stage_two=True) == {
@@ -98,8 +98,12 @@ def test_stage_two_weights_fall_back_to_the_loss_section():
         "stress": 5.0,
         "dipole": 0.0,
     }
+    # 8 epochs: the last ceil(2.0) = 2 are stage two
+    assert cfg.stage_two_start == 6
     assert [cfg.in_stage_two(e) for e in (-1, 5, 6, 7)] == [False, False, True, True]
-    assert not load_config({}).in_stage_two(50)  # start_epoch 0: no stage two
+    short = load_config({"epochs": 2, "stage_two": {"fraction": 0.25}})
+    assert short.stage_two_start == 1  # never rounded away
+    assert not load_config({}).in_stage_two(50)  # fraction 0: no stage two
 
 
 def test_every_key_is_documented_and_docs_are_current():

@@ -127,7 +127,8 @@ def test_sigkill_and_resume_gives_the_same_parameters(dataset, uninterrupted):
 
 def test_stage_two_trains_and_validates_with_its_own_weights_and_learning_rate(tmp_path):
     data = write_dataset(tmp_path / "d.xyz", 8, seed=0)  # 2 validation structures: one batch
-    two = {"start_epoch": 2, "energy_weight": 50.0, "forces_weight": 2.0, "lr": 0.003}
+    # 3 epochs, fraction 0.3: the last ceil(0.9) = 1 epoch is stage two
+    two = {"fraction": 0.3, "energy_weight": 50.0, "forces_weight": 2.0, "lr": 0.003}
     result = train(tiny_config(tmp_path, data, stage_two=two))
     assert [r["stage"] for r in result.history] == [1, 1, 1, 2]
     for record in result.history:
@@ -142,7 +143,7 @@ def test_stage_two_trains_and_validates_with_its_own_weights_and_learning_rate(t
 
 def test_stage_two_weights_are_checked_against_the_labels_before_compute(tmp_path, no_compute):
     data = write_dataset(tmp_path / "nostress.xyz", 6, seed=1, stress=False)
-    two = {"start_epoch": 1, "stress_weight": 1.0}
+    two = {"fraction": 0.5, "stress_weight": 1.0}
     with pytest.raises(ValueError, match=r"no training structure has stress .*stage_two\.stress_w"):
         train(tiny_config(tmp_path, data, stage_two=two))
 
