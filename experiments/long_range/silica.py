@@ -717,7 +717,7 @@ def merge_results(sections: dict) -> None:
     existing = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     existing.update(sections)
     existing.setdefault("units", UNITS)
-    existing.setdefault("command", sections[TARGETS[0]]["command"])
+    existing.setdefault("command", next(iter(sections.values()))["command"])
     RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
 
