@@ -93,9 +93,33 @@ def test_outputs_and_export(uninterrupted):
 
 def test_sigkill_and_resume_gives_the_same_parameters(dataset, uninterrupted):
     tmp, data = dataset
-    path = tmp / "killed.yaml"
-    path.write_text(yaml.safe_dump(config_for(tmp, data, "killed")))
     kill_at = 2 * STEPS_PER_EPOCH + 2  # mid-epoch 2, one step after a checkpoint (every 3)
+    kill_and_resume(tmp, config_for(tmp, data, "killed"), kill_at, uninterrupted)
+
+
+def test_sigkill_inside_stage_two_resumes_exactly(dataset):
+    """Killed in the first stage-two epoch, one step after a checkpoint: the resumed run has
+    the uninterrupted run's parameters, losses and stage-two ``best``."""
+    tmp, data = dataset
+
+    def config(name):
+        return dict(config_for(tmp, data, name), epochs=4, stage_two={"fraction": 0.5})
+
+    reference = train(config("stage_two_full"))
+    assert [r["stage"] for r in reference.history] == [1, 1, 1, 2, 2]
+    kill_and_resume(tmp, config("stage_two_killed"), 2 * STEPS_PER_EPOCH + 2, reference)
+    runs = ("stage_two_full", "stage_two_killed")
+    best = [Checkpoints(tmp / n / "checkpoints").best.latest_step() for n in runs]
+    assert best[0] == best[1] and best[0] >= 3 * STEPS_PER_EPOCH  # a stage-two epoch's end
+
+
+def kill_and_resume(tmp: Path, config: dict, kill_at: int, reference) -> None:
+    """Run ``config`` in a subprocess killed (SIGKILL) after step ``kill_at``, resume it through
+    the command line, and compare parameters, EMA export and validation losses with
+    ``reference`` (the same config run without interruption)."""
+    name = Path(config["output_dir"]).name
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
     proc = subprocess.run(
         [sys.executable, "-m", "tests.train.kill_run", str(path), str(kill_at)],
         cwd=REPO,
@@ -105,23 +129,23 @@ def test_sigkill_and_resume_gives_the_same_parameters(dataset, uninterrupted):
         timeout=600,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    checkpoints = Checkpoints(tmp / "killed" / "checkpoints")
+    checkpoints = Checkpoints(tmp / name / "checkpoints")
     stored = checkpoints.latest()
     assert stored is not None and stored < kill_at
     # Resume through the command line, with an override that does not change the math.
     assert cli.main(["train", str(path), "--resume", "--set", "progress_bar=false"]) == 0
-    checkpoints = Checkpoints(tmp / "killed" / "checkpoints")
-    assert checkpoints.latest() == uninterrupted.steps
+    checkpoints = Checkpoints(tmp / name / "checkpoints")
+    assert checkpoints.latest() == reference.steps
     params = checkpoints.read_params()
-    _, exported = load_model(tmp / "killed" / "model")
-    for mine, theirs in ((params, uninterrupted.params), (exported["params"], uninterrupted.ema)):
+    _, exported = load_model(tmp / name / "model")
+    for mine, theirs in ((params, reference.params), (exported["params"], reference.ema)):
         for a, b in zip(
             jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(theirs), strict=True
         ):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    log = [json.loads(x) for x in (tmp / "killed" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in log] == list(range(-1, EPOCHS))
-    for mine, theirs in zip(log, uninterrupted.history, strict=True):
+    log = [json.loads(x) for x in (tmp / name / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [r["epoch"] for r in reference.history]
+    for mine, theirs in zip(log, reference.history, strict=True):
         assert mine["valid_loss"] == pytest.approx(theirs["valid_loss"], rel=1e-10)
 
 
