@@ -125,7 +125,6 @@ PRESETS = {
 PRESETS["densities"] = dataclasses.replace(
     PRESETS["full"],
     name="densities",
-    epochs={"silica_far": 60, "silica_bks": 60},
     density_runs=tuple(
         (
             density,

@@ -69,14 +69,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def trained_models(ablation: bool, only: list[str] | None = None) -> tuple[str, ...]:
-    models = ("sr", "rsa") + (ABLATION_MODELS if ablation else ())
-    return tuple(m for m in models if only is None or m in only)
-
-
 def md_models(ablation: bool, only: list[str] | None = None) -> tuple[str, ...]:
+    """The models melt-quenched (``only`` keeps a subset)."""
     models = MODELS + (ABLATION_MODELS if ablation else ())
     return tuple(m for m in models if only is None or m in only)
+
+
+def trained_models(ablation: bool, only: list[str] | None = None) -> tuple[str, ...]:
+    """The melt-quenched models that are trained: all but the teacher."""
+    return tuple(m for m in md_models(ablation, only) if m != "teacher")
 
 
 def stage_data(preset: Preset, out: Path) -> dict:

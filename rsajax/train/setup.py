@@ -291,5 +291,5 @@ def build_optimizer(
     total_steps = steps_per_epoch * cfg.epochs
     start, lr = cfg.stage_two_start, cfg.stage_two.lr
     stage_two = None if start is None or lr is None else (start * steps_per_epoch, lr)
-    args = (cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps, stage_two)
-    return make_optimizer(*args), learning_rate_schedule(*args[:2], total_steps, stage_two)
+    optimizer = make_optimizer(cfg.optimizer, cfg.schedule, steps_per_epoch, total_steps, stage_two)
+    return optimizer, learning_rate_schedule(cfg.optimizer, cfg.schedule, total_steps, stage_two)
