@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints")
     parser.add_argument("--redo-analysis", action="store_true", help="analyse again")
+    parser.add_argument(
+        "--from-state",
+        action="store_true",
+        help="first copy what experiments/silica_study/state/<preset>/ holds (trained models, "
+        "finished or checkpointed melt-quenches, analyses; state.py) into the work folder",
+    )
     parser.add_argument("--exp-path", type=Path, default=EXPERIMENT, help="NIMROD .mint01 file")
     parser.add_argument("--results", type=Path, default=RESULTS, help="small results go here")
     args = parser.parse_args(argv)
@@ -132,65 +138,84 @@ def stage_md(preset: Preset, out: Path, models, resume: bool) -> dict:
 
 
 def stage_analyze(preset: Preset, args) -> dict:
-    """Analyse every model whose melt-quench finished (kept in ``OUT/analysis``); the details."""
+    """Analyse every model whose melt-quench finished; the details of the report.
+
+    Each model's analysis is kept in ``OUT/analysis/<model>.json`` (its summary entry) and
+    ``<model>.pkl`` (the merged glass and liquid, for the figures), tagged with its ``done.json``:
+    a later call analyses only new or re-run models (``--redo-analysis``: all of them), so models
+    melt-quenched in different calls, or on different machines (``state.py``), meet in one report.
+    """
     from experiments.silica_study import analysis, report, training
 
     out = args.out
+    entries, failed, train = {}, {}, {}
+    for model in md_models(args.ablation):
+        md_dir = out / "md" / model
+        if (md_dir / "failed.json").is_file():
+            error = json.loads((md_dir / "failed.json").read_text())["error"]
+            failed[model] = f"the melt-quench failed: {error}"
+            continue
+        if not (md_dir / "done.json").is_file():
+            continue
+        try:
+            entries[model] = analyzed_entry(model, preset, out, args.redo_analysis)
+        except ValueError as error:  # e.g. a glass without Si-O bonds: reported, not hidden
+            log(f"!! analyze: {LABELS[model]}: {error}")
+            failed[model] = f"the analysis failed: {error}"
+    entries["experiment"] = analysis.experiment_entry(args.exp_path)
+    for model in trained_models(args.ablation):
+        eval_path = out / "train" / model / "test_eval.json"
+        if eval_path.is_file():
+            evaluated = json.loads(eval_path.read_text())
+            evaluated.pop("per_frame", None)
+            stage_path = out / "train" / model / "stage_errors.json"
+            if stage_path.is_file():
+                evaluated["stage_errors"] = json.loads(stage_path.read_text())
+            train[model] = evaluated
+    comparison = {
+        f"{a}_vs_{b}": analysis.compare_to_teacher(entries, (a, b))
+        for a, b in (("sr", "rsa"), ("sr", "sr_no_supercooled"), ("rsa", "rsa_no_supercooled"))
+        if a in entries and b in entries
+    }
+    details = dict(
+        preset=preset.name,
+        entries=entries,
+        failed=failed,
+        training=train,
+        comparison=comparison,
+        long_range_split=report.long_range_split(out / "data" / "test.xyz", train),
+        curves={
+            m: training.learning_curve(out / "train" / m)
+            for m in trained_models(args.ablation)
+            if (out / "train" / m / "metrics.jsonl").is_file()
+        },
+    )
     target = out / "analysis" / "details.json"
-    if target.is_file() and not args.redo_analysis:
-        log(f"analyze: {target} exists (--redo-analysis to analyse again)")
-        details = json.loads(target.read_text())
-    else:
-        entries, failed, train = {}, {}, {}
-        for model in md_models(args.ablation):
-            md_dir = out / "md" / model
-            if (md_dir / "failed.json").is_file():
-                error = json.loads((md_dir / "failed.json").read_text())["error"]
-                failed[model] = f"the melt-quench failed: {error}"
-                continue
-            if not (md_dir / "done.json").is_file():
-                continue
-            log(f"analyze: {LABELS[model]}")
-            md_summary = json.loads((md_dir / "done.json").read_text())
-            try:
-                runs = analysis.analyze_model(model, md_dir, preset)
-            except ValueError as error:  # e.g. a glass without Si-O bonds: reported, not hidden
-                log(f"!! analyze: {LABELS[model]}: {error}")
-                failed[model] = f"the analysis failed: {error}"
-                continue
-            entries[model] = analysis.model_entry(runs, md_summary["melt"], md_summary)
-            _save_runs(out / "analysis", model, runs)
-        entries["experiment"] = analysis.experiment_entry(args.exp_path)
-        for model in trained_models(args.ablation):
-            eval_path = out / "train" / model / "test_eval.json"
-            if eval_path.is_file():
-                evaluated = json.loads(eval_path.read_text())
-                evaluated.pop("per_frame", None)
-                stage_path = out / "train" / model / "stage_errors.json"
-                if stage_path.is_file():
-                    evaluated["stage_errors"] = json.loads(stage_path.read_text())
-                train[model] = evaluated
-        comparison = {
-            f"{a}_vs_{b}": analysis.compare_to_teacher(entries, (a, b))
-            for a, b in (("sr", "rsa"), ("sr", "sr_no_supercooled"), ("rsa", "rsa_no_supercooled"))
-            if a in entries and b in entries
-        }
-        details = dict(
-            preset=preset.name,
-            entries=entries,
-            failed=failed,
-            training=train,
-            comparison=comparison,
-            long_range_split=report.long_range_split(out / "data" / "test.xyz", train),
-            curves={
-                m: training.learning_curve(out / "train" / m)
-                for m in trained_models(args.ablation)
-                if (out / "train" / m / "metrics.jsonl").is_file()
-            },
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(details, indent=1) + "\n")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(details, indent=1) + "\n")
     return details
+
+
+def analyzed_entry(model: str, preset: Preset, out: Path, redo: bool) -> dict:
+    """The summary entry of one melt-quenched model: from ``OUT/analysis/<model>.json`` when it
+    was made from the same ``done.json``, else analysed now (and kept)."""
+    from experiments.silica_study import analysis
+
+    md_dir, folder = out / "md" / model, out / "analysis"
+    done_text = (md_dir / "done.json").read_text()
+    cached = folder / f"{model}.json"
+    if cached.is_file() and (folder / f"{model}.pkl").is_file() and not redo:
+        kept = json.loads(cached.read_text())
+        if kept.get("md_done") == json.loads(done_text):
+            log(f"analyze: {LABELS[model]} analysed earlier ({cached})")
+            return kept["entry"]
+    log(f"analyze: {LABELS[model]}")
+    md_summary = json.loads(done_text)
+    runs = analysis.analyze_model(model, md_dir, preset)
+    entry = analysis.model_entry(runs, md_summary["melt"], md_summary)
+    _save_runs(folder, model, runs)
+    cached.write_text(json.dumps({"md_done": md_summary, "entry": entry}, indent=1) + "\n")
+    return entry
 
 
 def write_results(preset: Preset, args, details: dict, setup: dict) -> None:
@@ -283,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     log(f"silica study, preset {preset.name}, stages {args.stages}, work folder {out}")
+    if args.from_state:
+        from experiments.silica_study import state
+
+        state.restore(state.STATE / preset.name, out, log)
     data_summary = None
     for stage in STAGES:
         if stage not in args.stages:
