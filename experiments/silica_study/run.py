@@ -276,7 +276,9 @@ def setup_lines(preset: Preset, timings: dict, data_summary: dict | None) -> dic
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__} "
         f"on {jax.default_backend()}",
-        "wall time per stage (s)": ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        "wall time per stage, summed over calls (s)": ", ".join(
+            f"{k} {v:.0f}" for k, v in timings.items()
+        )
         + f"; total {sum(timings.values()):.0f}",
         "melt-quench": (
             f"{md.replicas} replicas (vmap), float32, 1 fs; NVT Langevin: heat "
@@ -306,7 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     timings_path = out / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     log(f"silica study, preset {preset.name}, stages {args.stages}, work folder {out}")
     if args.from_state:
         from experiments.silica_study import state
@@ -326,10 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             details = stage_analyze(preset, args)
         seconds = time.time() - began
+        # read again: calls for different --models may run side by side in one work folder
+        timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
         timings[stage] = round(timings.get(stage, 0.0) + seconds, 1)
         timings_path.write_text(json.dumps(timings, indent=1) + "\n")
         log(f"stage {stage}: {seconds:.0f} s this call")
     if "analyze" in args.stages:
+        timings = json.loads(timings_path.read_text())
         if data_summary is None and (out / "data" / "data.json").is_file():
             data_summary = json.loads((out / "data" / "data.json").read_text())
         write_results(preset, args, details, setup_lines(preset, timings, data_summary))

@@ -9,8 +9,9 @@ of a work folder, small enough to commit, and back.
 the ``cpu`` preset needs hours of 2-core time per model, more than one sitting of a machine
 without a GPU. ``state/<preset>/`` mirrors the work folder's layout and holds:
 
-- ``data/``: ``data.json``, ``start.extxyz`` (the start glass) and ``test.xyz`` (the held-out
-  frames); not the training frames, which are only needed to train again;
+- ``timings.json`` (wall time per stage) and ``data/``: ``data.json``, ``start.extxyz`` (the start
+  glass) and ``test.xyz`` (the held-out frames); not the training frames, which are only needed
+  to train again;
 - ``train/<model>/`` of every finished training: the exported ``model/``, ``metrics.jsonl`` (the
   learning curve), ``summary.json``, ``config.yaml``, ``test_eval.json``, ``stage_errors.json``;
 - ``md/<model>/`` of every finished melt-quench: ``done.json``, ``melt.json`` and the phases'
@@ -41,7 +42,7 @@ from experiments.silica_study.presets import ABLATION_MODELS, MODELS, PRESETS
 from experiments.silica_study.reuse import REPO
 
 STATE = REPO / "experiments" / "silica_study" / "state"
-DATA_FILES = ("data/data.json", "data/start.extxyz", "data/test.xyz")
+KEPT_FILES = ("timings.json", "data/data.json", "data/start.extxyz", "data/test.xyz")
 TRAIN_FILES = (
     "summary.json",
     "config.yaml",
@@ -64,7 +65,7 @@ def training_finished(run_dir: Path) -> bool:
 def collect(out: Path) -> tuple[list[tuple[str, bool]], dict[str, str]]:
     """The files of work folder ``out`` to keep, as ``(relative path, gzip it)``, and the stage
     each model has reached (``trained``, ``melt-quench at step N``, ``analysed``, ...)."""
-    files: list[tuple[str, bool]] = [(f, False) for f in DATA_FILES if (out / f).is_file()]
+    files: list[tuple[str, bool]] = [(f, False) for f in KEPT_FILES if (out / f).is_file()]
     status: dict[str, str] = {}
     for model in MODELS + ABLATION_MODELS:
         reached = []

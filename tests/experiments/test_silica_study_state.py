@@ -27,7 +27,7 @@ def write(path: Path, text: str) -> Path:
 def fake_work_folder(out: Path) -> None:
     """A work folder as the study leaves it mid-way: data, a finished SR training, an unfinished
     RSA training, the teacher melt-quenched and analysed, SR's melt-quench checkpointed."""
-    for f in state.DATA_FILES:
+    for f in state.KEPT_FILES:
         write(out / f, f"{f}\n")
     write(out / "train/sr/summary.json", "{}")
     write(out / "train/sr/model/config.json", '{"r_max": 5.0}')
