@@ -88,16 +88,26 @@ def build_system(model: str, model_dir: Path | None, atoms: ase.Atoms):
 
         # the supercell and Ewald k-set cover boxes within 15% strain of the start (NPT)
         return bks_system(atoms.numbers, atoms.cell.array.T, strain_margin=0.15)
-    from rsajax.demo import CORE_REPULSION
-    from rsajax.md.adapter import model_system, with_core_repulsion
-    from rsajax.nn.model import MACE, load_model
+    from rsajax.nn.model import load_model
 
     model_, variables = load_model(model_dir)
+    if model_.config.dtype != "float32":
+        raise ValueError(
+            f"{model_dir}: the study runs float32 MD; the model is {model_.config.dtype}"
+        )
+    return trained_system(model_, variables, atoms)
+
+
+def trained_system(model_, variables, atoms: ase.Atoms, margin: float = RSA_MD_MARGIN):
+    """The MD system of a MACE ``(model_, variables)``: the demo's wall, neighbour lists, and an
+    RSA k-set with at least ``margin`` head room for NPT box changes."""
+    from rsajax.demo import CORE_REPULSION
+    from rsajax.md.adapter import model_system, with_core_repulsion
+    from rsajax.nn.model import MACE
+
     config = model_.config
-    if config.dtype != "float32":
-        raise ValueError(f"{model_dir}: the study runs float32 MD; the model is {config.dtype}")
-    if config.long_range is not None and config.long_range.margin < RSA_MD_MARGIN:
-        rsa = dataclasses.replace(config.long_range, margin=RSA_MD_MARGIN)
+    if config.long_range is not None and config.long_range.margin < margin:
+        rsa = dataclasses.replace(config.long_range, margin=margin)
         model_ = MACE(dataclasses.replace(config, long_range=rsa))
     system = model_system(model_, variables, atoms.numbers, atoms.cell.array.T)
     return with_core_repulsion(
