@@ -62,9 +62,10 @@ def training_finished(run_dir: Path) -> bool:
     return is_finished(run_dir)
 
 
-def collect(out: Path) -> tuple[list[tuple[str, bool]], dict[str, str]]:
+def collect(out: Path, unfinished: bool = True) -> tuple[list[tuple[str, bool]], dict[str, str]]:
     """The files of work folder ``out`` to keep, as ``(relative path, gzip it)``, and the stage
-    each model has reached (``trained``, ``melt-quench at step N``, ``analysed``, ...)."""
+    each model has reached (``trained``, ``melt-quench at step N``, ``analysed``, ...);
+    ``unfinished=False`` leaves out checkpointed melt-quenches (their frames are the bulk)."""
     files: list[tuple[str, bool]] = [(f, False) for f in KEPT_FILES if (out / f).is_file()]
     status: dict[str, str] = {}
     for model in MODELS + ABLATION_MODELS:
@@ -94,6 +95,10 @@ def collect(out: Path) -> tuple[list[tuple[str, bool]], dict[str, str]]:
                 reached.append("melt-quenched, not analysed (not kept: run --stages analyze)")
         elif any((md_dir / p / "checkpoint.npz").is_file() for p in ("melt", "quench")):
             step = _checkpoint_step(md_dir)
+            if not unfinished:
+                reached.append(f"melt-quench unfinished at step {step} (not kept)")
+                status[model] = "; ".join(reached)
+                continue
             reached.append(f"melt-quench unfinished, checkpoint at step {step}")
             for phase in ("melt", "quench"):
                 files += [
@@ -126,11 +131,11 @@ def _checkpoint_step(md_dir: Path) -> int:
     return step
 
 
-def save(out: Path, state: Path) -> dict:
-    """Replace ``state`` with the keepable files of ``out``; returns the manifest."""
+def save(out: Path, state: Path, unfinished: bool = True) -> dict:
+    """Replace ``state`` with the keepable files of ``out`` (:func:`collect`); the manifest."""
     if not out.is_dir():
         raise SystemExit(f"state save: no work folder {out}")
-    files, status = collect(out)
+    files, status = collect(out, unfinished)
     if not files:
         raise SystemExit(f"state save: {out} holds nothing finished or resumable to keep")
     fresh = state.with_name(state.name + ".new")
@@ -189,11 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--out", type=Path, default=None, help="work folder (run.py's --out)")
     parser.add_argument("--state", type=Path, default=STATE, help="parent of <preset>/")
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="save: leave out melt-quenches that are still running (their frames are the bulk)",
+    )
     args = parser.parse_args(argv)
     out = args.out or REPO / "runs" / "silica_study" / args.preset
     state = args.state / args.preset
     if args.action == "save":
-        manifest = save(out, state)
+        manifest = save(out, state, unfinished=not args.finished_only)
         print(f"state: {len(manifest['files'])} files, {manifest['bytes'] / 1e6:.2f} MB in {state}")
         for model, reached in manifest["models"].items():
             print(f"state:   {model}: {reached}")

@@ -123,3 +123,12 @@ def test_analysis_is_kept_per_model_and_redone_when_the_run_changes(tmp_path, mo
     done.write_text(json.dumps({"melt": [2], "phases": {}}))  # the melt-quench was run again
     assert run.analyzed_entry("sr", preset, tmp_path, redo=False) == {"melt": [2]}
     assert calls == ["sr"] * 3
+
+
+def test_finished_only_leaves_out_running_melt_quenches(tmp_path):
+    out, kept = tmp_path / "out", tmp_path / "state" / "cpu"
+    fake_work_folder(out)
+    manifest = state.save(out, kept, unfinished=False)
+    assert not any(f.startswith("md/sr/") for f in manifest["files"])
+    assert "md/teacher/done.json" in manifest["files"]
+    assert manifest["models"]["sr"] == "trained; melt-quench unfinished at step 400 (not kept)"
