@@ -49,6 +49,11 @@ def train_model(preset: Preset, model: str, data: Path, run_dir: Path, resume: b
                 f"{run_dir} holds an unfinished training; pass --resume to continue it or "
                 "delete the folder to start again"
             )
+        if not (data / train_file).is_file():
+            raise FileNotFoundError(
+                f"{data / train_file}: no training frames to train {model} on (a work folder "
+                "restored by state.py keeps none); delete data/data.json there to make them again"
+            )
         config = train_config(preset, str(data / train_file), str(run_dir), long_range)
         lr.train_one(load_config(config))
     result = lr.evaluate(run_dir, data / "test.xyz")
