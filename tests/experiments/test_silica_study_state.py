@@ -132,3 +132,10 @@ def test_finished_only_leaves_out_running_melt_quenches(tmp_path):
     assert not any(f.startswith("md/sr/") for f in manifest["files"])
     assert "md/teacher/done.json" in manifest["files"]
     assert manifest["models"]["sr"] == "trained; melt-quench unfinished at step 400 (not kept)"
+
+
+def test_training_without_training_frames_says_how_to_make_them(tmp_path):
+    from experiments.silica_study import training
+
+    with pytest.raises(FileNotFoundError, match="delete data/data.json"):
+        training.train_model(run.PRESETS["quick"], "sr", tmp_path / "data", tmp_path / "sr", False)
