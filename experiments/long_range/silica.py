@@ -589,6 +589,15 @@ def evaluate(run_dir: Path, test_path: Path) -> dict:
     return result
 
 
+def group_key(atoms) -> str:
+    """``stage:atoms[@density]``: the group of a frame in ``stage_errors.json``. The density is
+    the run's (``density_g_cm3`` of test boxes and density runs, ``run_density_g_cm3`` of the
+    silica study's melt-quench runs), to one decimal."""
+    key = f"{atoms.info.get('stage', '?')}:{len(atoms)}"
+    density = atoms.info.get("density_g_cm3", atoms.info.get("run_density_g_cm3"))
+    return key if density is None else key + f"@{float(density):.1f}"
+
+
 def stage_errors(run_dir: Path, data: Path) -> dict:
     """Energy error per (stage, size) group of a trained run on every frame of ``train.xyz``
     (training and validation together) and ``test.xyz``: where a model misses, by phase and
@@ -627,12 +636,7 @@ def stage_errors(run_dir: Path, data: Path) -> dict:
             n = len(atoms)
             error = (float(pred["energy"][0]) - atoms.get_potential_energy()) / n
             e_lr = float(pred["long_range_energy"][0]) / n if lr is not None else 0.0
-            key = f"{name}:{atoms.info.get('stage', '?')}:{n}"
-            # test boxes and density runs (``density_g_cm3``), the silica study's melt-quench
-            # runs (``run_density_g_cm3``)
-            density = atoms.info.get("density_g_cm3", atoms.info.get("run_density_g_cm3"))
-            if density is not None:
-                key += f"@{float(density):.1f}"
+            key = f"{name}:{group_key(atoms)}"
             groups[key].append((1e3 * error, n / atoms.get_volume(), e_lr))
     table = {}
     for key, rows in sorted(groups.items()):

@@ -10,6 +10,7 @@ import matplotlib
 import numpy as np
 
 from experiments.silica_study.presets import LABELS
+from experiments.silica_study.reuse import long_range_silica
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the Agg backend)
@@ -202,13 +203,13 @@ def long_range_split(test_path: Path, training: dict) -> list[dict]:
     to the RSA branch's mean energy and each model's mean energy error (``stage_errors.json``)."""
     import ase.io
 
+    group_key = long_range_silica().group_key
     groups: dict[str, list] = {}
     for atoms in ase.io.read(test_path, ":"):
-        key = f"{atoms.info.get('stage', '?')}:{len(atoms)}"
-        groups.setdefault(key, []).append(atoms.info["far_energy"] / len(atoms))
+        groups.setdefault(group_key(atoms), []).append(atoms.info["far_energy"] / len(atoms))
     rows = []
     for key, far in groups.items():
-        stage, n = key.split(":")
+        stage, n = key.split("@")[0].split(":")
         row = {"stage": stage, "atoms": int(n), "frames": len(far),
                "far_energy_per_atom": float(np.mean(far))}  # fmt: skip
         for m in ("sr", "rsa"):

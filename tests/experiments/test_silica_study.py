@@ -226,3 +226,22 @@ def test_verdicts_say_when_two_replicas_make_the_spread_uncertain():
     }
     rows = {r["quantity"]: r for r in analysis.compare_to_teacher(fake)}
     assert rows["density (g/cm3)"]["verdict"].endswith("the spread itself is uncertain")
+
+
+def test_long_range_split_finds_the_stage_errors_of_each_test_group(tmp_path):
+    import ase
+    import ase.io
+
+    frames = []
+    for stage, n, density in (("liquid", 6, 2.2), ("quench", 3, 2.4)):
+        atoms = ase.Atoms("SiO2" * (n // 3), cell=np.eye(3) * 5.0, pbc=True)
+        atoms.info.update(stage=stage, density_g_cm3=density, far_energy=-0.5 * n)
+        frames.append(atoms)
+    ase.io.write(tmp_path / "test.xyz", frames)
+    errors = {"test:liquid:6@2.2": {"energy_error_mean": 1.5, "long_range_energy_per_atom": -0.4}}
+    training = {"sr": {"stage_errors": errors}, "rsa": {"stage_errors": errors}}
+    rows = {r["stage"]: r for r in report.long_range_split(tmp_path / "test.xyz", training)}
+    assert rows["liquid"]["atoms"] == 6 and rows["liquid"]["far_energy_per_atom"] == -0.5
+    assert rows["liquid"]["sr_error"] == rows["liquid"]["rsa_error"] == 1.5
+    assert rows["liquid"]["rsa_long_range_per_atom"] == -0.4
+    assert "sr_error" not in rows["quench"]  # no stage errors for that group
