@@ -40,6 +40,7 @@ if __package__ in (None, ""):  # run as a script: make ``experiments.silica_stud
 
 from experiments.silica_study.presets import ABLATION_MODELS, MODELS, PRESETS
 from experiments.silica_study.reuse import REPO
+from experiments.silica_study.training import is_finished
 
 STATE = REPO / "experiments" / "silica_study" / "state"
 KEPT_FILES = ("timings.json", "data/data.json", "data/start.extxyz", "data/test.xyz")
@@ -56,12 +57,6 @@ PHASE_FILES = ("checkpoint.npz", "final.npz", "done.json")
 GZIP_SUFFIX = ".gz"
 
 
-def training_finished(run_dir: Path) -> bool:
-    from experiments.silica_study.training import is_finished
-
-    return is_finished(run_dir)
-
-
 def collect(out: Path, unfinished: bool = True) -> tuple[list[tuple[str, bool]], dict[str, str]]:
     """The files of work folder ``out`` to keep, as ``(relative path, gzip it)``, and the stage
     each model has reached (``trained``, ``melt-quench at step N``, ``analysed``, ...);
@@ -71,7 +66,7 @@ def collect(out: Path, unfinished: bool = True) -> tuple[list[tuple[str, bool]],
     for model in MODELS + ABLATION_MODELS:
         reached = []
         run_dir = out / "train" / model
-        if model != "teacher" and training_finished(run_dir):
+        if model != "teacher" and is_finished(run_dir):
             reached.append("trained")
             for f in TRAIN_FILES:
                 if (run_dir / f).is_file():
