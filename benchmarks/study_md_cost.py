@@ -28,11 +28,17 @@ if str(REPO) not in sys.path:
 
 
 def systems(work: Path, atoms, with_rsa_margins: bool):
-    """``[(label, MDSystem, k-vectors or None)]`` for the teacher and the trained models."""
+    """``[(label, MDSystem, k-vectors or None)]`` for the teacher (the variant that made the work
+    folder's data) and the trained models."""
+    import json
+
     from experiments.silica_study import melt_quench
     from rsajax.nn.model import load_model
 
-    rows = [("BKS teacher", melt_quench.build_system("teacher", None, atoms), None)]
+    summary = work / "data" / "data.json"
+    teacher = json.loads(summary.read_text()).get("teacher", "bks") if summary.is_file() else "bks"
+    system = melt_quench.build_system("teacher", None, atoms, teacher)
+    rows = [(f"BKS teacher ({teacher})", system, None)]
     for name in ("sr", "rsa"):
         model_dir = work / "train" / name / "model"
         if not (model_dir / "config.json").is_file():

@@ -238,12 +238,13 @@ def density_run_frames(preset: Preset, seed: int = 0, **times):
         log(f"  melt-quench at {density} g/cm3: {time.time() - began:.0f} s")
 
 
-def test_box_frames(box: TestBox, seed: int, index: int, splitter) -> list:
-    """Held-out frames of one teacher MD run, labelled with BKS and the far part."""
+def test_box_frames(box: TestBox, seed: int, index: int, splitter, teacher: str = "bks") -> list:
+    """Held-out frames of one teacher MD run, labelled with BKS (the variant ``teacher``, which
+    also runs the MD) and the far part."""
     import jax.numpy as jnp
 
     from rsajax.teachers import dynamics, structures
-    from rsajax.teachers.bks import bks_silica
+    from rsajax.teachers.bks import bks_silica, variant
     from rsajax.teachers.generate import Labeller, rounded_frame
 
     rng = np.random.default_rng([seed, 500 + index])
@@ -252,7 +253,7 @@ def test_box_frames(box: TestBox, seed: int, index: int, splitter) -> list:
     if box.density > 2.2:
         start.set_cell(start.cell * (2.2 / box.density) ** (1.0 / 3.0), scale_atoms=True)
     numbers, cell = start.numbers, start.cell.array
-    system = bks_silica(numbers, cell.T, skin=1.0)
+    system = bks_silica(numbers, cell.T, params=variant(teacher), skin=1.0)
     began = time.time()
     R = dynamics.relax(system, start.get_scaled_positions(), 200)
     chunk = 50
@@ -260,7 +261,7 @@ def test_box_frames(box: TestBox, seed: int, index: int, splitter) -> list:
         system, R, box.t_hot, jax.random.PRNGKey(1000 * seed + index), dt_fs=1.0,
         friction_per_fs=0.01, steps_per_chunk=chunk, dtype=jnp.float32,
     )  # fmt: skip
-    labeller = Labeller(start, strain_margin=0.0)
+    labeller = Labeller(start, 0.0, teacher)
     source = f"test MD {box.n_units} SiO2 at {box.density} g/cm3"
     frames = []
 

@@ -98,9 +98,38 @@ def _write_part(path: Path, make, writer) -> float:
     return round(time.time() - began, 1)
 
 
+class TeacherMismatch(ValueError):
+    """A work folder's data were made by another teacher than the preset's."""
+
+
+def check_teacher(preset: Preset, out: Path, mark_new: bool = True) -> None:
+    """Raise :class:`TeacherMismatch` unless the data in ``out`` (finished, or the pieces of an
+    unfinished stage) were made by ``preset.teacher``; data without a record of their teacher were
+    made with ``bks`` (the only teacher before the record existed). ``mark_new``: record
+    ``preset.teacher`` in a folder whose data stage has not finished."""
+    summary_path, mark = out / "data.json", out / "parts" / "teacher.txt"
+    if summary_path.is_file():
+        made_by = json.loads(summary_path.read_text()).get("teacher", "bks")
+    elif mark.is_file():
+        made_by = mark.read_text().strip()
+    elif (out / "parts").is_dir() and any((out / "parts").glob("*.xyz")):
+        made_by = "bks"
+    else:
+        made_by = preset.teacher
+    if made_by != preset.teacher:
+        raise TeacherMismatch(
+            f"{out}: its data were made with the teacher {made_by!r}, but preset "
+            f"{preset.name!r} uses {preset.teacher!r}; use another --out (or delete the folder)"
+        )
+    if mark_new and not summary_path.is_file():
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(preset.teacher + "\n")
+
+
 def generate(preset: Preset, out: Path) -> dict:
     """Run stage 1 (skipped when ``out/data.json`` exists); returns the data summary."""
     summary_path = out / "data.json"
+    check_teacher(preset, out)
     if summary_path.is_file():
         log(f"data: {out} is complete")
         return json.loads(summary_path.read_text())
@@ -116,13 +145,13 @@ def generate(preset: Preset, out: Path) -> dict:
     train_parts = [parts / "crystals.xyz"] + [parts / f"density_{d}.xyz" for d in spec.densities]
     test_parts = [parts / f"test_box{k}.xyz" for k in range(len(spec.test_boxes))]
     with jax.enable_x64(True):  # labels in float64 (the MD itself runs in float32)
-        base = spec.silica_config(preset.name, spec.densities[0])
+        base = spec.silica_config(preset.name, spec.densities[0], preset.teacher)
         log(f"data: {len(spec.crystal_repeats)} crystals x {spec.crystal_frames} strained frames")
         timings["crystals"] = _write_part(
             train_parts[0], lambda: gen.crystal_frames(base, seed), gen.write_extxyz
         )
         for k, density in enumerate(spec.densities):
-            config = spec.silica_config(preset.name, density)
+            config = spec.silica_config(preset.name, density, preset.teacher)
 
             def melt_quench(config=config, k=k, density=density):
                 for index, run in enumerate(config.runs):
@@ -141,7 +170,7 @@ def generate(preset: Preset, out: Path) -> dict:
             log(f"data: test box {k}: {box}")
             timings[f"test_box{k}"] = _write_part(
                 test_parts[k],
-                lambda box=box, k=k: lr.test_box_frames(box, seed, k, splitter),
+                lambda box=box, k=k: lr.test_box_frames(box, seed, k, splitter, preset.teacher),
                 lr.write_extxyz,
             )
     (out / "train.xyz").write_text("".join(p.read_text() for p in train_parts))
@@ -170,6 +199,7 @@ def generate(preset: Preset, out: Path) -> dict:
     summary = dict(
         preset=preset.name,
         seed=seed,
+        teacher=preset.teacher,
         train_frames=len(train),
         train_no_supercooled_frames=kept,
         test_frames=len(test),

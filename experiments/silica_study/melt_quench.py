@@ -80,14 +80,17 @@ def phases(md: MDSpec):
     return out
 
 
-def build_system(model: str, model_dir: Path | None, atoms: ase.Atoms):
-    """The MD system of the teacher (``model == "teacher"``) or of a trained model (float32, the
-    demo's wall, neighbour lists and RSA k-set with room for NPT box changes)."""
+def build_system(model: str, model_dir: Path | None, atoms: ase.Atoms, teacher: str = "bks"):
+    """The MD system of the teacher (``model == "teacher"``: the BKS variant ``teacher``) or of a
+    trained model (float32, the demo's wall, neighbour lists and RSA k-set with room for NPT box
+    changes)."""
     if model == "teacher":
         from rsajax.md.teacher import bks_system
+        from rsajax.teachers.bks import variant
 
         # the supercell and Ewald k-set cover boxes within 15% strain of the start (NPT)
-        return bks_system(atoms.numbers, atoms.cell.array.T, strain_margin=0.15)
+        params = variant(teacher)
+        return bks_system(atoms.numbers, atoms.cell.array.T, params=params, strain_margin=0.15)
     from rsajax.nn.model import load_model
 
     model_, variables = load_model(model_dir)
@@ -191,9 +194,10 @@ def run_model(
     out: Path,
     seed: int,
     resume: bool,
+    teacher: str = "bks",
 ) -> dict:
-    """Melt-quench ``md.replicas`` replicas of one model (skipped when ``out/done.json`` exists);
-    returns ``done.json``'s content."""
+    """Melt-quench ``md.replicas`` replicas of one model (skipped when ``out/done.json`` exists;
+    ``teacher``: the BKS variant when ``model`` is the teacher); returns ``done.json``'s content."""
     import jax
 
     jax.config.update("jax_enable_x64", False)  # float32 MD for all three
@@ -222,6 +226,8 @@ def run_model(
     R = np.broadcast_to(start.get_scaled_positions(), (n_rep, len(start), 3))
     box = start.cell.array.T
     summary = {"model": model, "replicas": n_rep, "atoms": len(start), "phases": {}}
+    if model == "teacher":
+        summary["teacher"] = teacher
     offset = 0
     for name, ensemble, schedule in plan:
         phase_dir = out / name
@@ -242,7 +248,7 @@ def run_model(
             def restore(template, phase_dir=phase_dir):
                 return load_checkpoint(phase_dir, template)[0]
 
-        system = build_system(model, model_dir, _with_box(start, box))
+        system = build_system(model, model_dir, _with_box(start, box), teacher)
         fresh = start_step == 0 and offset == 0
         outputs = [
             RunOutput(out / f"rep{k}", None if fresh else offset + start_step) for k in range(n_rep)
@@ -279,7 +285,7 @@ def run_model(
                 rebuilds += 1
                 box = np.asarray(jax.vmap(_box_fn(system, ensemble))(writer.states)).mean(axis=0)
                 log(f"md: {model} step {offset + writer.step}: {error}; allocating again")
-                system = build_system(model, model_dir, _with_box(start, box))
+                system = build_system(model, model_dir, _with_box(start, box), teacher)
                 writer.system, start_step = system, writer.step
 
                 def restore(template, states=writer.states):

@@ -45,10 +45,12 @@ class DataSpec:
     liquid_K: float = 4000.0
     glass_K: float = 1500.0
 
-    def silica_config(self, name: str, density: float) -> SilicaConfig:
-        """The generator's config for the melt-quench runs at ``density``."""
+    def silica_config(self, name: str, density: float, teacher: str) -> SilicaConfig:
+        """The generator's config for the melt-quench runs at ``density`` with the BKS variant
+        ``teacher``."""
         return SilicaConfig(
             name=f"{name}-{density}",
+            teacher=teacher,
             runs=self.runs,
             crystal_repeats=self.crystal_repeats,
             crystal_frames=self.crystal_frames,
@@ -121,6 +123,11 @@ class Preset:
     md: MDSpec
     analysis: AnalysisSpec
     seed: int = 0
+    #: The BKS variant that labels the data and is melt-quenched as the teacher
+    #: (``rsajax.teachers.bks.VARIANTS``): the glass studies' 5.5 A short-range cut, whose 0 GPa
+    #: glass has a density near the experiment's; with the 10 A cut (``bks``) it is 2.67 g/cm3
+    #: (``teacher_cut.py``; README, "The teacher").
+    teacher: str = "bks-glass"
 
 
 #: Loss weights of both presets: those of experiments/long_range/configs/silica_bks.yaml with the

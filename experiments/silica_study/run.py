@@ -126,7 +126,7 @@ def stage_md(preset: Preset, out: Path, models, resume: bool) -> dict:
         model_dir = None if model == "teacher" else out / "train" / model / "model"
         try:
             done[model] = melt_quench.run_model(
-                model, model_dir, start, preset.md, md_dir, preset.seed, resume
+                model, model_dir, start, preset.md, md_dir, preset.seed, resume, preset.teacher
             )
         except ResumeNeeded:
             raise
@@ -309,10 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     timings_path = out / "timings.json"
     log(f"silica study, preset {preset.name}, stages {args.stages}, work folder {out}")
+    from experiments.silica_study import data
+
     if args.from_state:
         from experiments.silica_study import state
 
+        data.check_teacher(preset, state.STATE / preset.name / "data", mark_new=False)
         state.restore(state.STATE / preset.name, out, log)
+    data.check_teacher(preset, out / "data", mark_new=False)
     data_summary = None
     for stage in STAGES:
         if stage not in args.stages:
@@ -342,11 +346,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli(argv: list[str] | None = None) -> int:
     """:func:`main`, with an interrupted stage reported in one line instead of a traceback."""
+    from experiments.silica_study.data import TeacherMismatch
     from experiments.silica_study.training import ResumeNeeded
 
     try:
         return main(argv)
-    except ResumeNeeded as error:
+    except (ResumeNeeded, TeacherMismatch) as error:
         print(f"silica study: {error}", file=sys.stderr)
         return 2
 

@@ -1,7 +1,7 @@
 """``rsajax md CONFIG``: run an MD protocol from a YAML config with a saved rsajax model or the BKS
 teacher. See ``experiments/configs/md_*.yaml`` for complete examples::
 
-    model: models/silica_sr        # an rsajax model directory, or "bks"
+    model: models/silica_sr        # an rsajax model directory, or "bks" / "bks-glass"
     structure: start.extxyz        # first frame used; or random_silica: {n_atoms: 192, seed: 0}
     dtype: float64                 # float32 runs the model in single precision
     seed: 0
@@ -128,8 +128,10 @@ def load_structure(spec, where: str):
 
 
 def build_system(config: dict, atoms, dtype: str):
+    from rsajax.teachers.bks import VARIANTS
+
     wall = config.get("core_repulsion")
-    if wall and config["model"] == "bks":
+    if wall and config["model"] in VARIANTS:
         raise InputError("core_repulsion is for rsajax models; the BKS teacher has its own wall")
     if wall and (set(wall) - {"radii", "strength_eV"} or not isinstance(wall.get("radii"), dict)):
         raise InputError(
@@ -147,11 +149,12 @@ def _build_system(config: dict, atoms, dtype: str):
     from rsajax.data.graphs import total_charge
     from rsajax.md.adapter import model_system
     from rsajax.md.teacher import bks_system
+    from rsajax.teachers.bks import VARIANTS
 
     box = np.asarray(atoms.cell.array, np.float64).T
     skin = float(config.get("skin", 0.5))
-    if config["model"] == "bks":
-        return bks_system(atoms.numbers, box, skin=skin)
+    if config["model"] in VARIANTS:  # the BKS teacher: 10 A (bks) or 5.5 A (bks-glass) cut
+        return bks_system(atoms.numbers, box, params=VARIANTS[config["model"]], skin=skin)
     import jax
 
     from rsajax.nn.model import MACE, load_model

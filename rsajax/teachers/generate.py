@@ -25,7 +25,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from rsajax.teachers import dynamics, structures
-from rsajax.teachers.bks import BKS, bks_silica, make_label_fn
+from rsajax.teachers.bks import bks_silica, make_label_fn, variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,8 @@ class SilicaConfig:
     md_dtype: str = "float32"
     steps_per_chunk: int = 50
     skin: float = 1.0
+    #: which BKS labels the data and drives its MD (``rsajax.teachers.bks.VARIANTS``)
+    teacher: str = "bks"
 
 
 CONFIGS = {
@@ -118,10 +120,14 @@ CRYSTALS: dict[str, Callable[[], Atoms]] = {
 class Labeller:
     """BKS labels for many frames with the same atoms and nearby cells, compiled once."""
 
-    def __init__(self, atoms: Atoms, strain_margin: float):
+    def __init__(self, atoms: Atoms, strain_margin: float, teacher: str = "bks"):
         self.numbers = atoms.numbers.copy()
         self.system = bks_silica(
-            atoms.numbers, atoms.cell.array.T, skin=0.0, strain_margin=strain_margin
+            atoms.numbers,
+            atoms.cell.array.T,
+            params=variant(teacher),
+            skin=0.0,
+            strain_margin=strain_margin,
         )
         self.label_fn = make_label_fn(self.system)
         self.neighbors = None
@@ -158,7 +164,7 @@ def crystal_frames(config: SilicaConfig, seed: int) -> Iterator[Atoms]:
     for index, (name, repeat) in enumerate(config.crystal_repeats):
         rng = np.random.default_rng([seed, 1000 + index])
         base = CRYSTALS[name]().repeat(repeat)
-        labeller = Labeller(base, strain_margin=3.0 * config.crystal_max_strain)
+        labeller = Labeller(base, 3.0 * config.crystal_max_strain, config.teacher)
         for _ in range(config.crystal_frames):
             strain = structures.random_strain(rng, config.crystal_max_strain)
             rattle = rng.uniform(*config.crystal_rattle_A)
@@ -183,7 +189,7 @@ def melt_quench_frames(config: SilicaConfig, run: MeltQuenchRun, seed: int, inde
     rng = np.random.default_rng([seed, index])
     start_atoms = structures.random_silica_compressed(run.n_units, config.density, rng)
     numbers, cell = start_atoms.numbers, start_atoms.cell.array
-    system = bks_silica(numbers, cell.T, skin=config.skin)
+    system = bks_silica(numbers, cell.T, params=variant(config.teacher), skin=config.skin)
     R = dynamics.relax(system, start_atoms.get_scaled_positions(), config.relax_steps)
     dtype = jnp.dtype(config.md_dtype)
     chunk = config.steps_per_chunk
@@ -197,7 +203,7 @@ def melt_quench_frames(config: SilicaConfig, run: MeltQuenchRun, seed: int, inde
         steps_per_chunk=chunk,
         dtype=dtype,
     )
-    labeller = Labeller(start_atoms, strain_margin=3.0 * config.max_strain)
+    labeller = Labeller(start_atoms, 3.0 * config.max_strain, config.teacher)
     source = f"melt-quench {run.n_units} SiO2 at {config.density} g/cm3"
 
     def steps(ps: float, frames: int) -> int:
@@ -315,11 +321,12 @@ def build_dataset(
         seconds=round(time.time() - began, 1),
         config=dataclasses.asdict(config),
         teacher=dict(
-            name="BKS + Ewald + 30-6 LJ wall (rsajax.teachers.bks)",
-            parameters=dataclasses.asdict(BKS),
+            name=f"{config.teacher}: BKS + Ewald + 30-6 LJ wall (rsajax.teachers.bks)",
+            parameters=dataclasses.asdict(variant(config.teacher)),
         ),
         versions=dict(jax=jax.__version__),
-        command=f"rsajax teach silica --config {config.name} --seed {seed} --out {out}",
+        command=f"rsajax teach silica --config {config.name} --teacher {config.teacher} "
+        f"--seed {seed} --out {out}",
     )
     with open(out.rsplit(".", 1)[0] + ".json", "w") as handle:
         json.dump(summary, handle, indent=1)

@@ -15,8 +15,41 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from experiments.silica_study import analysis, presets, report  # noqa: E402
-from experiments.silica_study.data import phase_of, split_extxyz, write_filtered  # noqa: E402
+from experiments.silica_study.data import (  # noqa: E402
+    TeacherMismatch,
+    check_teacher,
+    phase_of,
+    split_extxyz,
+    write_filtered,
+)
 from experiments.silica_study.melt_quench import phases  # noqa: E402
+
+
+def test_every_preset_uses_the_glass_teacher_and_folders_never_mix_teachers(tmp_path):
+    from rsajax.teachers.bks import VARIANTS
+
+    assert {p.teacher for p in presets.PRESETS.values()} == {"bks-glass"}
+    assert presets.CPU.data.silica_config("cpu", 2.2, "bks-glass").teacher == "bks-glass"
+    preset = presets.CPU
+    assert preset.teacher in VARIANTS
+    fresh = tmp_path / "fresh" / "data"
+    check_teacher(preset, fresh)  # a new folder is marked with the preset's teacher
+    assert (fresh / "parts" / "teacher.txt").read_text().strip() == "bks-glass"
+    check_teacher(preset, fresh)  # and accepted again
+    # a finished data stage of the 10 A teacher, and one from before teachers were recorded
+    for made_by in ("bks", None):
+        old = tmp_path / f"old_{made_by}" / "data"
+        old.mkdir(parents=True)
+        summary = {"preset": "cpu"} | ({"teacher": made_by} if made_by else {})
+        (old / "data.json").write_text(json.dumps(summary))
+        with pytest.raises(TeacherMismatch, match="made with the teacher 'bks'.*uses 'bks-glass'"):
+            check_teacher(preset, old, mark_new=False)
+    # pieces of an unfinished data stage without a mark are from before the record: bks
+    pieces = tmp_path / "pieces" / "data" / "parts"
+    pieces.mkdir(parents=True)
+    (pieces / "crystals.xyz").write_text("")
+    with pytest.raises(TeacherMismatch):
+        check_teacher(preset, pieces.parent)
 
 
 def test_models_option_limits_training_and_melt_quench():

@@ -59,3 +59,14 @@ def test_md_config_core_repulsion():
         build_system({"model": "bks", "core_repulsion": {"radii": RADII}}, atoms, "float64")
     with pytest.raises(ValueError, match="needs radii"):
         build_system({"model": "x", "core_repulsion": {"radius": 1.0}}, atoms, "float64")
+
+
+def test_md_config_runs_either_bks_teacher():
+    from ase import Atoms
+
+    atoms = Atoms("SiO", positions=[[1, 2, 3], [2.6, 2, 3]], cell=np.eye(3) * 12, pbc=True)
+    # the list reaches the variant's short-range cut plus the skin (0.5 A)
+    assert build_system({"model": "bks"}, atoms, "float64").list_cutoff == 10.5
+    assert build_system({"model": "bks-glass"}, atoms, "float64").list_cutoff == 6.0
+    with pytest.raises(ValueError, match="BKS teacher has its own wall"):
+        build_system({"model": "bks-glass", "core_repulsion": {"radii": RADII}}, atoms, "float64")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -76,6 +78,32 @@ def test_energy_equals_an_independent_pair_sum_plus_pymatgen_ewald():
     structure.add_oxidation_state_by_site([2.4 if z == 14 else -1.2 for z in atoms.numbers])
     coulomb = EwaldSummation(structure, acc_factor=16.0).total_energy
     assert energy == pytest.approx(0.5 * np.sum(sr - shift) + coulomb, rel=1e-6)
+
+
+def test_glass_variant_only_drops_the_short_range_terms_between_its_cut_and_10_A():
+    # bks-glass cuts Buckingham + wall at 5.5 A; Coulomb (an Ewald sum whose split follows r_cut)
+    # must come out the same, so the energy difference is an independent pair sum
+    from rsajax.teachers.bks import BKS_GLASS, variant
+
+    assert variant("bks") is BKS and variant("bks-glass") is BKS_GLASS
+    assert dataclasses.replace(BKS_GLASS, r_cut=BKS.r_cut) == BKS
+    with pytest.raises(ValueError, match="unknown BKS variant 'bks-5'"):
+        variant("bks-5")
+    atoms = distorted_quartz(seed=2)
+    types = np.where(atoms.numbers == 14, 0, 1)
+
+    def pair_sum(r_cut):
+        i, j, d = neighbor_list("ijd", atoms, r_cut)
+        sr = np.asarray(short_range_pair(jnp.asarray(d), types[i], types[j], BKS))
+        shift = np.asarray(short_range_pair(jnp.asarray(r_cut), types[i], types[j], BKS))
+        return 0.5 * np.sum(sr - shift)
+
+    e_bks, _, s_bks = bks_energy_forces_stress(atoms, BKS)
+    e_glass, _, s_glass = bks_energy_forces_stress(atoms, BKS_GLASS)
+    expected = pair_sum(BKS.r_cut) - pair_sum(BKS_GLASS.r_cut)
+    assert expected < -0.01  # the -C/r^6 attraction between 5.5 and 10 A
+    assert e_bks - e_glass == pytest.approx(expected, rel=1e-4)
+    assert np.trace(s_glass) < np.trace(s_bks)  # ASE sign: less cohesion, higher pressure
 
 
 def test_wrapping_positions_does_not_change_energy_with_an_old_list(quartz_system):
