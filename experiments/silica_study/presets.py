@@ -137,8 +137,8 @@ STUDY_LOSS = {"energy_weight": 10.0, "forces_weight": 100.0, "stress_weight": 10
 #: The last quarter of the epochs weights the energy 1000 (forces 100, stress as above, lr 1e-3;
 #: ``rsajax.train`` stage two). Without it both models leave how the energy changes with density
 #: unlearnt: on experiments/long_range's silica data it took the test energy error of SR-MACE
-#: from 17.4 to 4.1 and of RSA-MACE from 25.5 to 4.6 meV/atom (README there). Not in ``quick``,
-#: whose committed results were made before it.
+#: from 17.4 to 4.1 and of RSA-MACE from 25.5 to 4.6 meV/atom (README there). Not in ``quick``
+#: (8 epochs of the demo's tiny model: a test of the machinery, not of the models).
 STUDY_STAGE_TWO = {"fraction": 0.25}
 
 #: Densities (g/cm3) of the training melt-quench runs of ``cpu`` and ``full``. The BKS teacher's
