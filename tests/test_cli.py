@@ -157,3 +157,16 @@ def test_input_errors_are_value_errors():
 
     for kind in (StructureError, ConfigError, ConversionError, CheckpointMismatchError):
         assert issubclass(kind, InputError) and issubclass(kind, ValueError)
+
+
+def test_teach_offers_every_bks_variant_and_nothing_else(capsys):
+    # the CLI lists the variants literally (importing the teacher would load JAX for --help)
+    from rsajax.cli import build_parser
+    from rsajax.teachers.bks import VARIANTS
+
+    teach = build_parser()._subparsers._group_actions[0].choices["teach"]
+    (option,) = [a for a in teach._actions if "--teacher" in a.option_strings]
+    assert list(option.choices) == list(VARIANTS)
+    assert "invalid choice: 'bks-5'" in one_line_error(
+        ["teach", "silica", "--teacher", "bks-5"], capsys
+    )
