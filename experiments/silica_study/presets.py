@@ -141,11 +141,11 @@ STUDY_LOSS = {"energy_weight": 10.0, "forces_weight": 100.0, "stress_weight": 10
 #: (8 epochs of the demo's tiny model: a test of the machinery, not of the models).
 STUDY_STAGE_TWO = {"fraction": 0.25}
 
-#: Densities (g/cm3) of the training melt-quench runs of ``cpu`` and ``full``. The BKS teacher's
-#: own melt-quench at 0 GPa goes to 2.6-2.7 g/cm3 (the ``cpu`` run: 2.6 g/cm3 in its 6000 K liquid
-#: within 1 ps of NPT, a 2.68 +- 0.06 g/cm3 glass), so the models must have seen those densities;
-#: with 2.0-2.4 only they would melt-quench in a density range they never saw. ``quick`` keeps
-#: 2.0-2.4 (its committed results were made with them).
+#: Densities (g/cm3) of the training melt-quench runs of ``cpu`` and ``full``. Chosen when the
+#: teacher was ``bks`` (10 A cut), whose melt-quench at 0 GPa went to 2.6-2.7 g/cm3 (the models
+#: must have seen the densities they melt-quench at); with ``bks-glass`` the glass is near 2.3 and
+#: the upper densities cover the compressed states an NPT quench passes through. ``quick`` keeps
+#: 2.0-2.4.
 STUDY_DENSITIES = (2.0, 2.2, 2.4, 2.6, 2.8)
 
 #: The backbone of ``experiments/long_range/configs/silica_bks.yaml``, twice as wide.
