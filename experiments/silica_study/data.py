@@ -102,26 +102,32 @@ class TeacherMismatch(ValueError):
     """A work folder's data were made by another teacher than the preset's."""
 
 
-def check_teacher(preset: Preset, out: Path, mark_new: bool = True) -> None:
-    """Raise :class:`TeacherMismatch` unless the data in ``out`` (finished, or the pieces of an
-    unfinished stage) were made by ``preset.teacher``; data without a record of their teacher were
-    made with ``bks`` (the only teacher before the record existed). ``mark_new``: record
-    ``preset.teacher`` in a folder whose data stage has not finished."""
+def teacher_of(out: Path) -> str | None:
+    """The BKS variant that made the data in ``out`` (a data folder): recorded in ``data.json``,
+    or in ``parts/teacher.txt`` while the stage runs; ``bks`` for data from before the record (the
+    only teacher then); None when ``out`` holds no data."""
     summary_path, mark = out / "data.json", out / "parts" / "teacher.txt"
     if summary_path.is_file():
-        made_by = json.loads(summary_path.read_text()).get("teacher", "bks")
-    elif mark.is_file():
-        made_by = mark.read_text().strip()
-    elif (out / "parts").is_dir() and any((out / "parts").glob("*.xyz")):
-        made_by = "bks"
-    else:
-        made_by = preset.teacher
+        return json.loads(summary_path.read_text()).get("teacher", "bks")
+    if mark.is_file():
+        return mark.read_text().strip()
+    if (out / "parts").is_dir() and any((out / "parts").glob("*.xyz")):
+        return "bks"
+    return None
+
+
+def check_teacher(preset: Preset, out: Path, mark_new: bool = True) -> None:
+    """Raise :class:`TeacherMismatch` unless the data in ``out`` (finished, or the pieces of an
+    unfinished stage) were made by ``preset.teacher`` (:func:`teacher_of`). ``mark_new``: record
+    ``preset.teacher`` in a folder whose data stage has not finished."""
+    made_by = teacher_of(out) or preset.teacher
     if made_by != preset.teacher:
         raise TeacherMismatch(
             f"{out}: its data were made with the teacher {made_by!r}, but preset "
             f"{preset.name!r} uses {preset.teacher!r}; use another --out (or delete the folder)"
         )
-    if mark_new and not summary_path.is_file():
+    if mark_new and not (out / "data.json").is_file():
+        mark = out / "parts" / "teacher.txt"
         mark.parent.mkdir(parents=True, exist_ok=True)
         mark.write_text(preset.teacher + "\n")
 

@@ -145,9 +145,12 @@ def save(out: Path, state: Path, unfinished: bool = True) -> dict:
         else:
             shutil.copy2(out / rel, target)
         sizes[str(target.relative_to(fresh))] = target.stat().st_size
+    from experiments.silica_study.data import teacher_of
+
     manifest = {
         "saved": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "from": str(out),
+        "teacher": teacher_of(out / "data"),
         "models": status,
         "bytes": sum(sizes.values()),
         "files": sizes,
@@ -200,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "save":
         manifest = save(out, state, unfinished=not args.finished_only)
         print(f"state: {len(manifest['files'])} files, {manifest['bytes'] / 1e6:.2f} MB in {state}")
+        print(f"state:   data made by the teacher {manifest['teacher']}")
         for model, reached in manifest["models"].items():
             print(f"state:   {model}: {reached}")
     elif args.action == "restore":

@@ -68,7 +68,7 @@ def pressure_GPa(labelled, temperature_K: float) -> float:
     """Pressure (GPa) of a labelled frame: virial from the stress, plus ``N k T / V``."""
     from ase import units
 
-    virial = -float(np.trace(labelled.calc.results["stress"])) / 3.0
+    virial = -float(np.trace(labelled.get_stress(voigt=False))) / 3.0
     kinetic = len(labelled) * units.kB * temperature_K / labelled.get_volume()
     return (virial + kinetic) * GPA
 

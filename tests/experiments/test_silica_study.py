@@ -278,3 +278,35 @@ def test_long_range_split_finds_the_stage_errors_of_each_test_group(tmp_path):
     assert rows["liquid"]["sr_error"] == rows["liquid"]["rsa_error"] == 1.5
     assert rows["liquid"]["rsa_long_range_per_atom"] == -0.4
     assert "sr_error" not in rows["quench"]  # no stage errors for that group
+
+
+def test_teacher_cut_groups_liquid_and_glass_frames_and_adds_the_kinetic_pressure(tmp_path):
+    import ase
+    import ase.io
+    from ase import units
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from experiments.silica_study import teacher_cut
+
+    frames = []
+    runs = [("melt", 2.2, 6000.0), ("anneal", 2.2, 300.0), ("quench", 2.2, 3000.0)]
+    for stage, density, temperature in [*runs, ("melt", 2.4, 6000.0)]:
+        atoms = ase.Atoms("SiO2", positions=np.eye(3), cell=np.eye(3) * 5.0, pbc=True)
+        atoms.info.update(stage=stage, temperature_K=temperature, run_density_g_cm3=density)
+        stress = -0.01 * np.eye(3)  # ASE sign: a pressure of 0.01 eV/A^3
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=0.0, forces=np.zeros((3, 3)), stress=stress
+        )
+        frames.append(atoms)
+    path = tmp_path / "train.xyz"
+    ase.io.write(path, frames)
+    groups = teacher_cut.frame_groups(path, per_group=4)
+    assert set(groups) == {("liquid 6000 K", 2.2), ("glass 300 K", 2.2), ("liquid 6000 K", 2.4)}
+    liquid = ase.io.read(path, index=0)
+    expected = (0.01 + 3 * units.kB * 6000.0 / 125.0) * teacher_cut.GPA
+    assert teacher_cut.pressure_GPa(liquid, 6000.0) == pytest.approx(expected)
+    assert teacher_cut.GPA == pytest.approx(1.0 / units.GPa)
+    write_only_crystals = tmp_path / "crystals.xyz"
+    ase.io.write(write_only_crystals, frames[2])
+    with pytest.raises(ValueError, match="no melt or anneal frames"):
+        teacher_cut.frame_groups(write_only_crystals, per_group=4)

@@ -29,6 +29,7 @@ def fake_work_folder(out: Path) -> None:
     RSA training, the teacher melt-quenched and analysed, SR's melt-quench checkpointed."""
     for f in state.KEPT_FILES:
         write(out / f, f"{f}\n")
+    write(out / "data/data.json", json.dumps({"teacher": "bks-glass"}))
     write(out / "train/sr/summary.json", "{}")
     write(out / "train/sr/model/config.json", '{"r_max": 5.0}')
     (out / "train/sr/model/params.msgpack").write_bytes(bytes(range(256)))
@@ -64,6 +65,7 @@ def test_save_keeps_finished_and_resumable_pieces_only(tmp_path):
     assert "md/teacher/rep0/trajectory.extxyz" not in files  # the analysis cache replaces it
     assert not any(f.endswith("thermo.csv") for f in files)
     assert manifest["models"]["teacher"] == "melt-quenched and analysed"
+    assert manifest["teacher"] == "bks-glass"  # the variant that made the data
     assert manifest["models"]["sr"].startswith("trained; melt-quench unfinished")
     assert "step 400" in manifest["models"]["sr"]
     assert "training unfinished" in manifest["models"]["rsa"]
