@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ase import units
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -36,7 +37,7 @@ if str(REPO) not in sys.path:
 
 RESULTS = Path(__file__).resolve().parent / "results" / "teacher_cut.json"
 #: eV/A^3 in GPa
-GPA = 160.21766208
+GPA = 1.0 / units.GPa
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,8 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class LabelCache:
     """BKS labellers compiled once per (variant, atoms, cell): the NVT frames of a run share one."""
 
-    def __init__(self, strain_margin: float = 0.0):
-        self.strain_margin = strain_margin
+    def __init__(self):
         self._labellers: dict[tuple, object] = {}
 
     def __call__(self, atoms, teacher: str):
@@ -60,14 +60,12 @@ class LabelCache:
 
         key = (teacher, atoms.numbers.tobytes(), np.round(atoms.cell.array, 8).tobytes())
         if key not in self._labellers:
-            self._labellers[key] = Labeller(atoms, self.strain_margin, teacher)
+            self._labellers[key] = Labeller(atoms, 0.0, teacher)  # exact cells: no strain margin
         return self._labellers[key](atoms.copy())
 
 
 def pressure_GPa(labelled, temperature_K: float) -> float:
     """Pressure (GPa) of a labelled frame: virial from the stress, plus ``N k T / V``."""
-    from ase import units
-
     virial = -float(np.trace(labelled.get_stress(voigt=False))) / 3.0
     kinetic = len(labelled) * units.kB * temperature_K / labelled.get_volume()
     return (virial + kinetic) * GPA
