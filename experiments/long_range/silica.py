@@ -725,6 +725,54 @@ def merge_results(sections: dict) -> None:
     RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
 
+def density_slope(stage_errors_: dict, stage: str = "quench", atoms: int = 192) -> dict[str, float]:
+    """Mean energy error (meV/atom) per run density of one stage and box size of a
+    ``stage_errors.json`` (keys ``train:STAGE:ATOMS@DENSITY``), by density."""
+    prefix = f"train:{stage}:{atoms}@"
+    return {
+        key[len(prefix) :]: round(value["energy_error_mean"], 2)
+        for key, value in sorted(stage_errors_.items())
+        if key.startswith(prefix)
+    }
+
+
+def study_entry(work: Path) -> dict:
+    """The ``silica_bks``-style row of a silica-study work folder (``experiments/silica_study``,
+    ``--out``) whose SR-MACE and RSA-MACE have both finished training: test errors from
+    ``train/<model>/test_eval.json``, the teacher and the frame counts from ``data/data.json``,
+    the per-density energy errors on the 192-atom quench frames from ``stage_errors.json``."""
+    data = json.loads((work / "data" / "data.json").read_text())
+    entry = {
+        "teacher": data.get("teacher", "bks"),
+        "train_frames": data["train_frames"],
+        "test_frames": data["test_frames"],
+        "training_densities_g_cm3": data["densities_g_cm3"],
+        "units": "energy RMSE meV/atom, force RMSE meV/A, stress RMSE GPa, times s",
+    }
+    for model in MODELS:
+        run_dir = work / "train" / model
+        path = run_dir / "test_eval.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: {model} has not finished training in {work}")
+        ev = json.loads(path.read_text())
+        entry.update({
+            f"{model}_inside_rmse": ev["energy_rmse"],
+            f"{model}_inside_rmse_centered": ev["energy_rmse_centered"],
+            f"{model}_force_inside_rmse": ev["force_rmse"],
+            f"{model}_stress_inside_rmse_GPa": ev["stress_rmse_GPa"],
+            f"{model}_valid_energy_rmse": ev["valid_energy_rmse"],
+            f"{model}_valid_force_rmse": ev["valid_force_rmse"],
+            f"{model}_epochs": ev["epochs"],
+            f"{model}_seeds": [0],
+            f"{model}_train_seconds": ev["train_seconds"],
+        })  # fmt: skip
+        stages = run_dir / "stage_errors.json"
+        if stages.is_file():
+            slope = density_slope(json.loads(stages.read_text()))
+            entry[f"{model}_quench192_energy_error_by_density"] = slope
+    return entry
+
+
 def plot(out: Path, seeds: list[int], evals: dict) -> None:
     import matplotlib
 
@@ -865,6 +913,9 @@ def main(argv=None) -> None:
     e.add_argument("--data", type=Path, required=True)
     p = sub.add_parser("pairfit", help="best smooth pairwise 5 A model of both targets")
     p.add_argument("--data", type=Path, required=True)
+    s = sub.add_parser("study", help="row of a silica-study work folder (SR and RSA trained)")
+    s.add_argument("--work", type=Path, default=Path("runs/silica_study/cpu"))
+    s.add_argument("--key", required=True, help="results.json key, e.g. silica_bks_study_cpu")
     args = parser.parse_args(argv)
     if args.command == "generate":
         generate(PRESETS[args.preset], args.out, args.seed)
@@ -874,6 +925,13 @@ def main(argv=None) -> None:
             stage_errors(run_dir, args.data)
     elif args.command == "pairfit":
         print(json.dumps(pairwise_baseline(args.data), indent=1))
+    elif args.command == "study":
+        entry = study_entry(args.work)
+        entry["command"] = "PYTHONPATH=. python experiments/long_range/silica.py " + shlex.join(
+            sys.argv[1:] if argv is None else argv
+        )
+        merge_results({args.key: entry})
+        print(json.dumps(entry, indent=1))
     else:
         run(
             PRESETS[args.preset], args.seeds, args.out, args.data,

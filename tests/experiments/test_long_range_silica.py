@@ -51,3 +51,39 @@ def test_density_runs_give_labelled_frames_at_their_density(silica):
         forces = atoms.get_forces()
         assert forces.shape == (24, 3) and np.isfinite(forces).all()
         assert np.isfinite(atoms.get_potential_energy()) and atoms.get_stress().shape == (6,)
+
+
+def _stage(mean: float) -> dict:
+    return {"frames": 2, "energy_error_mean": mean, "energy_error_std": 0.1}
+
+
+def test_study_entry_reads_both_models_and_refuses_an_unfinished_one(silica, tmp_path):
+    import json
+
+    (tmp_path / "data").mkdir()
+    data = {"teacher": "bks-glass", "train_frames": 7, "test_frames": 3, "densities_g_cm3": [2.0]}
+    (tmp_path / "data" / "data.json").write_text(json.dumps(data))
+    for k, model in enumerate(("sr", "rsa")):
+        run = tmp_path / "train" / model
+        run.mkdir(parents=True)
+        errors = dict(energy_rmse=1.0 + k, energy_rmse_centered=0.5 + k, force_rmse=100.0 - 70 * k,
+                      stress_rmse_GPa=0.04, valid_energy_rmse=2.0, valid_force_rmse=300.0,
+                      epochs=60, train_seconds=10.0)  # fmt: skip
+        (run / "test_eval.json").write_text(json.dumps(errors))
+        if model == "sr":  # only the 192-atom quench frames count, by density
+            stages = {
+                "train:quench:192@2.0": _stage(-2.08),
+                "train:quench:192@2.4": _stage(0.17),
+                "train:quench:96@2.0": _stage(9.0),
+                "test:quench:192@2.4": _stage(9.0),
+            }
+            (run / "stage_errors.json").write_text(json.dumps(stages))
+    entry = silica.study_entry(tmp_path)
+    assert entry["teacher"] == "bks-glass" and entry["train_frames"] == 7
+    assert (entry["sr_inside_rmse"], entry["rsa_inside_rmse"]) == (1.0, 2.0)
+    assert (entry["sr_force_inside_rmse"], entry["rsa_force_inside_rmse"]) == (100.0, 30.0)
+    assert entry["sr_quench192_energy_error_by_density"] == {"2.0": -2.08, "2.4": 0.17}
+    assert "rsa_quench192_energy_error_by_density" not in entry
+    (tmp_path / "train" / "rsa" / "test_eval.json").unlink()
+    with pytest.raises(FileNotFoundError, match="rsa has not finished training"):
+        silica.study_entry(tmp_path)
