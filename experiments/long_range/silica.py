@@ -725,7 +725,9 @@ def merge_results(sections: dict) -> None:
     RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
 
 
-def density_slope(stage_errors_: dict, stage: str = "quench", atoms: int = 192) -> dict[str, float]:
+def errors_by_density(
+    stage_errors_: dict, stage: str = "quench", atoms: int = 192
+) -> dict[str, float]:
     """Mean energy error (meV/atom) per run density of one stage and box size of a
     ``stage_errors.json`` (keys ``train:STAGE:ATOMS@DENSITY``), by density."""
     prefix = f"train:{stage}:{atoms}@"
@@ -741,9 +743,11 @@ def study_entry(work: Path) -> dict:
     ``--out``) whose SR-MACE and RSA-MACE have both finished training: test errors from
     ``train/<model>/test_eval.json``, the teacher and the frame counts from ``data/data.json``,
     the per-density energy errors on the 192-atom quench frames from ``stage_errors.json``."""
+    from experiments.silica_study.data import teacher_of
+
     data = json.loads((work / "data" / "data.json").read_text())
     entry = {
-        "teacher": data.get("teacher", "bks"),
+        "teacher": teacher_of(work / "data"),
         "train_frames": data["train_frames"],
         "test_frames": data["test_frames"],
         "training_densities_g_cm3": data["densities_g_cm3"],
@@ -763,13 +767,13 @@ def study_entry(work: Path) -> dict:
             f"{model}_valid_energy_rmse": ev["valid_energy_rmse"],
             f"{model}_valid_force_rmse": ev["valid_force_rmse"],
             f"{model}_epochs": ev["epochs"],
-            f"{model}_seeds": [0],
+            f"{model}_seeds": [data["seed"]],  # the study trains with its data's seed
             f"{model}_train_seconds": ev["train_seconds"],
         })  # fmt: skip
         stages = run_dir / "stage_errors.json"
         if stages.is_file():
-            slope = density_slope(json.loads(stages.read_text()))
-            entry[f"{model}_quench192_energy_error_by_density"] = slope
+            by_density = errors_by_density(json.loads(stages.read_text()))
+            entry[f"{model}_quench192_energy_error_by_density"] = by_density
     return entry
 
 

@@ -61,7 +61,8 @@ def test_study_entry_reads_both_models_and_refuses_an_unfinished_one(silica, tmp
     import json
 
     (tmp_path / "data").mkdir()
-    data = {"teacher": "bks-glass", "train_frames": 7, "test_frames": 3, "densities_g_cm3": [2.0]}
+    data = {"teacher": "bks-glass", "seed": 0, "train_frames": 7, "test_frames": 3,
+            "densities_g_cm3": [2.0]}  # fmt: skip
     (tmp_path / "data" / "data.json").write_text(json.dumps(data))
     for k, model in enumerate(("sr", "rsa")):
         run = tmp_path / "train" / model
