@@ -7,6 +7,14 @@ Procedure (the same for simulation and experiment):
    silica; the principal peak near 2.9 1/A lies outside).
 2. Take every point within ``half_window`` (default 0.3 1/A) of it.
 3. Least-squares fit ``S(Q) = h exp(-(Q - Q0)^2 / (2 s^2)) + a + b (Q - Q0)``.
+3b. Recentre the window on the fitted ``Q0`` and widen it to ``width_factor`` (1.7) fitted widths
+   ``s`` on each side, at least ``half_window`` and at most twice it; refit, up to three times,
+   until the window stops changing. A window narrower than the peak holds only its top, where
+   width and background trade against each other and the highest point of a noisy curve pulls
+   the centre: on synthetic shells with a broad (s = 0.28 1/A) peak and 3000 vectors each, the
+   fixed window spread the position over 0.063 1/A and the height 2% low; the recentred one
+   over 0.011 without bias. The experiment's sharper FSDP (s = 0.18 1/A) keeps its 0.3 1/A
+   window: 1.7 s is that window, which is where 1.7 comes from.
 4. Report the position ``Q0``, the height ``S(Q0)`` of the fitted curve (peak plus background: the
    number read off a plot) and the full width at half maximum of the Gaussian, ``2.3548 s``.
 
@@ -17,9 +25,11 @@ trajectory are correlated). The fit weights the points by these errors; where th
 larger than the errors (correlated frames, or a peak the model shape does not follow) the errors
 are widened by the square root of the reduced chi-square. Without vector counts (an experimental
 curve) the fit is unweighted and the noise is the residuals' RMS. The reported errors are a
-parametric bootstrap: noisy copies of the curve are refitted from step 1 (so a maximum that jumps
-between noise spikes shows its real spread), and each error is half the 16-84 percentile range.
-On synthetic shells of known noise these errors match the spread of repeated fits (checked in
+parametric bootstrap: noisy copies of the fitted curve (the data outside the window) are refitted
+from step 1 (so a maximum that jumps between noise spikes shows its real spread), and each error
+is half the 16-84 percentile range. On synthetic shells of known noise, over 80 independent
+boxes, these errors came to 0.8-1.0 times the spread of the fitted positions and 1.0-1.3 times
+that of the heights, from 300 to 30000 vectors per shell (checked in
 ``tests/analysis/test_fsdp.py``).
 
 Verdict. The peak counts as resolved when the position is known to ``max_position_error``
@@ -84,28 +94,46 @@ def _model(q, h, q0, s, a, b):
     return h * np.exp(-0.5 * ((q - q0) / s) ** 2) + a + b * (q - q0)
 
 
-def _fit_window(q, s, sigma, q_lo, q_hi, half_window):
-    """One fit: (parameters (5,), window mask, index of the highest point, search indices)."""
+def _fit_once(q, s, sigma, centre, half):
+    """Least squares of :func:`_model` on the points within ``half`` of ``centre``:
+    (parameters (5,), window mask)."""
+    window = np.abs(q - centre) <= half
+    if window.sum() < 6:
+        raise ValueError(
+            f"only {window.sum()} S(Q) points within {half:.2f} 1/A of the FSDP; "
+            "need at least 6 (larger box, narrower q shells, or wider window)"
+        )
+    qw, sw = q[window], s[window]
+    base = min(sw[0], sw[-1])
+    top = np.argmin(np.abs(qw - centre))
+    p0 = [max(sw[top] - base, 1e-3), qw[top], half / 2.0, base, 0.0]
+    bounds = ([0.0, qw[0], 0.02, -np.inf, -np.inf], [np.inf, qw[-1], 2.0 * half, np.inf, np.inf])
+    weights = None if sigma is None else sigma[window]
+    popt, _ = curve_fit(_model, qw, sw, p0=p0, sigma=weights, bounds=bounds, maxfev=20000)
+    return popt, window
+
+
+def _fit_window(q, s, sigma, q_lo, q_hi, half_window, width_factor):
+    """The fit of steps 1-3 (see module doc): (parameters (5,), window mask, index of the
+    highest point, search indices)."""
     search = (q >= q_lo) & (q <= q_hi)
     if not search.any():
         raise ValueError(f"no S(Q) points between {q_lo} and {q_hi} 1/A to search for the FSDP")
     inside = np.flatnonzero(search)
     top = inside[np.argmax(s[search])]
-    window = np.abs(q - q[top]) <= half_window
-    if window.sum() < 6:
-        raise ValueError(
-            f"only {window.sum()} S(Q) points within {half_window} 1/A of the FSDP; "
-            "need at least 6 (larger box, narrower q shells, or wider window)"
-        )
-    qw, sw = q[window], s[window]
-    base = min(sw[0], sw[-1])
-    p0 = [s[top] - base, q[top], half_window / 2.0, base, 0.0]
-    bounds = (
-        [0.0, qw[0], 0.02, -np.inf, -np.inf],
-        [np.inf, qw[-1], 2.0 * half_window, np.inf, np.inf],
-    )
-    weights = None if sigma is None else sigma[window]
-    popt, _ = curve_fit(_model, qw, sw, p0=p0, sigma=weights, bounds=bounds, maxfev=20000)
+    popt, window = _fit_once(q, s, sigma, q[top], half_window)
+    if width_factor is not None:
+        # A broad peak (a small or fast-quenched glass) is wider than the first window, which
+        # then holds the top of the peak only and leaves width and background undetermined:
+        # recentre on the fitted peak and widen to width_factor Gaussian widths (at most twice
+        # the first window, so the principal peak near 2.9 1/A stays out).
+        for _ in range(3):
+            centre = float(np.clip(popt[1], q_lo, q_hi))
+            half = float(np.clip(width_factor * popt[2], half_window, 2.0 * half_window))
+            popt, new = _fit_once(q, s, sigma, centre, half)
+            if np.array_equal(new, window):
+                break
+            window = new
     return popt, window, top, inside
 
 
@@ -120,6 +148,7 @@ def fit_fsdp(
     max_height_error: float = 0.10,
     n_resamples: int = 64,
     seed: int = 0,
+    width_factor: float | None = 1.7,
 ) -> PeakFit:
     """Fit the FSDP of S(Q) given at points ``q`` (any spacing, sorted or not); see module doc.
 
@@ -132,6 +161,9 @@ def fit_fsdp(
         max_position_error: largest position error (1/A) of a resolved peak.
         max_height_error: largest relative height error of a resolved peak.
         n_resamples, seed: the parametric bootstrap of the errors (fixed seed: reproducible).
+        width_factor: after the first fit, recentre the window on the fitted position and
+            widen it to this many fitted Gaussian widths on each side (between ``half_window``
+            and twice it); None keeps the first window (the procedure before 2026-12-07).
     """
     q = np.asarray(q, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
@@ -144,7 +176,7 @@ def fit_fsdp(
     else:
         counts = np.maximum(np.asarray(n_vectors, dtype=np.float64)[order], 1.0)
         sigma = np.maximum(np.abs(s), 1e-3) / np.sqrt(counts)
-    popt, window, top, inside = _fit_window(q, s, sigma, q_lo, q_hi, half_window)
+    popt, window, top, inside = _fit_window(q, s, sigma, q_lo, q_hi, half_window, width_factor)
     qw, sw = q[window], s[window]
     residual = sw - _model(qw, *popt)
     dof = len(qw) - len(popt)
@@ -157,14 +189,17 @@ def fit_fsdp(
         noise = sigma * np.sqrt(max(chi2_red, 1.0))
         min_vectors = int(np.asarray(n_vectors)[order][window].min())
     # Parametric bootstrap: refit noisy copies, choosing the maximum and the window afresh, so a
-    # peak that jumps between noise spikes shows its real spread.
+    # peak that jumps between noise spikes shows its real spread. The copies scatter about the
+    # fitted curve, not about the data: noise added to already noisy data doubles the variance
+    # that the choice of maximum and window sees, which overstated the height error 1.5-2x.
     rng = np.random.default_rng(seed)
     samples, failed = [], 0
+    base = s.copy()
+    base[window] = _model(qw, *popt)
     for _ in range(n_resamples):
         try:
-            p, *_ = _fit_window(
-                q, s + noise * rng.normal(size=s.shape), sigma, q_lo, q_hi, half_window
-            )
+            noisy = base + noise * rng.normal(size=s.shape)
+            p, *_ = _fit_window(q, noisy, sigma, q_lo, q_hi, half_window, width_factor)
         except (ValueError, RuntimeError):
             failed += 1
             continue
