@@ -101,12 +101,12 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
         "109.47")  # fmt: skip
     add("Si-O bond (A)", lambda e: f"{e['si_o_bond']:.3f}", "1.60-1.62")
     add("Si(O) coordination", lambda e: f"{e['coordination_si']:.2f}", "4")
-    for n in ("3", "4", "5", "6", "7", "8", "9"):
+    for n in ("2", "3", "4", "5", "6", "7", "8", "9", "10"):
 
         def ring(e, n=n):
             return _pm(e["ring_fractions"].get(n), e["ring_fractions_err"].get(n))
 
-        add(f"{n}-ring fraction", ring)
+        add(f"{n}-ring fraction" + (" (edge-sharing tetrahedra)" if n == "2" else ""), ring)
     add("melted (replicas)", lambda e: f"{sum(e['melted'])}/{len(e['melted'])}")
     add("O MSD over the hot hold (A^2)", lambda e: _list(e["o_msd_hot_A2"]))
     add("ring distance to the start", lambda e: _list(e["ring_distance_to_start"], "{:.2f}"))
