@@ -28,9 +28,10 @@ import numpy as np
 
 from experiments.silica_study.presets import LABELS, Preset
 
-#: Ring sizes (Si atoms) reported, as far as the ring search goes: 2-rings are edge-sharing
-#: tetrahedra (Si-O-Si-O), a defect the teacher's glass may lack and a model's may not.
-RING_SIZES = tuple(range(2, 13))
+#: Ring sizes (Si atoms) reported: all the ring search finds (``max_si`` 10 of
+#: :func:`rsajax.analysis.report.analyze_run`). 2-rings are edge-sharing tetrahedra
+#: (Si-O-Si-O), a defect the teacher's glass may lack and a model's may not.
+RING_SIZES = tuple(range(2, 11))
 #: Fewer replicas than this make the standard errors, and so every verdict, rough.
 MIN_REPLICAS_FOR_VERDICT = 3
 #: Replicas must agree on the FSDP position to this (1/A) for the peak to count as resolved.

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from experiments.silica_study.analysis import RING_SIZES
 from experiments.silica_study.presets import LABELS
 from experiments.silica_study.reuse import long_range_silica
 
@@ -101,7 +102,7 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
         "109.47")  # fmt: skip
     add("Si-O bond (A)", lambda e: f"{e['si_o_bond']:.3f}", "1.60-1.62")
     add("Si(O) coordination", lambda e: f"{e['coordination_si']:.2f}", "4")
-    for n in ("2", "3", "4", "5", "6", "7", "8", "9", "10"):
+    for n in map(str, RING_SIZES):
 
         def ring(e, n=n):
             return _pm(e["ring_fractions"].get(n), e["ring_fractions_err"].get(n))
