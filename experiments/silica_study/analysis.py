@@ -10,7 +10,8 @@ histogram (summed counts); the spread of the replicas gives the uncertainty: a q
 the standard error of its replica values (std / sqrt(R)), and for the FSDP the larger of that and
 the merged fit's bootstrap error. The FSDP counts as resolved only when the merged fit is
 (``PeakFit.resolved``), every replica could be fitted and the replicas agree on the position to
-0.05 1/A.
+0.05 1/A. The FSDP band mean (mean S_N(Q) over 1.0-2.2 1/A, :func:`rsajax.analysis.fsdp.band_mean`)
+needs no resolved peak: it compares the models' intermediate-range order where the fit cannot.
 
 ``summary.json`` holds ``{preset: {"teacher" | "sr" | "rsa" | "experiment" (| ablation models):
 {"fsdp_position", "fsdp_position_err", "fsdp_height", "fsdp_height_err", "ring_fractions",
@@ -61,14 +62,34 @@ def split_frames(frames: list, liquid_fraction: float) -> tuple[list, list]:
     return glass, hot[len(hot) - keep :]
 
 
+def neutron_band_mean(run) -> float | None:
+    """Mean S_N(Q) over the FSDP band of a RunAnalysis (:func:`rsajax.analysis.fsdp.band_mean`);
+    None when its box leaves too few points there."""
+    from rsajax.analysis.fsdp import band_mean
+
+    try:
+        return band_mean(run.sq.q, run.s_neutron)
+    except ValueError:
+        return None
+
+
 def fsdp_summary(merged, replicas: list) -> dict:
-    """FSDP of a model (neutron): the merged fit, the replica values and the combined errors."""
+    """FSDP of a model (neutron): the merged fit, the replica values and the combined errors;
+    and the band mean (merged curve, error from the replicas), which needs no resolved peak."""
     fit = merged.fsdp_neutron
     reps = [r.fsdp_neutron for r in replicas]
     fitted = [f for f in reps if f is not None]
     values = {k: [getattr(f, k) for f in fitted] for k in ("position", "height", "fwhm")}
     spread = {k: sem(v) for k, v in values.items()}
-    out = {"fsdp_replicas": {k: [_r(x) for x in v] for k, v in values.items()}}
+    bands = [neutron_band_mean(r) for r in replicas]
+    out = {
+        "fsdp_replicas": {
+            **{k: [_r(x) for x in v] for k, v in values.items()},
+            "band_mean": [_r(x) for x in bands],
+        },
+        "fsdp_band_mean": _r(neutron_band_mean(merged)),
+        "fsdp_band_mean_err": _r(sem(bands)),
+    }
     if fit is None:
         return {
             **out,
@@ -207,7 +228,7 @@ def experiment_entry(exp_path: Path | None) -> dict:
     """The experiment column: the NIMROD curve fitted like the simulations when the file is
     there, literature values otherwise (sources in ``rsajax.analysis.SILICA_REFERENCE``)."""
     from rsajax.analysis.experiment import SILICA_REFERENCE, read_nimrod_mint01
-    from rsajax.analysis.fsdp import fit_fsdp
+    from rsajax.analysis.fsdp import band_mean, fit_fsdp
 
     ref = SILICA_REFERENCE
     entry = {
@@ -237,6 +258,7 @@ def experiment_entry(exp_path: Path | None) -> dict:
     exp = read_nimrod_mint01(exp_path)
     fit = fit_fsdp(exp.q, exp.s)
     entry.update(
+        fsdp_band_mean=_r(band_mean(exp.q, exp.s)),
         fsdp_position=_r(fit.position),
         fsdp_position_err=_r(fit.position_err),
         fsdp_height=_r(fit.height),
@@ -257,6 +279,13 @@ COMPARED = (
     ("FSDP height", "fsdp_height", "fsdp_height_err", True),
     ("FSDP position (1/A)", "fsdp_position", "fsdp_position_err", True),
     ("FSDP width (1/A)", "fsdp_width", "fsdp_width_err", True),
+    ("FSDP band mean S_N, 1.0-2.2 1/A", "fsdp_band_mean", "fsdp_band_mean_err", False),
+    (
+        "hot liquid: FSDP band mean S_N",
+        ("liquid", "fsdp_band_mean"),
+        ("liquid", "fsdp_band_mean_err"),
+        False,
+    ),
     ("5-ring fraction", ("ring_fractions", "5"), ("ring_fractions_err", "5"), False),
     ("6-ring fraction", ("ring_fractions", "6"), ("ring_fractions_err", "6"), False),
     ("7-ring fraction", ("ring_fractions", "7"), ("ring_fractions_err", "7"), False),

@@ -25,6 +25,8 @@ SUMMARY_KEYS = (
     "fsdp_width",
     "fsdp_width_err",
     "fsdp_resolved",
+    "fsdp_band_mean",
+    "fsdp_band_mean_err",
     "ring_fractions",
     "ring_fractions_err",
     "density",
@@ -78,6 +80,9 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
         text = _pm(e.get(key), e.get(f"{key}_err"))
         return text if e.get("fsdp_resolved") else f"{text} (not resolved)"
 
+    def band(e):
+        return _pm(e.get("fsdp_band_mean"), e.get("fsdp_band_mean_err"))
+
     add("FSDP position, neutron (1/A)", lambda e: fsdp(e, "fsdp_position"),
         _pm(exp.get("fsdp_position"), exp.get("fsdp_position_err")))  # fmt: skip
     add("FSDP height, neutron", lambda e: fsdp(e, "fsdp_height"),
@@ -86,12 +91,15 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
         _pm(exp.get("fsdp_width"), exp.get("fsdp_width_err")))  # fmt: skip
     add("FSDP resolved", lambda e: "yes" if e.get("fsdp_resolved") else "**no**",
         "yes" if exp.get("fsdp_resolved") else "")  # fmt: skip
+    add("FSDP band mean S_N, 1.0-2.2 1/A (needs no resolved peak)", band,
+        _pm(exp.get("fsdp_band_mean"), None))  # fmt: skip
     add("fewest q-vectors x frames per shell (fit window)",
         lambda e: str(e.get("fsdp_min_vectors", "-")))  # fmt: skip
     add("FSDP position, replicas (1/A)", lambda e: _list(e["fsdp_replicas"]["position"], "{:.3f}"))
     add("FSDP height, replicas", lambda e: _list(e["fsdp_replicas"]["height"], "{:.3f}"))
     add("hot liquid: FSDP position (1/A)", lambda e: fsdp(e["liquid"], "fsdp_position"))
     add("hot liquid: FSDP height", lambda e: fsdp(e["liquid"], "fsdp_height"))
+    add("hot liquid: FSDP band mean S_N", lambda e: band(e["liquid"]))
     add("density at 300 K, 0 GPa (g/cm3)", lambda e: _pm(e["density"], e.get("density_err")),
         f"{exp.get('density', '-')}")  # fmt: skip
     add("Si-O-Si mean (deg)", lambda e: _pm(e["si_o_si_mean"], e.get("si_o_si_mean_err"), 1),

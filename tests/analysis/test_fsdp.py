@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rsajax.analysis.fsdp import fit_fsdp
+from rsajax.analysis.fsdp import band_mean, fit_fsdp
 from rsajax.analysis.realspace import lorch, reduced_pdf
 
 
@@ -22,6 +22,31 @@ def test_fit_needs_points():
         fit_fsdp(np.array([1.2, 1.5, 1.8]), np.array([1.0, 1.4, 1.0]))
     with pytest.raises(ValueError, match="no S"):
         fit_fsdp(np.array([3.0, 4.0]), np.array([1.0, 1.0]))
+
+
+def test_band_mean_is_the_mean_over_the_band_and_ignores_empty_shells():
+    """Mean of a Gaussian peak on a slope over 1.0-2.2 1/A against its closed form; dropping
+    shells (a small box's empty ones) or shuffling the points leaves it; too few points raise."""
+    from scipy.special import erf
+
+    q = np.linspace(1.0, 2.2, 121)
+    h, q0, s = 0.6, 1.55, 0.17
+    curve = 1.0 + h * np.exp(-0.5 * ((q - q0) / s) ** 2) + 0.2 * (q - 1.6)
+    gauss = (
+        h
+        * s
+        * np.sqrt(np.pi / 2)
+        * (erf((2.2 - q0) / (s * np.sqrt(2))) - erf((1.0 - q0) / (s * np.sqrt(2))))
+    )
+    exact = 1.0 + gauss / 1.2 + 0.2 * (1.6 - 1.6)
+    assert band_mean(q, curve) == pytest.approx(exact, abs=2e-4)
+    keep = np.random.default_rng(1).permutation(len(q))
+    keep = np.sort(keep[: len(q) // 2])
+    keep = np.union1d(keep, [0, len(q) - 1])  # the band's ends stay: the span is unchanged
+    order = np.random.default_rng(2).permutation(len(keep))
+    assert band_mean(q[keep][order], curve[keep][order]) == pytest.approx(exact, abs=2e-3)
+    with pytest.raises(ValueError, match="too few"):
+        band_mean(np.array([1.5, 1.6, 1.7]), np.ones(3))  # 0.2 1/A of a 1.2 1/A band
 
 
 def test_lorch_window_and_transform_of_single_shell():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -179,8 +180,9 @@ def fake_run(name: str, rng: np.random.Generator, peak: float, n_vectors: int):
     counts = np.full(len(q), n_vectors)
     s_noisy = s * (1.0 + rng.normal(size=len(q)) / np.sqrt(counts))
     fit = fit_fsdp(q, s_noisy, n_vectors=counts)
+    shells = SimpleNamespace(q=q, n_vectors=counts)  # the part of a StructureFactor used here
     return RunAnalysis(
-        name=name, n_frames=2, n_atoms=144, density=2.3 + 0.01 * rng.normal(), sq=None,
+        name=name, n_frames=2, n_atoms=144, density=2.3 + 0.01 * rng.normal(), sq=shells,
         s_neutron=s_noisy, s_xray=s_noisy, fsdp_neutron=fit, fsdp_xray=fit,
         r_sio_mean=1.61, sio_cutoff=2.1, coordination_si=4.0, coordination_o=2.0,
         angles={
@@ -226,12 +228,19 @@ def test_summary_json_has_the_issue_format(synthetic_entries, tmp_path):
     assert 1.0 < sr["density"] < 3.0 and 60.0 < sr["si_o_si_mean"] < 180.0
     # 20-40 vectors per shell resolve no FSDP: the verdict says so, with the reasons
     assert not sr["fsdp_resolved"] and synthetic_entries["sr"]["fsdp_problems"]
+    # band mean of 1 + 0.5 exp(-(q - 1.55)^2 / (2 0.17^2)) over 1.0-2.2: 1 + 0.5 * 0.355
+    assert sr["fsdp_band_mean"] == pytest.approx(1.178, abs=0.03)
+    assert 0.0 < sr["fsdp_band_mean_err"] < 0.05
     assert quick["experiment"]["fsdp_position"] == pytest.approx(1.47)
 
 
 def test_comparison_names_a_model_only_beyond_the_spread(synthetic_entries):
     rows = {r["quantity"]: r for r in analysis.compare_to_teacher(synthetic_entries)}
     assert rows["FSDP height"]["verdict"].startswith("FSDP not resolved")
+    # the band mean needs no resolved peak: it is compared, with the replicas' spread
+    band = rows["FSDP band mean S_N, 1.0-2.2 1/A"]
+    assert not band["verdict"].startswith(("FSDP not resolved", "missing"))
+    assert band["sr_minus_teacher_err"] > 0.0
     fake = {
         "teacher": {"density": 2.30, "density_err": 0.01},
         "sr": {"density": 2.20, "density_err": 0.01},
