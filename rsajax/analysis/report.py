@@ -19,7 +19,7 @@ from rsajax.analysis.frames import (
     ring_statistics_frames,
     structure_factor_frames,
 )
-from rsajax.analysis.fsdp import PeakFit, fit_fsdp
+from rsajax.analysis.fsdp import PeakFit, band_mean, fit_fsdp
 from rsajax.analysis.rings import ring_fractions
 from rsajax.analysis.structure_factor import StructureFactor
 from rsajax.errors import InputError
@@ -109,7 +109,16 @@ def analyze_run(
     )
 
 
-def summary_rows(runs: list[RunAnalysis], exp_fit: PeakFit | None) -> list[dict]:
+def _band(q: np.ndarray, s: np.ndarray) -> float | None:
+    try:
+        return band_mean(q, s)
+    except ValueError:  # a box too small to put points across the band
+        return None
+
+
+def summary_rows(
+    runs: list[RunAnalysis], exp_fit: PeakFit | None, exp: ExperimentalCurve | None = None
+) -> list[dict]:
     """Table rows: quantity, one value per run, experimental value and its source."""
 
     def fit_value(fit: PeakFit | None, attr: str) -> float | None:
@@ -153,6 +162,12 @@ def summary_rows(runs: list[RunAnalysis], exp_fit: PeakFit | None) -> list[dict]
             "fwhm",
         ),
         (
+            "FSDP neutron band mean, S_N over 1.0-2.2 1/A (needs no resolved peak)",
+            [_band(r.sq.q, r.s_neutron) for r in runs],
+            None,
+            None,
+        ),
+        (
             "FSDP X-ray position (1/A)",
             [fit_value(r.fsdp_xray, "position") for r in runs],
             "fsdp_xray_q",
@@ -176,6 +191,9 @@ def summary_rows(runs: list[RunAnalysis], exp_fit: PeakFit | None) -> list[dict]
         if exp_attr is not None and exp_fit is not None:
             exp_value = round(getattr(exp_fit, exp_attr), 4)
             source = "this package's fit of the user-given neutron file"
+        if label.startswith("FSDP neutron band mean") and exp is not None:
+            exp_value = None if (b := _band(exp.q, exp.s)) is None else round(b, 4)
+            source = "this package's band mean of the user-given neutron file"
         values = [None if v is None else round(float(v), 4) for v in values]
         out.append({"quantity": label, "runs": values, "experiment": exp_value, "source": source})
     max_si = len(runs[0].rings) - 1
@@ -262,7 +280,7 @@ def write_report(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     exp_fit = fit_fsdp(exp.q, exp.s) if exp is not None else None
-    rows = summary_rows(runs, exp_fit)
+    rows = summary_rows(runs, exp_fit, exp)
     warnings = fsdp_warnings(runs)
     if exp_fit is not None and not exp_fit.resolved:
         warnings.append(f"experiment: neutron {exp_fit.describe()}")

@@ -8,6 +8,7 @@ import pytest
 
 from rsajax.analysis.cli import main
 from rsajax.analysis.frames import atoms_from_arrays, read_frames, structure_factor_frames
+from rsajax.analysis.fsdp import band_mean
 from rsajax.analysis.structure_factor import combine, structure_factor
 from tests.analysis.structures import NIMROD, beta_cristobalite
 
@@ -69,6 +70,14 @@ def test_analyze_writes_figure_and_tables(tmp_path, capsys, fmt, engine):
     assert "FSDP neutron position error (1/A)" in rows
     curve = np.loadtxt(next(out.glob("sq_0_*.csv")), delimiter=",", skiprows=1)
     assert curve.shape[1] == 3 and curve[:, 0].max() <= 6.0
+    # the band mean is the written curve's (None where the small box leaves the band bare)
+    band = rows["FSDP neutron band mean, S_N over 1.0-2.2 1/A (needs no resolved peak)"]
+    try:
+        assert band["runs"][0] == pytest.approx(band_mean(curve[:, 0], curve[:, 1]), abs=1e-4)
+    except ValueError:
+        assert band["runs"][0] is None
+    if NIMROD.is_file():
+        assert band["experiment"] == pytest.approx(0.917, abs=0.002)
 
 
 def test_compare_experiment_needs_path(tmp_path, capsys):
