@@ -168,6 +168,13 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
         a, b = pair.split("_vs_")
         out += [f"## {LABELS[a]} vs {LABELS[b]}: which is closer to the teacher?", ""]
         out += [
+            "Model minus teacher, +- the standard errors over the replicas combined. A model is"
+            " named closer only when the two models differ by more than twice their combined"
+            f" error; with {len(rows_)} quantities compared, about one such crossing in 20 comes"
+            " by chance.",
+            "",
+        ]
+        out += [
             f"| quantity | teacher | {LABELS[a]} - teacher | {LABELS[b]} - teacher | verdict |",
             "|---|---|---|---|---|",
         ]
@@ -232,11 +239,30 @@ def long_range_split(test_path: Path, training: dict) -> list[dict]:
 
 
 def plot_fsdp(entries: dict, path: Path) -> Path:
-    """FSDP position and height of every replica, the merged value with its error, experiment."""
+    """FSDP position and height of every replica, the merged value with its error, experiment;
+    third panel: the band mean of the glass (and hot liquid), which needs no resolved peak."""
     models = [m for m in entries if m != "experiment"]
     exp = entries.get("experiment", {})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ("position", "height"), strict=True):
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[2]
+    for k, m in enumerate(models):
+        for offset, e, colour, label in (
+            (0.0, entries[m], "tab:blue", "glass"),
+            (0.3, entries[m].get("liquid", {}), "tab:red", "hot liquid"),
+        ):
+            reps = [v for v in e.get("fsdp_replicas", {}).get("band_mean", []) if v is not None]
+            ax.plot([k + offset - 0.1] * len(reps), reps, "o", color="0.6", ms=4)
+            if e.get("fsdp_band_mean") is not None:
+                err = e.get("fsdp_band_mean_err") or 0
+                ax.errorbar(k + offset, e["fsdp_band_mean"], yerr=err, fmt="s", color=colour,
+                            capsize=3, label=label if k == 0 else None)  # fmt: skip
+    if exp.get("fsdp_band_mean") is not None:
+        ax.axhline(exp["fsdp_band_mean"], color="k", ls="--", lw=1, label="experiment (glass)")
+    ax.legend(fontsize=8)
+    ax.set_xticks(range(len(models)), [LABELS[m] for m in models], rotation=20, fontsize=8)
+    ax.set_ylabel("mean S_N(Q) over 1.0-2.2 1/A")
+    ax.set_title("FSDP band mean (grey: replicas; square: +- standard error)", fontsize=8)
+    for ax, key in zip(axes[:2], ("position", "height"), strict=True):
         for k, m in enumerate(models):
             e = entries[m]
             reps = [v for v in e["fsdp_replicas"][key] if v is not None]

@@ -249,7 +249,10 @@ def plot_comparison(
         ax[1, 0].bar(
             n + (k - (len(runs) - 1) / 2) * width, ring_fractions(r.rings), width, label=r.name
         )
-    ax[1, 0].set(xlabel="ring size (Si atoms)", ylabel="fraction", title="SP rings", xlim=(2, None))
+    # from 1.5: every run's bar at 2 (edge-sharing tetrahedra) stays inside the axes
+    ax[1, 0].set(
+        xlabel="ring size (Si atoms)", ylabel="fraction", title="SP rings", xlim=(1.5, None)
+    )
     ax[1, 0].legend(fontsize=8)
     for r in runs:
         for name, style in [("Si-O-Si", "-"), ("O-Si-O", "--")]:

@@ -262,6 +262,13 @@ def test_markdown_table_shows_every_model_and_the_verdict(synthetic_entries):
     assert "which is closer to the teacher?" in text
 
 
+def test_fsdp_figure_has_the_band_mean_panel(synthetic_entries, tmp_path):
+    path = report.plot_fsdp(synthetic_entries, tmp_path / "fsdp.png")
+    assert path.stat().st_size > 20_000
+    assert all(e["liquid"]["fsdp_band_mean"] is not None for m, e in synthetic_entries.items()
+               if m != "experiment")  # fmt: skip
+
+
 def test_verdicts_say_when_two_replicas_make_the_spread_uncertain():
     fake = {
         m: {"density": d, "density_err": 0.01, "replicas": 2}
