@@ -14,8 +14,10 @@ them (``thermo.jsonl``, ``thermo.csv``, ``trajectory.extxyz`` with ``info['stage
 phase checkpoints ``melt/checkpoint.npz`` and ``quench/checkpoint.npz`` (every
 ``checkpoint_every`` chunks, all replicas in one file), ``melt.json`` (the melt check of every
 replica: O MSD over the hot stage and ring change from the start, :mod:`rsajax.analysis.melt`)
-and ``done.json`` (steps, seconds, atom-steps per second). A finished model is skipped; an
-interrupted phase continues from its checkpoint only with ``resume``.
+and ``done.json`` (steps, seconds, atom-steps per second; seconds and speed count the steps
+run in the phase's last call, ``steps_run_here``, not those of earlier sittings it resumed).
+A finished model is skipped; an interrupted phase continues from its checkpoint only with
+``resume``.
 """
 
 from __future__ import annotations

@@ -139,8 +139,10 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
 
     add("validation energy / force RMSE, last epoch", valid)
     add("training time (s)", tr("train_seconds", "{:.0f}"))
-    add("MD time (s)", lambda e: f"{e['md_seconds']:.0f}")
-    add("MD atom-steps/s (melt NVT, quench NPT)",
+    # done.json times the steps each phase ran in its last call: a resumed phase's earlier
+    # sittings are not in it, so the row says so; the speeds are right for the steps counted
+    add("MD time, each phase's last sitting (s)", lambda e: f"{e['md_seconds']:.0f}")
+    add("MD atom-steps/s in that sitting (melt NVT, quench NPT)",
         lambda e: ", ".join(f"{v:.0f}" for v in e["md_atom_steps_per_s"].values()))  # fmt: skip
     for m in models:
         entries[m].pop("_model")
