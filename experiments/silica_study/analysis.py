@@ -348,3 +348,41 @@ def compare_to_teacher(entries: dict, pair: tuple[str, str] = ("sr", "rsa")) -> 
             row["verdict"] += f"; only {replicas} replicas: the spread itself is uncertain"
         rows.append(row)
     return rows
+
+
+def _set(entry: dict, key, value) -> None:
+    if isinstance(key, tuple):
+        entry.setdefault(key[0], {})[key[1]] = value
+    else:
+        entry[key] = value
+
+
+def pool_trainings(entries: dict, models: list[str]) -> dict | None:
+    """One entry for several trainings of a model (``sr``, ``sr_seed1``, ...): per compared
+    quantity the mean over the trainings, with an error that covers both kinds of scatter.
+
+    With training values ``v_i`` (``n`` of them) and replica standard errors ``e_i``, the error
+    is the larger of ``std(v_i) / sqrt(n)`` (the spread between trainings; it includes the
+    replica noise, but with two trainings it rests on one degree of freedom and can come out
+    small by chance) and ``sqrt(sum e_i^2) / n`` (the replica noise of the mean alone). ``None``
+    when fewer than two of ``models`` are in ``entries``.
+    """
+    present = [m for m in models if m in entries]
+    if len(present) < 2:
+        return None
+    n = len(present)
+    pooled: dict = {
+        "trainings": present,
+        "replicas": min(entries[m].get("replicas", 0) for m in present),
+        "fsdp_resolved": all(entries[m].get("fsdp_resolved") for m in present),
+    }
+    for _, key, err_key, _ in COMPARED:
+        values = [_get(entries[m], key) for m in present]
+        if any(v is None for v in values):
+            continue
+        errors = [_get(entries[m], err_key) or 0.0 for m in present]
+        between = float(np.std(values, ddof=1) / np.sqrt(n))
+        replica = math.sqrt(sum(e * e for e in errors)) / n
+        _set(pooled, key, _r(float(np.mean(values))))
+        _set(pooled, err_key, _r(max(between, replica)))
+    return pooled

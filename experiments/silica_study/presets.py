@@ -19,6 +19,43 @@ LABELS = {
     "sr_no_supercooled": "SR-MACE, no supercooled data",
     "rsa_no_supercooled": "RSA-MACE, no supercooled data",
 }
+#: Most training seeds per model (``run.py --seeds``). Seed 0 is ``sr`` / ``rsa``; seed k > 0 is
+#: ``sr_seed<k>`` / ``rsa_seed<k>``: the same data, backbone and budget, another initialisation
+#: and batch order, so that the spread between trainings can be told from a real difference.
+MAX_SEEDS = 5
+LABELS.update(
+    {
+        f"{base}_seed{k}": f"{LABELS[base]}, training seed {k}"
+        for base in ("sr", "rsa")
+        for k in range(1, MAX_SEEDS)
+    }
+)
+
+
+#: Labels of the pooled trainings (``analysis.pool_trainings``), for the comparison tables.
+LABELS.update({f"{base}_pooled": f"{LABELS[base]}, trainings pooled" for base in ("sr", "rsa")})
+
+
+def seed_models(seeds: int) -> tuple[str, ...]:
+    """The extra trained models for ``seeds`` training seeds per model: ``sr_seed1``, ...
+
+    >>> seed_models(3)
+    ('sr_seed1', 'rsa_seed1', 'sr_seed2', 'rsa_seed2')
+    """
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"--seeds must be between 1 and {MAX_SEEDS}, got {seeds}")
+    return tuple(f"{base}_seed{k}" for k in range(1, seeds) for base in ("sr", "rsa"))
+
+
+def training_seed(model: str) -> int:
+    """The training seed offset of a trained model's name (0 unless it ends in ``_seed<k>``)."""
+    head, _, k = model.rpartition("_seed")
+    return int(k) if head and k.isdigit() else 0
+
+
+def base_model(model: str) -> str:
+    """``sr_seed2`` -> ``sr``: the model a seed replica repeats (others unchanged)."""
+    return model.rpartition("_seed")[0] if training_seed(model) else model
 
 
 #: A labelled held-out teacher MD run (fields and generator in experiments/long_range/silica.py).
@@ -386,15 +423,18 @@ CPU = Preset(
 PRESETS = {p.name: p for p in (QUICK, CPU, FULL)}
 
 
-def train_config(preset: Preset, train_file: str, out: str, long_range: bool) -> dict:
+def train_config(
+    preset: Preset, train_file: str, out: str, long_range: bool, seed_offset: int = 0
+) -> dict:
     """The training config of one model: ``rsajax.demo.train_config`` with the preset's backbone
-    and budget; SR and RSA differ only in ``model.long_range`` (``default`` for RSA)."""
+    and budget; SR and RSA differ only in ``model.long_range`` (``default`` for RSA); the seed is
+    the preset's plus ``seed_offset`` (another training of the same model)."""
     from rsajax.demo import train_config as demo_config
 
     config = demo_config(train_file, out, preset.train.epochs, long_range)
     if preset.train.model is not None:
         config["model"] = dict(preset.train.model, long_range="default" if long_range else None)
-    config["seed"] = preset.seed
+    config["seed"] = preset.seed + seed_offset
     return merge(config, preset.train.overrides)
 
 

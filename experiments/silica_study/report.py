@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 
 from experiments.silica_study.analysis import RING_SIZES
-from experiments.silica_study.presets import LABELS
+from experiments.silica_study.presets import LABELS, base_model
 from experiments.silica_study.reuse import long_range_silica
 
 matplotlib.use("Agg")
@@ -176,6 +176,7 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
             " by chance.",
             "",
         ]
+        out += _pair_note(a, b, details.get("pooled", {}))
         out += [
             f"| quantity | teacher | {LABELS[a]} - teacher | {LABELS[b]} - teacher | verdict |",
             "|---|---|---|---|---|",
@@ -210,6 +211,24 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def _pair_note(a: str, b: str, pooled: dict) -> list[str]:
+    """What a comparison's pair means, where it is not two different models at one seed."""
+    if a in pooled and b in pooled:
+        trainings = ", ".join(LABELS[m] for m in pooled[a]["trainings"] + pooled[b]["trainings"])
+        return [
+            f"Each model is the mean over its trainings ({trainings}); its error is the larger"
+            " of the spread between trainings (std / sqrt(n)) and the replica errors combined.",
+            "",
+        ]
+    if base_model(a) == base_model(b):
+        return [
+            "Two trainings of the same model (same data, backbone and budget; another seed):"
+            " every difference here is training scatter, the yardstick for the other tables.",
+            "",
+        ]
+    return []
 
 
 def _fmt(value, fmt: str) -> str:

@@ -4,6 +4,7 @@ the teacher and both models (replicas via vmap), analysis against each other and
     python experiments/silica_study/run.py --preset quick
     python experiments/silica_study/run.py --preset full --resume          # on a GPU
     python experiments/silica_study/run.py --preset quick --ablation       # + no-supercooled runs
+    python experiments/silica_study/run.py --preset quick --seeds 2        # + a second training
 
 Stages (``--stages``, default all, in this order): ``data``, ``train``, ``md``, ``analyze``;
 ``--models`` limits training and melt-quench to some models (``--models teacher`` needs no
@@ -29,7 +30,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``experiments.silica_study`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from experiments.silica_study.presets import ABLATION_MODELS, LABELS, MODELS, PRESETS, Preset
+from experiments.silica_study.presets import (
+    ABLATION_MODELS,
+    LABELS,
+    MAX_SEEDS,
+    MODELS,
+    PRESETS,
+    Preset,
+    seed_models,
+)
 from experiments.silica_study.reuse import REPO
 
 STAGES = ("data", "train", "md", "analyze")
@@ -53,12 +62,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also train, melt-quench and analyse SR and RSA without the supercooled frames",
     )
     parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="training seeds per trained model (default 1): seed k > 0 adds sr_seed<k> and "
+        f"rsa_seed<k>, trained and melt-quenched like sr and rsa (at most {MAX_SEEDS})",
+    )
+    parser.add_argument(
         "--models",
         nargs="+",
-        choices=MODELS + ABLATION_MODELS,
+        choices=MODELS + ABLATION_MODELS + seed_models(MAX_SEEDS),
         default=None,
-        help="train and melt-quench only these (default: all); the analysis takes every model "
-        "whose melt-quench has finished",
+        metavar="MODEL",
+        help="train and melt-quench only these (default: all; teacher, sr, rsa, the ablation's "
+        "sr_no_supercooled and rsa_no_supercooled, and sr_seed<k>, rsa_seed<k>); the analysis "
+        "takes every model whose melt-quench has finished",
     )
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints")
     parser.add_argument("--redo-analysis", action="store_true", help="analyse again")
@@ -71,19 +89,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--exp-path", type=Path, default=EXPERIMENT, help="NIMROD .mint01 file")
     parser.add_argument("--results", type=Path, default=RESULTS, help="small results go here")
     args = parser.parse_args(argv)
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        parser.error(f"--seeds must be between 1 and {MAX_SEEDS}, got {args.seeds}")
     args.out = args.out or REPO / "runs" / "silica_study" / args.preset
     return args
 
 
-def md_models(ablation: bool, only: list[str] | None = None) -> tuple[str, ...]:
-    """The models melt-quenched (``only`` keeps a subset)."""
-    models = MODELS + (ABLATION_MODELS if ablation else ())
+def md_models(ablation: bool, only: list[str] | None = None, seeds: int = 1) -> tuple[str, ...]:
+    """The models melt-quenched (``only`` keeps a subset; ``seeds`` > 1 adds the other trainings
+    of SR and RSA)."""
+    models = MODELS + (ABLATION_MODELS if ablation else ()) + seed_models(seeds)
     return tuple(m for m in models if only is None or m in only)
 
 
-def trained_models(ablation: bool, only: list[str] | None = None) -> tuple[str, ...]:
+def trained_models(
+    ablation: bool, only: list[str] | None = None, seeds: int = 1
+) -> tuple[str, ...]:
     """The melt-quenched models that are trained: all but the teacher."""
-    return tuple(m for m in md_models(ablation, only) if m != "teacher")
+    return tuple(m for m in md_models(ablation, only, seeds) if m != "teacher")
 
 
 def stage_data(preset: Preset, out: Path) -> dict:
@@ -149,7 +172,7 @@ def stage_analyze(preset: Preset, args) -> dict:
 
     out = args.out
     entries, failed, train = {}, {}, {}
-    for model in md_models(args.ablation):
+    for model in md_models(args.ablation, seeds=MAX_SEEDS):
         md_dir = out / "md" / model
         if (md_dir / "failed.json").is_file():
             error = json.loads((md_dir / "failed.json").read_text())["error"]
@@ -163,7 +186,7 @@ def stage_analyze(preset: Preset, args) -> dict:
             log(f"!! analyze: {LABELS[model]}: {error}")
             failed[model] = f"the analysis failed: {error}"
     entries["experiment"] = analysis.experiment_entry(args.exp_path)
-    for model in trained_models(args.ablation):
+    for model in trained_models(args.ablation, seeds=MAX_SEEDS):
         eval_path = out / "train" / model / "test_eval.json"
         if eval_path.is_file():
             evaluated = json.loads(eval_path.read_text())
@@ -172,21 +195,18 @@ def stage_analyze(preset: Preset, args) -> dict:
             if stage_path.is_file():
                 evaluated["stage_errors"] = json.loads(stage_path.read_text())
             train[model] = evaluated
-    comparison = {
-        f"{a}_vs_{b}": analysis.compare_to_teacher(entries, (a, b))
-        for a, b in (("sr", "rsa"), ("sr", "sr_no_supercooled"), ("rsa", "rsa_no_supercooled"))
-        if a in entries and b in entries
-    }
+    comparison, pooled = study_comparisons(entries)
     details = dict(
         preset=preset.name,
         entries=entries,
         failed=failed,
         training=train,
         comparison=comparison,
+        pooled=pooled,
         long_range_split=report.long_range_split(out / "data" / "test.xyz", train),
         curves={
             m: training.learning_curve(out / "train" / m)
-            for m in trained_models(args.ablation)
+            for m in trained_models(args.ablation, seeds=MAX_SEEDS)
             if (out / "train" / m / "metrics.jsonl").is_file()
         },
     )
@@ -194,6 +214,33 @@ def stage_analyze(preset: Preset, args) -> dict:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(details, indent=1) + "\n")
     return details
+
+
+def study_comparisons(entries: dict) -> tuple[dict, dict]:
+    """The model-vs-teacher comparisons of the report, and the pooled trainings they use.
+
+    With more than one training of SR and RSA (``--seeds``), first the trainings pooled
+    (``analysis.pool_trainings``), then SR vs RSA at seed 0, each extra training against seed 0
+    of the same model (training scatter alone), and the ablations.
+    """
+    from experiments.silica_study import analysis
+
+    seeds = {b: [b, *(f"{b}_seed{k}" for k in range(1, MAX_SEEDS))] for b in ("sr", "rsa")}
+    pooled = {
+        f"{b}_pooled": p
+        for b, models in seeds.items()
+        if (p := analysis.pool_trainings(entries, models)) is not None
+    }
+    pairs = [("sr_pooled", "rsa_pooled"), ("sr", "rsa")]
+    pairs += [(models[0], m) for models in seeds.values() for m in models[1:]]
+    pairs += [("sr", "sr_no_supercooled"), ("rsa", "rsa_no_supercooled")]
+    everything = {**entries, **pooled}
+    comparison = {
+        f"{a}_vs_{b}": analysis.compare_to_teacher(everything, (a, b))
+        for a, b in pairs
+        if a in everything and b in everything
+    }
+    return comparison, pooled
 
 
 def analyzed_entry(model: str, preset: Preset, out: Path, redo: bool) -> dict:
@@ -227,7 +274,9 @@ def write_results(preset: Preset, args, details: dict, setup: dict) -> None:
     entries = details["entries"]
     results.mkdir(parents=True, exist_ok=True)
     name = preset.name
-    report.merge_summary(results / "summary.json", name, report.summary_section(entries))
+    pooled = details.get("pooled", {})
+    section = report.summary_section({**entries, **pooled})
+    report.merge_summary(results / "summary.json", name, section)
     (results / f"{name}_details.json").write_text(json.dumps(details, indent=1) + "\n")
     (results / f"{name}_table.md").write_text(report.markdown_table(name, entries, details))
     report.plot_fsdp(entries, results / f"{name}_fsdp.png")
@@ -325,9 +374,10 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "data":
             data_summary = stage_data(preset, out)
         elif stage == "train":
-            stage_train(preset, out, trained_models(args.ablation, args.models), args.resume)
+            models = trained_models(args.ablation, args.models, args.seeds)
+            stage_train(preset, out, models, args.resume)
         elif stage == "md":
-            stage_md(preset, out, md_models(args.ablation, args.models), args.resume)
+            stage_md(preset, out, md_models(args.ablation, args.models, args.seeds), args.resume)
         else:
             details = stage_analyze(preset, args)
         seconds = time.time() - began

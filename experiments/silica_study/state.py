@@ -38,7 +38,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``experiments.silica_study`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from experiments.silica_study.presets import ABLATION_MODELS, MODELS, PRESETS
+from experiments.silica_study.presets import (
+    ABLATION_MODELS,
+    MAX_SEEDS,
+    MODELS,
+    PRESETS,
+    seed_models,
+)
 from experiments.silica_study.reuse import REPO
 from experiments.silica_study.training import is_finished
 
@@ -63,7 +69,7 @@ def collect(out: Path, unfinished: bool = True) -> tuple[list[tuple[str, bool]],
     ``unfinished=False`` leaves out checkpointed melt-quenches (their frames are the bulk)."""
     files: list[tuple[str, bool]] = [(f, False) for f in KEPT_FILES if (out / f).is_file()]
     status: dict[str, str] = {}
-    for model in MODELS + ABLATION_MODELS:
+    for model in MODELS + ABLATION_MODELS + seed_models(MAX_SEEDS):
         reached = []
         run_dir = out / "train" / model
         if model != "teacher" and is_finished(run_dir):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.silica_study.presets import Preset, train_config
+from experiments.silica_study.presets import Preset, base_model, train_config, training_seed
 from experiments.silica_study.reuse import long_range_silica
 
 #: model -> (training file in OUT/data, long range)
@@ -24,6 +24,15 @@ RUNS = {
     "sr_no_supercooled": ("train_no_supercooled.xyz", False),
     "rsa_no_supercooled": ("train_no_supercooled.xyz", True),
 }
+
+
+def run_spec(model: str) -> tuple[str, bool, int]:
+    """``(training file, long range, seed offset)`` of a trained model (``sr_seed1`` repeats
+    ``sr`` with seed offset 1)."""
+    base = base_model(model)
+    if base not in RUNS:
+        raise ValueError(f"unknown trained model {model!r}; known: {sorted(RUNS)} and seeds")
+    return (*RUNS[base], training_seed(model))
 
 
 class ResumeNeeded(RuntimeError):
@@ -39,7 +48,7 @@ def train_model(preset: Preset, model: str, data: Path, run_dir: Path, resume: b
     from rsajax.train import Checkpoints, load_config
 
     lr = long_range_silica()
-    train_file, long_range = RUNS[model]
+    train_file, long_range, seed_offset = run_spec(model)
     if not is_finished(run_dir):
         started = (run_dir / "checkpoints").is_dir() and Checkpoints(
             run_dir / "checkpoints"
@@ -54,7 +63,7 @@ def train_model(preset: Preset, model: str, data: Path, run_dir: Path, resume: b
                 f"{data / train_file}: no training frames to train {model} on (a work folder "
                 "restored by state.py keeps none); delete data/data.json there to make them again"
             )
-        config = train_config(preset, str(data / train_file), str(run_dir), long_range)
+        config = train_config(preset, str(data / train_file), str(run_dir), long_range, seed_offset)
         lr.train_one(load_config(config))
     result = lr.evaluate(run_dir, data / "test.xyz")
     if not (run_dir / "stage_errors.json").is_file():

@@ -64,6 +64,28 @@ def test_models_option_limits_training_and_melt_quench():
     assert run.trained_models(True, ["teacher"]) == ()  # the teacher needs no training
 
 
+def test_seeds_option_adds_other_trainings_of_sr_and_rsa(tmp_path):
+    from experiments.silica_study import run
+    from experiments.silica_study.training import run_spec
+
+    args = run.parse_args(["--preset", "cpu", "--seeds", "3"])
+    assert run.trained_models(args.ablation, args.models, args.seeds) == (
+        "sr", "rsa", "sr_seed1", "rsa_seed1", "sr_seed2", "rsa_seed2",
+    )  # fmt: skip
+    only = run.parse_args(["--seeds", "2", "--models", "rsa_seed1"])
+    assert run.md_models(only.ablation, only.models, only.seeds) == ("rsa_seed1",)
+    with pytest.raises(SystemExit):
+        run.parse_args(["--seeds", "0"])
+    # a seed model repeats its base model's data and long range with another seed only
+    assert run_spec("rsa_seed2") == ("train.xyz", True, 2)
+    assert run_spec("sr_no_supercooled") == ("train_no_supercooled.xyz", False, 0)
+    assert presets.base_model("sr_seed1") == "sr" and presets.training_seed("sr") == 0
+    preset = presets.CPU
+    base = presets.train_config(preset, "t.xyz", str(tmp_path), True)
+    other = presets.train_config(preset, "t.xyz", str(tmp_path), True, seed_offset=2)
+    assert other.pop("seed") == base.pop("seed") + 2 and other == base
+
+
 @pytest.mark.parametrize("name", sorted(presets.PRESETS))
 def test_sr_and_rsa_configs_differ_only_in_long_range(name, tmp_path):
     from rsajax.train.config import load_config
@@ -327,3 +349,39 @@ def test_teacher_cut_groups_liquid_and_glass_frames_and_adds_the_kinetic_pressur
     ase.io.write(write_only_crystals, frames[2])
     with pytest.raises(ValueError, match="no melt or anneal frames"):
         teacher_cut.frame_groups(write_only_crystals, per_group=4)
+
+
+def test_pooled_trainings_take_the_larger_of_seed_spread_and_replica_noise():
+    entries = {
+        "teacher": {"density": 2.30, "density_err": 0.01, "replicas": 4},
+        "sr": {"density": 2.20, "density_err": 0.01, "replicas": 4},
+        "sr_seed1": {"density": 2.26, "density_err": 0.01, "replicas": 4},
+        "rsa": {"density": 2.29, "density_err": 0.01, "replicas": 4},
+        "rsa_seed1": {"density": 2.291, "density_err": 0.01, "replicas": 4},
+    }
+    sr = analysis.pool_trainings(entries, ["sr", "sr_seed1", "sr_seed2"])
+    assert sr["trainings"] == ["sr", "sr_seed1"] and sr["density"] == pytest.approx(2.23)
+    # seeds 0.06 apart: std/sqrt(2) = 0.03 beats the replica part sqrt(2) 0.01 / 2
+    assert sr["density_err"] == pytest.approx(0.03)
+    rsa = analysis.pool_trainings(entries, ["rsa", "rsa_seed1"])
+    assert rsa["density_err"] == pytest.approx(0.01 / np.sqrt(2), abs=1e-4)  # replica noise
+    assert analysis.pool_trainings(entries, ["sr_no_supercooled", "sr"]) is None  # one training
+
+    from experiments.silica_study import run
+
+    comparison, pooled = run.study_comparisons(entries)
+    assert set(pooled) == {"sr_pooled", "rsa_pooled"}
+    assert list(comparison) == [
+        "sr_pooled_vs_rsa_pooled", "sr_vs_rsa", "sr_vs_sr_seed1", "rsa_vs_rsa_seed1",
+    ]  # fmt: skip
+    rows = {r["quantity"]: r for r in comparison["sr_pooled_vs_rsa_pooled"]}
+    # 0.06 between SR's two trainings: pooled, RSA is closer by 0.059 / 0.031 = 1.9 x: not told
+    assert rows["density (g/cm3)"]["verdict"].startswith("not told apart")
+    rows = {r["quantity"]: r for r in comparison["sr_vs_rsa"]}
+    assert rows["density (g/cm3)"]["verdict"].startswith("RSA-MACE closer")  # seed 0 alone
+    text = report.markdown_table(
+        "cpu", {"experiment": {}}, {"comparison": comparison, "pooled": pooled}
+    )
+    assert "## SR-MACE, trainings pooled vs RSA-MACE, trainings pooled" in text
+    assert "the mean over its trainings (SR-MACE, SR-MACE, training seed 1," in text
+    assert "Two trainings of the same model" in text
