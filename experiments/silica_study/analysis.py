@@ -219,6 +219,12 @@ def model_entry(analysis: dict, melt: list[dict], md_summary: dict) -> dict:
         atoms=merged.n_atoms,
         glass_frames=merged.n_frames,
         md_seconds=md_summary.get("seconds"),
+        # steps the seconds cover: older done.json files timed each phase's last sitting only
+        md_steps=sum(v["steps"] for v in md_summary["phases"].values()),
+        md_steps_timed=sum(
+            v.get("steps_timed", v.get("steps_run_here", v["steps"]))
+            for v in md_summary["phases"].values()
+        ),
         md_atom_steps_per_s={k: v["atom_steps_per_s"] for k, v in md_summary["phases"].items()},
     )
     return entry

@@ -14,8 +14,10 @@ them (``thermo.jsonl``, ``thermo.csv``, ``trajectory.extxyz`` with ``info['stage
 phase checkpoints ``melt/checkpoint.npz`` and ``quench/checkpoint.npz`` (every
 ``checkpoint_every`` chunks, all replicas in one file), ``melt.json`` (the melt check of every
 replica: O MSD over the hot stage and ring change from the start, :mod:`rsajax.analysis.melt`)
-and ``done.json`` (steps, seconds, atom-steps per second; seconds and speed count the steps
-run in the phase's last call, ``steps_run_here``, not those of earlier sittings it resumed).
+and ``done.json`` (steps, seconds, atom-steps per second). A phase's seconds add up over its
+sittings: each checkpoint records the wall time spent on the steps it holds (compilation
+included), so ``seconds`` covers ``steps_timed`` steps; only steps checkpointed before this was
+recorded (2026-12-07) are left out of it, and ``steps_timed < steps`` says so.
 A finished model is skipped; an interrupted phase continues from its checkpoint only with
 ``resume``.
 """
@@ -124,11 +126,23 @@ class _Writer:
     """``on_chunk`` of one phase: thermo rows and frames per replica (``rsajax md``'s format,
     global steps), checkpoints of all replicas, and a temperature blow-up check."""
 
-    def __init__(self, system, md, schedule, outputs, phase_dir, offset, chunks_done=0):
+    def __init__(
+        self, system, md, schedule, outputs, phase_dir, offset, chunks_done=0, timed=(0.0, 0, 0)
+    ):
         self.system, self.md, self.schedule = system, md, schedule
         self.outputs, self.phase_dir, self.offset = outputs, phase_dir, offset
         self.chunks = chunks_done
         self.states, self.step = None, None  # after the last chunk written
+        # (seconds, steps they cover) of earlier sittings, and this sitting's first step
+        self.seconds_before, self.steps_timed_before, self.first_step = timed
+        self.began = time.time()
+
+    def timing(self, step: int) -> dict:
+        """``{"seconds", "steps_timed"}`` of all sittings up to ``step`` of this sitting."""
+        return {
+            "seconds": self.seconds_before + time.time() - self.began,
+            "steps_timed": self.steps_timed_before + step - self.first_step,
+        }
 
     def __call__(self, step, states, thermo, positions, boxes):
         from rsajax.md.output import density_g_cm3, save_checkpoint
@@ -185,7 +199,8 @@ class _Writer:
         self.chunks += 1
         self.states, self.step = states, step
         if self.chunks % md.checkpoint_every == 0 or step == s.steps:
-            save_checkpoint(self.phase_dir, states, step, self.system.box, {"offset": self.offset})
+            meta = {"offset": self.offset, **self.timing(step)}
+            save_checkpoint(self.phase_dir, states, step, self.system.box, meta)
 
 
 def run_model(
@@ -241,10 +256,13 @@ def run_model(
             offset += schedule.steps
             continue
         checkpoint = phase_dir / "checkpoint.npz"
-        start_step, restore = 0, None
+        start_step, restore, timed = 0, None, (0.0, 0, 0)
         if checkpoint.is_file():
             with np.load(checkpoint) as f:
                 start_step, box = int(f["step"]), np.asarray(f["box"])  # allocation box
+                meta = json.loads(str(f["meta"])) if "meta" in f.files else {}
+            # a checkpoint from before timings were recorded: its steps stay untimed
+            timed = (float(meta.get("seconds", 0.0)), int(meta.get("steps_timed", 0)), start_step)
             log(f"md: {model} phase {name}: resuming at step {start_step}/{schedule.steps}")
 
             def restore(template, phase_dir=phase_dir):
@@ -255,12 +273,13 @@ def run_model(
         outputs = [
             RunOutput(out / f"rep{k}", None if fresh else offset + start_step) for k in range(n_rep)
         ]
-        writer = _Writer(system, md, schedule, outputs, phase_dir, offset, start_step // _chunk(md))
+        writer = _Writer(
+            system, md, schedule, outputs, phase_dir, offset, start_step // _chunk(md), timed
+        )
         log(
             f"md: {model} phase {name} ({ensemble.kind}): {n_rep} replicas x {len(start)} atoms, "
             f"{schedule.steps} steps, stages {schedule.labels}"
         )
-        began = time.time()
         rebuilds = 0
         while True:
             try:
@@ -293,7 +312,7 @@ def run_model(
                 def restore(template, states=writer.states):
                     return states
 
-        seconds = time.time() - began
+        timing = writer.timing(schedule.steps)
         steps = schedule.steps - start_step
         R = np.asarray(result.states.position)
         boxes = np.asarray(jax.vmap(_box_fn(system, ensemble))(result.states))
@@ -303,8 +322,11 @@ def run_model(
             kind=ensemble.kind,
             steps=int(schedule.steps),
             steps_run_here=int(steps),
-            seconds=round(seconds, 1),
-            atom_steps_per_s=round(n_rep * len(start) * steps / max(seconds, 1e-9), 1),
+            steps_timed=int(timing["steps_timed"]),
+            seconds=round(timing["seconds"], 1),
+            atom_steps_per_s=round(
+                n_rep * len(start) * timing["steps_timed"] / max(timing["seconds"], 1e-9), 1
+            ),
             reallocations=int(result.reallocations),
             box_reallocations=rebuilds,
         )

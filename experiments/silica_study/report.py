@@ -139,10 +139,8 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
 
     add("validation energy / force RMSE, last epoch", valid)
     add("training time (s)", tr("train_seconds", "{:.0f}"))
-    # done.json times the steps each phase ran in its last call: a resumed phase's earlier
-    # sittings are not in it, so the row says so; the speeds are right for the steps counted
-    add("MD time, each phase's last sitting (s)", lambda e: f"{e['md_seconds']:.0f}")
-    add("MD atom-steps/s in that sitting (melt NVT, quench NPT)",
+    add("MD time, all sittings (s)", md_time)
+    add("MD atom-steps/s over the timed steps (melt NVT, quench NPT)",
         lambda e: ", ".join(f"{v:.0f}" for v in e["md_atom_steps_per_s"].values()))  # fmt: skip
     for m in models:
         entries[m].pop("_model")
@@ -211,6 +209,16 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def md_time(entry: dict) -> str:
+    """The melt-quench's wall time, and how many of its steps it covers when not all: sittings
+    checkpointed before the timings were recorded are missing from it."""
+    seconds, steps = entry["md_seconds"], entry.get("md_steps")
+    timed = entry.get("md_steps_timed", steps)
+    if steps is None or timed == steps:
+        return f"{seconds:.0f}"
+    return f"{seconds:.0f} ({timed} of {steps} steps timed)"
 
 
 def _pair_note(a: str, b: str, pooled: dict) -> list[str]:

@@ -226,7 +226,10 @@ def synthetic_entries():
         merged.rings = np.sum([r.rings for r in runs], axis=0)
         built = {"glass": (merged, runs), "liquid": (merged, runs)}
         melt = [{"melted": True, "msd_A2": {"O": 9.0}, "ring_distance": 0.2}] * 2
-        md = {"seconds": 1.0, "phases": {"melt": {"atom_steps_per_s": 5.0}}}
+        md = {
+            "seconds": 1.0,
+            "phases": {"melt": {"atom_steps_per_s": 5.0, "steps": 9, "steps_timed": 9}},
+        }
         entries[m] = analysis.model_entry(built, melt, md)
     entries["experiment"] = analysis.experiment_entry(None)
     return entries
@@ -282,6 +285,10 @@ def test_markdown_table_shows_every_model_and_the_verdict(synthetic_entries):
     assert "| quantity | BKS teacher | SR-MACE | RSA-MACE | experiment |" in text
     assert "**The FSDP is not resolved**" in text and "(not resolved)" in text
     assert "which is closer to the teacher?" in text
+    assert "| MD time, all sittings (s) | 1 | 1 | 1 |" in text
+    # a melt-quench resumed from a checkpoint written before sittings were timed says so
+    old = {"md_seconds": 3000.0, "md_steps": 17600, "md_steps_timed": 4600}
+    assert report.md_time(old) == "3000 (4600 of 17600 steps timed)"
 
 
 def test_fsdp_figure_has_the_band_mean_panel(synthetic_entries, tmp_path):
@@ -385,3 +392,45 @@ def test_pooled_trainings_take_the_larger_of_seed_spread_and_replica_noise():
     assert "## SR-MACE, trainings pooled vs RSA-MACE, trainings pooled" in text
     assert "the mean over its trainings (SR-MACE, SR-MACE, training seed 1," in text
     assert "Two trainings of the same model" in text
+
+
+def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(tmp_path, monkeypatch):
+    """The teacher's melt-quench of a 192-atom glass on a protocol of tens of steps, stopped
+    after the melt phase's second checkpoint and resumed: no step twice in the thermo log, and
+    done.json's seconds cover every step (the checkpoint carries the first sitting's time)."""
+    import ase.io
+
+    from experiments.silica_study import melt_quench
+    from experiments.silica_study.training import ResumeNeeded
+
+    start = ase.io.read(REPO / "rsajax" / "data" / "default" / "silica_small.xyz", index=0)
+    md = presets.MDSpec(
+        replicas=2, heat_ps=0.02, hot_ps=0.02, quench_rate=114_000.0, glass_ps=0.02,
+        frame_every={"heat": 10, "hot": 10, "quench": 10, "glass": 10},
+        log_every=5, records_per_chunk=2, checkpoint_every=1,
+    )  # fmt: skip
+    original = melt_quench._Writer.__call__
+
+    def stop_after_second_chunk(self, step, *args):
+        original(self, step, *args)
+        if self.offset == 0 and step == 20:
+            raise KeyboardInterrupt  # as a killed job, right after its checkpoint
+
+    monkeypatch.setattr(melt_quench._Writer, "__call__", stop_after_second_chunk)
+    out = tmp_path / "teacher"
+    with pytest.raises(KeyboardInterrupt):
+        melt_quench.run_model("teacher", None, start, md, out, 0, False, "bks-glass")
+    with np.load(out / "melt" / "checkpoint.npz") as f:
+        first = json.loads(str(f["meta"]))
+    assert first["steps_timed"] == 20 and first["seconds"] > 0.0
+    with pytest.raises(ResumeNeeded):
+        melt_quench.run_model("teacher", None, start, md, out, 0, False, "bks-glass")
+    monkeypatch.setattr(melt_quench._Writer, "__call__", original)
+    done = melt_quench.run_model("teacher", None, start, md, out, 0, True, "bks-glass")
+    melt = done["phases"]["melt"]
+    assert melt["steps"] == 40 and melt["steps_run_here"] == 20 and melt["steps_timed"] == 40
+    assert melt["seconds"] > first["seconds"]
+    assert done["phases"]["quench"]["steps_timed"] == done["phases"]["quench"]["steps"]
+    thermo = (out / "rep0" / "thermo.jsonl").read_text().splitlines()
+    steps = [json.loads(x)["step"] for x in thermo]
+    assert steps == sorted(set(steps)) and steps[-1] == 40 + done["phases"]["quench"]["steps"]
