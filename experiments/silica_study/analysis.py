@@ -62,17 +62,6 @@ def split_frames(frames: list, liquid_fraction: float) -> tuple[list, list]:
     return glass, hot[len(hot) - keep :]
 
 
-def neutron_band_mean(run) -> float | None:
-    """Mean S_N(Q) over the FSDP band of a RunAnalysis (:func:`rsajax.analysis.fsdp.band_mean`);
-    None when its box leaves too few points there."""
-    from rsajax.analysis.fsdp import band_mean
-
-    try:
-        return band_mean(run.sq.q, run.s_neutron)
-    except ValueError:
-        return None
-
-
 def fsdp_summary(merged, replicas: list) -> dict:
     """FSDP of a model (neutron): the merged fit, the replica values and the combined errors;
     and the band mean (merged curve, error from the replicas), which needs no resolved peak."""
@@ -81,13 +70,13 @@ def fsdp_summary(merged, replicas: list) -> dict:
     fitted = [f for f in reps if f is not None]
     values = {k: [getattr(f, k) for f in fitted] for k in ("position", "height", "fwhm")}
     spread = {k: sem(v) for k, v in values.items()}
-    bands = [neutron_band_mean(r) for r in replicas]
+    bands = [r.neutron_band_mean for r in replicas]
     out = {
         "fsdp_replicas": {
             **{k: [_r(x) for x in v] for k, v in values.items()},
             "band_mean": [_r(x) for x in bands],
         },
-        "fsdp_band_mean": _r(neutron_band_mean(merged)),
+        "fsdp_band_mean": _r(merged.neutron_band_mean),
         "fsdp_band_mean_err": _r(sem(bands)),
     }
     if fit is None:

@@ -282,3 +282,14 @@ def band_mean(q: np.ndarray, s: np.ndarray, q_lo: float = 1.0, q_hi: float = 2.2
         )
     integral = np.sum(0.5 * (si[1:] + si[:-1]) * np.diff(qi))  # trapezoid (numpy 1.26 too)
     return float(integral / (qi[-1] - qi[0]))
+
+
+def band_mean_or_none(
+    q: np.ndarray, s: np.ndarray, q_lo: float = 1.0, q_hi: float = 2.2
+) -> float | None:
+    """:func:`band_mean`, or ``None`` where the points do not cover the band (a box too small):
+    for reports that show a dash there instead of stopping."""
+    try:
+        return band_mean(q, s, q_lo, q_hi)
+    except ValueError:
+        return None

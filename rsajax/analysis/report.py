@@ -19,7 +19,7 @@ from rsajax.analysis.frames import (
     ring_statistics_frames,
     structure_factor_frames,
 )
-from rsajax.analysis.fsdp import PeakFit, band_mean, fit_fsdp
+from rsajax.analysis.fsdp import PeakFit, band_mean_or_none, fit_fsdp
 from rsajax.analysis.rings import ring_fractions
 from rsajax.analysis.structure_factor import StructureFactor
 from rsajax.errors import InputError
@@ -44,6 +44,12 @@ class RunAnalysis:
     coordination_o: float
     angles: dict[str, AngleDistribution]
     rings: np.ndarray
+
+    @property
+    def neutron_band_mean(self) -> float | None:
+        """Mean S_N(Q) over the FSDP band (:func:`rsajax.analysis.fsdp.band_mean`); None when
+        the box leaves too few points there. A property, so pickled analyses have it too."""
+        return band_mean_or_none(self.sq.q, self.s_neutron)
 
 
 def _try_fit(q: np.ndarray, s: np.ndarray, n_vectors: np.ndarray | None) -> PeakFit | None:
@@ -109,13 +115,6 @@ def analyze_run(
     )
 
 
-def _band(q: np.ndarray, s: np.ndarray) -> float | None:
-    try:
-        return band_mean(q, s)
-    except ValueError:  # a box too small to put points across the band
-        return None
-
-
 def summary_rows(
     runs: list[RunAnalysis], exp_fit: PeakFit | None, exp: ExperimentalCurve | None = None
 ) -> list[dict]:
@@ -163,7 +162,7 @@ def summary_rows(
         ),
         (
             "FSDP neutron band mean, S_N over 1.0-2.2 1/A (needs no resolved peak)",
-            [_band(r.sq.q, r.s_neutron) for r in runs],
+            [r.neutron_band_mean for r in runs],
             None,
             None,
         ),
@@ -192,7 +191,7 @@ def summary_rows(
             exp_value = round(getattr(exp_fit, exp_attr), 4)
             source = "this package's fit of the user-given neutron file"
         if label.startswith("FSDP neutron band mean") and exp is not None:
-            exp_value = None if (b := _band(exp.q, exp.s)) is None else round(b, 4)
+            exp_value = None if (b := band_mean_or_none(exp.q, exp.s)) is None else round(b, 4)
             source = "this package's band mean of the user-given neutron file"
         values = [None if v is None else round(float(v), 4) for v in values]
         out.append({"quantity": label, "runs": values, "experiment": exp_value, "source": source})

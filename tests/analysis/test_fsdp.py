@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rsajax.analysis.fsdp import band_mean, fit_fsdp
+from rsajax.analysis.fsdp import band_mean, band_mean_or_none, fit_fsdp
 from rsajax.analysis.realspace import lorch, reduced_pdf
 
 
@@ -47,6 +47,8 @@ def test_band_mean_is_the_mean_over_the_band_and_ignores_empty_shells():
     assert band_mean(q[keep][order], curve[keep][order]) == pytest.approx(exact, abs=2e-3)
     with pytest.raises(ValueError, match="too few"):
         band_mean(np.array([1.5, 1.6, 1.7]), np.ones(3))  # 0.2 1/A of a 1.2 1/A band
+    assert band_mean_or_none(np.array([1.5, 1.6, 1.7]), np.ones(3)) is None
+    assert band_mean_or_none(q, curve) == band_mean(q, curve)
 
 
 def test_lorch_window_and_transform_of_single_shell():
