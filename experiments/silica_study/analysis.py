@@ -207,16 +207,23 @@ def model_entry(analysis: dict, melt: list[dict], md_summary: dict) -> dict:
         replicas=len(replicas),
         atoms=merged.n_atoms,
         glass_frames=merged.n_frames,
+        **md_timing(md_summary),
+    )
+    return entry
+
+
+def md_timing(md_summary: dict) -> dict:
+    """The entry's MD time fields from the melt-quench's ``done.json``: seconds, the steps they
+    cover (older files timed each phase's last sitting only) and atom-steps/s per phase."""
+    phases = md_summary["phases"].values()
+    return dict(
         md_seconds=md_summary.get("seconds"),
-        # steps the seconds cover: older done.json files timed each phase's last sitting only
-        md_steps=sum(v["steps"] for v in md_summary["phases"].values()),
+        md_steps=sum(v["steps"] for v in phases),
         md_steps_timed=sum(
-            v.get("steps_timed", v.get("steps_run_here", v["steps"]))
-            for v in md_summary["phases"].values()
+            v.get("steps_timed", v.get("steps_run_here", v["steps"])) for v in phases
         ),
         md_atom_steps_per_s={k: v["atom_steps_per_s"] for k, v in md_summary["phases"].items()},
     )
-    return entry
 
 
 def experiment_entry(exp_path: Path | None) -> dict:

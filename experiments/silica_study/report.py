@@ -312,6 +312,87 @@ def plot_fsdp(entries: dict, path: Path) -> Path:
     return path
 
 
+#: (title, key, error key) of the panels of :func:`plot_trainings`: the quantities that
+#: resolve at the cpu preset's size (the FSDP's position and height do not).
+TRAINING_PANELS = (
+    ("density (g/cm3)", "density", "density_err"),
+    ("glass: FSDP band mean S_N", "fsdp_band_mean", "fsdp_band_mean_err"),
+    ("hot liquid: FSDP band mean S_N", ("liquid", "fsdp_band_mean"),
+     ("liquid", "fsdp_band_mean_err")),
+    ("Si-O-Si mean (deg)", "si_o_si_mean", "si_o_si_mean_err"),
+    *((f"{n}-ring fraction", ("ring_fractions", str(n)), ("ring_fractions_err", str(n)))
+      for n in (4, 5, 6, 7, 8, 10)),
+)  # fmt: skip
+
+
+def _value(entry: dict, key):
+    if isinstance(key, tuple):
+        return (entry.get(key[0]) or {}).get(key[1])
+    return entry.get(key)
+
+
+def plot_trainings(entries: dict, path: Path, pooled: dict | None = None) -> Path | None:
+    """Every training's value minus the teacher's, per quantity, with its replica standard error;
+    the teacher's own standard error as a grey band around zero; the pooled trainings (when
+    there are several) as open squares. SR's trainings on the left, RSA's on the right: training
+    scatter and the SR-RSA difference on one scale. ``None`` (no figure) without a teacher or a
+    trained model."""
+    trained = [m for m in entries if m not in ("teacher", "experiment")]
+    if "teacher" not in entries or not trained:
+        return None
+    pooled = pooled or {}
+    groups = {
+        base: [m for m in trained if base_model(m).split("_no_")[0] == base]
+        for base in ("sr", "rsa")
+    }
+    teacher = entries["teacher"]
+    ncols = 5
+    nrows = -(-len(TRAINING_PANELS) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
+    colours = {"sr": "tab:blue", "rsa": "tab:red"}
+    for ax, (title, key, err_key) in zip(axes.flat, TRAINING_PANELS, strict=False):
+        ref, ref_err = _value(teacher, key), _value(teacher, err_key) or 0.0
+        if ref is None:
+            ax.set_visible(False)
+            continue
+        ax.axhspan(-ref_err, ref_err, color="0.85")
+        ax.axhline(0.0, color="k", lw=0.8)
+        x = 0
+        ticks, labels = [], []
+        for base, models in groups.items():
+            for m in models:
+                v = _value(entries[m], key)
+                if v is not None:
+                    marker = "^" if "no_supercooled" in m else "o"
+                    ax.errorbar(x, v - ref, yerr=_value(entries[m], err_key) or 0.0,
+                                fmt=marker, color=colours[base], capsize=2, ms=5)  # fmt: skip
+                ticks.append(x)
+                labels.append(m.replace("_no_supercooled", " no sc.").replace("_seed", " s"))
+                x += 1
+            mean = pooled.get(f"{base}_pooled")
+            if mean is not None and _value(mean, key) is not None:
+                ax.errorbar(x, _value(mean, key) - ref, yerr=_value(mean, err_key) or 0.0,
+                            fmt="s", mfc="none", color=colours[base], capsize=2, ms=7)  # fmt: skip
+                ticks.append(x)
+                labels.append(f"{base} pooled")
+                x += 1
+            x += 0.5
+        ax.set_xticks(ticks, labels, rotation=60, fontsize=7)
+        ax.set_title(f"{title}: model - teacher", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(TRAINING_PANELS) :]:
+        ax.set_visible(False)
+    fig.suptitle(
+        "Each training minus the teacher (bars: replica standard errors; grey: the teacher's; "
+        "triangles: no supercooled data; open squares: trainings pooled)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_learning_curves(curves: dict[str, dict], path: Path) -> Path:
     """Validation energy and force RMSE per epoch of every trained model."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))

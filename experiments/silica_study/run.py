@@ -207,7 +207,7 @@ def stage_analyze(preset: Preset, args) -> dict:
         curves={
             m: training.learning_curve(out / "train" / m)
             for m in trained_models(args.ablation, seeds=MAX_SEEDS)
-            if (out / "train" / m / "metrics.jsonl").is_file()
+            if training.is_finished(out / "train" / m)  # not a curve that is still growing
         },
     )
     target = out / "analysis" / "details.json"
@@ -255,7 +255,8 @@ def analyzed_entry(model: str, preset: Preset, out: Path, redo: bool) -> dict:
         kept = json.loads(cached.read_text())
         if kept.get("md_done") == json.loads(done_text):
             log(f"analyze: {LABELS[model]} analysed earlier ({cached})")
-            return kept["entry"]
+            # timing fields follow done.json as this version reads it (cheap; no re-analysis)
+            return {**kept["entry"], **analysis.md_timing(kept["md_done"])}
     log(f"analyze: {LABELS[model]}")
     md_summary = json.loads(done_text)
     runs = analysis.analyze_model(model, md_dir, preset)
@@ -280,6 +281,7 @@ def write_results(preset: Preset, args, details: dict, setup: dict) -> None:
     (results / f"{name}_details.json").write_text(json.dumps(details, indent=1) + "\n")
     (results / f"{name}_table.md").write_text(report.markdown_table(name, entries, details))
     report.plot_fsdp(entries, results / f"{name}_fsdp.png")
+    report.plot_trainings(entries, results / f"{name}_trainings.png", pooled)
     if details["curves"]:
         report.plot_learning_curves(details["curves"], results / f"{name}_learning_curves.png")
     _plot_saved(out / "analysis", entries, args.exp_path, results, name)

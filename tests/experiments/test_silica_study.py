@@ -298,6 +298,16 @@ def test_fsdp_figure_has_the_band_mean_panel(synthetic_entries, tmp_path):
                if m != "experiment")  # fmt: skip
 
 
+def test_trainings_figure_puts_every_training_against_the_teacher(synthetic_entries, tmp_path):
+    entries = dict(synthetic_entries, sr_seed1=synthetic_entries["rsa"])
+    pooled = {"sr_pooled": analysis.pool_trainings(entries, ["sr", "sr_seed1"])}
+    path = report.plot_trainings(entries, tmp_path / "trainings.png", pooled)
+    assert path.stat().st_size > 30_000
+    no_teacher = {m: e for m, e in entries.items() if m != "teacher"}
+    assert report.plot_trainings(no_teacher, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
+
+
 def test_verdicts_say_when_two_replicas_make_the_spread_uncertain():
     fake = {
         m: {"density": d, "density_err": 0.01, "replicas": 2}
