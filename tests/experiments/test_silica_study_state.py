@@ -117,10 +117,13 @@ def test_analysis_is_kept_per_model_and_redone_when_the_run_changes(tmp_path, mo
     monkeypatch.setattr(run, "_save_runs", lambda folder, model, runs: write(
         folder / f"{model}.pkl", "curves"))  # fmt: skip
     preset = run.PRESETS["quick"]
-    done = write(tmp_path / "md/sr/done.json", json.dumps({"melt": [1], "phases": {}}))
+    phases = {"melt": {"steps": 40, "steps_run_here": 20, "atom_steps_per_s": 9.0}}
+    done = write(tmp_path / "md/sr/done.json", json.dumps({"melt": [1], "phases": phases}))
     assert run.analyzed_entry("sr", preset, tmp_path, redo=False) == {"melt": [1]}
-    assert run.analyzed_entry("sr", preset, tmp_path, redo=False) == {"melt": [1]}
+    cached = run.analyzed_entry("sr", preset, tmp_path, redo=False)
     assert calls == ["sr"]  # the second call read the cache
+    # and read the MD time from done.json: an old file timed only the last sitting's 20 steps
+    assert cached["melt"] == [1] and (cached["md_steps"], cached["md_steps_timed"]) == (40, 20)
     run.analyzed_entry("sr", preset, tmp_path, redo=True)
     done.write_text(json.dumps({"melt": [2], "phases": {}}))  # the melt-quench was run again
     assert run.analyzed_entry("sr", preset, tmp_path, redo=False) == {"melt": [2]}
