@@ -12,6 +12,8 @@ the merged fit's bootstrap error. The FSDP counts as resolved only when the merg
 (``PeakFit.resolved``), every replica could be fitted and the replicas agree on the position to
 0.05 1/A. The FSDP band mean (mean S_N(Q) over 1.0-2.2 1/A, :func:`rsajax.analysis.fsdp.band_mean`)
 needs no resolved peak: it compares the models' intermediate-range order where the fit cannot.
+Several trainings of one model (``run.py --seeds``) are pooled by :func:`pool_trainings`, whose
+error also covers the scatter between trainings, which the replica errors do not.
 
 ``summary.json`` holds ``{preset: {"teacher" | "sr" | "rsa" | "experiment" (| ablation models):
 {"fsdp_position", "fsdp_position_err", "fsdp_height", "fsdp_height_err", "ring_fractions",
