@@ -404,7 +404,20 @@ def test_pooled_trainings_take_the_larger_of_seed_spread_and_replica_noise():
     assert "Two trainings of the same model" in text
 
 
-def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(tmp_path, monkeypatch):
+@pytest.fixture
+def keep_x64():
+    """run_model switches JAX to float32 for the whole process (the study's MD precision); put
+    the suite's setting back so the tests that run after it in this worker keep float64."""
+    import jax
+
+    before = bool(jax.config.jax_enable_x64)
+    yield
+    jax.config.update("jax_enable_x64", before)
+
+
+def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(
+    tmp_path, monkeypatch, keep_x64
+):
     """The teacher's melt-quench of a 192-atom glass on a protocol of tens of steps, stopped
     after the melt phase's second checkpoint and resumed: no step twice in the thermo log, and
     done.json's seconds cover every step (the checkpoint carries the first sitting's time)."""
