@@ -217,14 +217,14 @@ def model_entry(analysis: dict, melt: list[dict], md_summary: dict) -> dict:
 def md_timing(md_summary: dict) -> dict:
     """The entry's MD time fields from the melt-quench's ``done.json``: seconds, the steps they
     cover (older files timed each phase's last sitting only) and atom-steps/s per phase."""
-    phases = md_summary["phases"].values()
+    phases = md_summary["phases"]
     return dict(
         md_seconds=md_summary.get("seconds"),
-        md_steps=sum(v["steps"] for v in phases),
+        md_steps=sum(v["steps"] for v in phases.values()),
         md_steps_timed=sum(
-            v.get("steps_timed", v.get("steps_run_here", v["steps"])) for v in phases
+            v.get("steps_timed", v.get("steps_run_here", v["steps"])) for v in phases.values()
         ),
-        md_atom_steps_per_s={k: v["atom_steps_per_s"] for k, v in md_summary["phases"].items()},
+        md_atom_steps_per_s={k: v["atom_steps_per_s"] for k, v in phases.items()},
     )
 
 
@@ -301,7 +301,9 @@ COMPARED = (
 )
 
 
-def _get(entry: dict, key):
+def entry_value(entry: dict, key):
+    """``entry[key]``, or ``entry[key[0]][key[1]]`` for a tuple key (a :data:`COMPARED` key);
+    None where missing."""
     if isinstance(key, tuple):
         return (entry.get(key[0]) or {}).get(key[1])
     return entry.get(key)
@@ -320,8 +322,8 @@ def compare_to_teacher(entries: dict, pair: tuple[str, str] = ("sr", "rsa")) -> 
         return []
     rows = []
     for label, key, err_key, is_fsdp in COMPARED:
-        values = {m: _get(entries[m], key) for m in ("teacher", a, b)}
-        errors = {m: _get(entries[m], err_key) or 0.0 for m in ("teacher", a, b)}
+        values = {m: entry_value(entries[m], key) for m in ("teacher", a, b)}
+        errors = {m: entry_value(entries[m], err_key) or 0.0 for m in ("teacher", a, b)}
         row = {"quantity": label, "teacher": values["teacher"]}
         if any(v is None for v in values.values()):
             row["verdict"] = "missing values"
@@ -381,10 +383,10 @@ def pool_trainings(entries: dict, models: list[str]) -> dict | None:
         "fsdp_resolved": all(entries[m].get("fsdp_resolved") for m in present),
     }
     for _, key, err_key, _ in COMPARED:
-        values = [_get(entries[m], key) for m in present]
+        values = [entry_value(entries[m], key) for m in present]
         if any(v is None for v in values):
             continue
-        errors = [_get(entries[m], err_key) or 0.0 for m in present]
+        errors = [entry_value(entries[m], err_key) or 0.0 for m in present]
         between = float(np.std(values, ddof=1) / np.sqrt(n))
         replica = math.sqrt(sum(e * e for e in errors)) / n
         _set(pooled, key, _r(float(np.mean(values))))

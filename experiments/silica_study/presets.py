@@ -53,6 +53,11 @@ def training_seed(model: str) -> int:
     return int(k) if head and k.isdigit() else 0
 
 
+def family(model: str) -> str:
+    """``sr``, ``rsa`` or ``teacher``: the architecture of any study model (seeds, ablations)."""
+    return model.split("_", 1)[0]
+
+
 def base_model(model: str) -> str:
     """``sr_seed2`` -> ``sr``: the model a seed replica repeats (others unchanged)."""
     return model.rpartition("_seed")[0] if training_seed(model) else model

@@ -9,8 +9,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from experiments.silica_study.analysis import RING_SIZES
-from experiments.silica_study.presets import LABELS, base_model
+from experiments.silica_study.analysis import RING_SIZES, entry_value
+from experiments.silica_study.presets import LABELS, base_model, family
 from experiments.silica_study.reuse import long_range_silica
 
 matplotlib.use("Agg")
@@ -325,12 +325,6 @@ TRAINING_PANELS = (
 )  # fmt: skip
 
 
-def _value(entry: dict, key):
-    if isinstance(key, tuple):
-        return (entry.get(key[0]) or {}).get(key[1])
-    return entry.get(key)
-
-
 def plot_trainings(entries: dict, path: Path, pooled: dict | None = None) -> Path | None:
     """Every training's value minus the teacher's, per quantity, with its replica standard error;
     the teacher's own standard error as a grey band around zero; the pooled trainings (when
@@ -341,17 +335,14 @@ def plot_trainings(entries: dict, path: Path, pooled: dict | None = None) -> Pat
     if "teacher" not in entries or not trained:
         return None
     pooled = pooled or {}
-    groups = {
-        base: [m for m in trained if base_model(m).split("_no_")[0] == base]
-        for base in ("sr", "rsa")
-    }
+    groups = {base: [m for m in trained if family(m) == base] for base in ("sr", "rsa")}
     teacher = entries["teacher"]
     ncols = 5
     nrows = -(-len(TRAINING_PANELS) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
     colours = {"sr": "tab:blue", "rsa": "tab:red"}
     for ax, (title, key, err_key) in zip(axes.flat, TRAINING_PANELS, strict=False):
-        ref, ref_err = _value(teacher, key), _value(teacher, err_key) or 0.0
+        ref, ref_err = entry_value(teacher, key), entry_value(teacher, err_key) or 0.0
         if ref is None:
             ax.set_visible(False)
             continue
@@ -361,17 +352,17 @@ def plot_trainings(entries: dict, path: Path, pooled: dict | None = None) -> Pat
         ticks, labels = [], []
         for base, models in groups.items():
             for m in models:
-                v = _value(entries[m], key)
+                v = entry_value(entries[m], key)
                 if v is not None:
                     marker = "^" if "no_supercooled" in m else "o"
-                    ax.errorbar(x, v - ref, yerr=_value(entries[m], err_key) or 0.0,
+                    ax.errorbar(x, v - ref, yerr=entry_value(entries[m], err_key) or 0.0,
                                 fmt=marker, color=colours[base], capsize=2, ms=5)  # fmt: skip
                 ticks.append(x)
                 labels.append(m.replace("_no_supercooled", " no sc.").replace("_seed", " s"))
                 x += 1
             mean = pooled.get(f"{base}_pooled")
-            if mean is not None and _value(mean, key) is not None:
-                ax.errorbar(x, _value(mean, key) - ref, yerr=_value(mean, err_key) or 0.0,
+            if mean is not None and entry_value(mean, key) is not None:
+                ax.errorbar(x, entry_value(mean, key) - ref, yerr=entry_value(mean, err_key) or 0.0,
                             fmt="s", mfc="none", color=colours[base], capsize=2, ms=7)  # fmt: skip
                 ticks.append(x)
                 labels.append(f"{base} pooled")

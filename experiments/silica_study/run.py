@@ -37,6 +37,7 @@ from experiments.silica_study.presets import (
     MODELS,
     PRESETS,
     Preset,
+    family,
     seed_models,
 )
 from experiments.silica_study.reuse import REPO
@@ -65,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seeds",
         type=int,
         default=1,
+        choices=range(1, MAX_SEEDS + 1),
+        metavar="N",
         help="training seeds per trained model (default 1): seed k > 0 adds sr_seed<k> and "
         f"rsa_seed<k>, trained and melt-quenched like sr and rsa (at most {MAX_SEEDS})",
     )
@@ -89,8 +92,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--exp-path", type=Path, default=EXPERIMENT, help="NIMROD .mint01 file")
     parser.add_argument("--results", type=Path, default=RESULTS, help="small results go here")
     args = parser.parse_args(argv)
-    if not 1 <= args.seeds <= MAX_SEEDS:
-        parser.error(f"--seeds must be between 1 and {MAX_SEEDS}, got {args.seeds}")
     args.out = args.out or REPO / "runs" / "silica_study" / args.preset
     return args
 
@@ -225,7 +226,8 @@ def study_comparisons(entries: dict) -> tuple[dict, dict]:
     """
     from experiments.silica_study import analysis
 
-    seeds = {b: [b, *(f"{b}_seed{k}" for k in range(1, MAX_SEEDS))] for b in ("sr", "rsa")}
+    extra = seed_models(MAX_SEEDS)
+    seeds = {b: [b, *(m for m in extra if family(m) == b)] for b in ("sr", "rsa")}
     pooled = {
         f"{b}_pooled": p
         for b, models in seeds.items()
