@@ -214,10 +214,25 @@ def run_model(
     teacher: str = "bks",
 ) -> dict:
     """Melt-quench ``md.replicas`` replicas of one model (skipped when ``out/done.json`` exists;
-    ``teacher``: the BKS variant when ``model`` is the teacher); returns ``done.json``'s content."""
+    ``teacher``: the BKS variant when ``model`` is the teacher); returns ``done.json``'s content.
+    The MD runs in float32 for all three; the caller's JAX precision is left as it was."""
     import jax
 
-    jax.config.update("jax_enable_x64", False)  # float32 MD for all three
+    with jax.enable_x64(False):
+        return _run_model(model, model_dir, start, md, out, seed, resume, teacher)
+
+
+def _run_model(
+    model: str,
+    model_dir: Path | None,
+    start: ase.Atoms,
+    md: MDSpec,
+    out: Path,
+    seed: int,
+    resume: bool,
+    teacher: str,
+) -> dict:
+    import jax
     import jax.numpy as jnp
 
     from rsajax.md.output import RunOutput, load_checkpoint

@@ -20,6 +20,9 @@ without a GPU. ``state/<preset>/`` mirrors the work folder's layout and holds:
 - ``md/<model>/`` of a melt-quench that stopped after a checkpoint: what ``--resume`` needs (the
   phase checkpoints and finished phases, each replica's ``thermo.jsonl`` and
   ``trajectory.extxyz``, gzipped);
+- ``train/<model>/`` of a training that stopped after a checkpoint: the whole folder (its orbax
+  checkpoints, learning curve and config, ~1.5 MB), with its training frames
+  (``data/train.xyz``, gzipped, ~2.6 MB) so that ``--resume`` continues it elsewhere;
 - ``manifest.json``: what each model has reached, and the files with their sizes.
 
 Restoring copies only files the work folder lacks, so it never overwrites newer work.
@@ -46,7 +49,7 @@ from experiments.silica_study.presets import (
     seed_models,
 )
 from experiments.silica_study.reuse import REPO
-from experiments.silica_study.training import is_finished
+from experiments.silica_study.training import is_finished, run_spec
 
 STATE = REPO / "experiments" / "silica_study" / "state"
 KEPT_FILES = ("timings.json", "data/data.json", "data/start.extxyz", "data/test.xyz")
@@ -80,7 +83,19 @@ def collect(out: Path, unfinished: bool = True) -> tuple[list[tuple[str, bool]],
             for f in sorted((run_dir / "model").iterdir()):
                 files.append((f"train/{model}/model/{f.name}", False))
         elif model != "teacher" and (run_dir / "checkpoints").is_dir():
-            reached.append("training unfinished (not kept: train again with --resume)")
+            epochs = _epochs_done(run_dir)
+            if unfinished:
+                reached.append(f"training unfinished after {epochs} epochs (kept: --resume)")
+                files += [
+                    (str(f.relative_to(out)), False)
+                    for f in sorted(run_dir.rglob("*"))
+                    if f.is_file()
+                ]
+                frames = f"data/{run_spec(model)[0]}"
+                if (out / frames).is_file() and (frames, True) not in files:
+                    files.append((frames, True))
+            else:
+                reached.append(f"training unfinished after {epochs} epochs (not kept)")
         md_dir = out / "md" / model
         if (md_dir / "failed.json").is_file():
             reached.append("melt-quench failed")
@@ -116,6 +131,13 @@ def collect(out: Path, unfinished: bool = True) -> tuple[list[tuple[str, bool]],
         if reached:
             status[model] = "; ".join(reached)
     return files, status
+
+
+def _epochs_done(run_dir: Path) -> int:
+    """Epochs an unfinished training has validated (its ``metrics.jsonl`` rows past epoch -1)."""
+    path = run_dir / "metrics.jsonl"
+    rows = path.read_text().splitlines() if path.is_file() else []
+    return sum(1 for row in rows if row.strip() and json.loads(row).get("epoch", -1) >= 0)
 
 
 def _checkpoint_step(md_dir: Path) -> int:
@@ -173,11 +195,21 @@ def restore(state: Path, out: Path, log=print) -> int:
     if not manifest_path.is_file():
         raise SystemExit(f"state restore: {state} holds no saved state (no manifest.json)")
     manifest = json.loads(manifest_path.read_text())
+    # an unfinished training is restored whole or not at all: mixing its checkpoints into a
+    # training the work folder already holds would mix two runs
+    present = {
+        model
+        for model in manifest["models"]
+        if (out / "train" / model / "checkpoints").is_dir() or is_finished(out / "train" / model)
+    }
     copied = 0
     for rel in manifest["files"]:
         zipped = rel.endswith(GZIP_SUFFIX)
         target = out / (rel[: -len(GZIP_SUFFIX)] if zipped else rel)
-        if target.exists():
+        parts = rel.split("/")
+        if target.exists() or (
+            parts[0] == "train" and "checkpoints" in parts and parts[1] in present
+        ):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if zipped:

@@ -61,7 +61,8 @@ def train_model(preset: Preset, model: str, data: Path, run_dir: Path, resume: b
         if not (data / train_file).is_file():
             raise FileNotFoundError(
                 f"{data / train_file}: no training frames to train {model} on (a work folder "
-                "restored by state.py keeps none); delete data/data.json there to make them again"
+                "restored by state.py holds them only beside an unfinished training); delete "
+                "data/data.json there to make them again"
             )
         config = train_config(preset, str(data / train_file), str(run_dir), long_range, seed_offset)
         lr.train_one(load_config(config))

@@ -404,24 +404,12 @@ def test_pooled_trainings_take_the_larger_of_seed_spread_and_replica_noise():
     assert "Two trainings of the same model" in text
 
 
-@pytest.fixture
-def keep_x64():
-    """run_model switches JAX to float32 for the whole process (the study's MD precision); put
-    the suite's setting back so the tests that run after it in this worker keep float64."""
-    import jax
-
-    before = bool(jax.config.jax_enable_x64)
-    yield
-    jax.config.update("jax_enable_x64", before)
-
-
-def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(
-    tmp_path, monkeypatch, keep_x64
-):
+def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(tmp_path, monkeypatch):
     """The teacher's melt-quench of a 192-atom glass on a protocol of tens of steps, stopped
     after the melt phase's second checkpoint and resumed: no step twice in the thermo log, and
     done.json's seconds cover every step (the checkpoint carries the first sitting's time)."""
     import ase.io
+    import jax
 
     from experiments.silica_study import melt_quench
     from experiments.silica_study.training import ResumeNeeded
@@ -443,6 +431,7 @@ def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(
     out = tmp_path / "teacher"
     with pytest.raises(KeyboardInterrupt):
         melt_quench.run_model("teacher", None, start, md, out, 0, False, "bks-glass")
+    assert jax.config.jax_enable_x64
     with np.load(out / "melt" / "checkpoint.npz") as f:
         first = json.loads(str(f["meta"]))
     assert first["steps_timed"] == 20 and first["seconds"] > 0.0
@@ -457,3 +446,8 @@ def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(
     thermo = (out / "rep0" / "thermo.jsonl").read_text().splitlines()
     steps = [json.loads(x)["step"] for x in thermo]
     assert steps == sorted(set(steps)) and steps[-1] == 40 + done["phases"]["quench"]["steps"]
+    # the MD ran in float32 (its checkpoints hold float32 positions) and, interrupted or not,
+    # left the suite's float64 setting alone
+    with np.load(out / "quench" / "final.npz") as f:
+        assert f["positions"].dtype == np.float32
+    assert jax.config.jax_enable_x64

@@ -35,7 +35,10 @@ def fake_work_folder(out: Path) -> None:
     (out / "train/sr/model/params.msgpack").write_bytes(bytes(range(256)))
     write(out / "train/sr/metrics.jsonl", '{"epoch": 0}\n')
     write(out / "train/sr/checkpoints/ckpt_0/x", "large optimiser state")
-    write(out / "train/rsa/checkpoints/ckpt_0/x", "unfinished")
+    write(out / "train/rsa/checkpoints/last/40/state", "unfinished")
+    write(out / "train/rsa/metrics.jsonl", "".join(f'{{"epoch": {e}}}\n' for e in (-1, 0, 1)))
+    write(out / "data/train.xyz", "1\nframe\nSi 0 0 0\n" * 30)
+    write(out / "data/train_no_supercooled.xyz", "needed by no unfinished training")
     write(out / "md/teacher/done.json", json.dumps({"seconds": 1.0}))
     write(out / "md/teacher/melt.json", "[]")
     for phase in ("melt", "quench"):
@@ -61,14 +64,17 @@ def test_save_keeps_finished_and_resumable_pieces_only(tmp_path):
     assert {"data/test.xyz", "train/sr/model/params.msgpack", "train/sr/metrics.jsonl"} <= files
     assert {"analysis/teacher.pkl", "md/teacher/done.json", "md/teacher/quench/done.json"} <= files
     assert {"md/sr/melt/checkpoint.npz", "md/sr/rep1/trajectory.extxyz.gz"} <= files
-    assert not any("checkpoints" in f or f.startswith("train/rsa") for f in files)
+    assert not any(f.startswith("train/sr/checkpoints") for f in files)
+    # the unfinished training whole, with the frames it trains on (not the ablation's)
+    assert {"train/rsa/checkpoints/last/40/state", "train/rsa/metrics.jsonl"} <= files
+    assert "data/train.xyz.gz" in files and not any("no_supercooled" in f for f in files)
     assert "md/teacher/rep0/trajectory.extxyz" not in files  # the analysis cache replaces it
     assert not any(f.endswith("thermo.csv") for f in files)
     assert manifest["models"]["teacher"] == "melt-quenched and analysed"
     assert manifest["teacher"] == "bks-glass"  # the variant that made the data
     assert manifest["models"]["sr"].startswith("trained; melt-quench unfinished")
     assert "step 400" in manifest["models"]["sr"]
-    assert "training unfinished" in manifest["models"]["rsa"]
+    assert manifest["models"]["rsa"] == "training unfinished after 2 epochs (kept: --resume)"
     assert json.loads((kept / "manifest.json").read_text()) == manifest
     zipped = kept / "md/sr/rep0/thermo.jsonl.gz"
     assert zipped.stat().st_size < (out / "md/sr/rep0/thermo.jsonl").stat().st_size
@@ -88,6 +94,16 @@ def test_restore_rebuilds_the_kept_files_and_never_overwrites(tmp_path):
         if rel != "data/test.xyz":
             assert (fresh / rel).read_bytes() == (out / rel).read_bytes(), rel
     assert state.restore(kept, fresh, log=lambda _: None) == 0
+
+
+def test_restore_never_mixes_a_kept_training_into_one_the_folder_holds(tmp_path):
+    out, kept, fresh = tmp_path / "out", tmp_path / "state" / "cpu", tmp_path / "fresh"
+    fake_work_folder(out)
+    state.save(out, kept)
+    write(fresh / "train/rsa/checkpoints/last/80/state", "a later checkpoint of this folder")
+    state.restore(kept, fresh, log=lambda _: None)
+    assert sorted(p.name for p in (fresh / "train/rsa/checkpoints/last").iterdir()) == ["80"]
+    assert (fresh / "data/train.xyz").read_bytes() == (out / "data/train.xyz").read_bytes()
 
 
 def test_save_replaces_the_old_state_and_refuses_an_empty_folder(tmp_path):
@@ -137,6 +153,10 @@ def test_finished_only_leaves_out_running_melt_quenches(tmp_path):
     assert not any(f.startswith("md/sr/") for f in manifest["files"])
     assert "md/teacher/done.json" in manifest["files"]
     assert manifest["models"]["sr"] == "trained; melt-quench unfinished at step 400 (not kept)"
+    assert manifest["models"]["rsa"] == "training unfinished after 2 epochs (not kept)"
+    assert not any(
+        f.startswith("train/rsa") or f.startswith("data/train") for f in manifest["files"]
+    )
 
 
 def test_training_without_training_frames_says_how_to_make_them(tmp_path):
