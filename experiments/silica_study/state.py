@@ -10,8 +10,8 @@ the ``cpu`` preset needs hours of 2-core time per model, more than one sitting o
 without a GPU. ``state/<preset>/`` mirrors the work folder's layout and holds:
 
 - ``timings.json`` (wall time per stage) and ``data/``: ``data.json``, ``start.extxyz`` (the start
-  glass) and ``test.xyz`` (the held-out frames); not the training frames, which are only needed
-  to train again;
+  glass) and ``test.xyz`` (the held-out frames); the training frames only beside an unfinished
+  training (below);
 - ``train/<model>/`` of every finished training: the exported ``model/``, ``metrics.jsonl`` (the
   learning curve), ``summary.json``, ``config.yaml``, ``test_eval.json``, ``stage_errors.json``;
 - ``md/<model>/`` of every finished melt-quench: ``done.json``, ``melt.json`` and the phases'
