@@ -164,6 +164,7 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
         out += ["**The FSDP is not resolved** in these runs; its numbers are not a result:", ""]
         out += problems + [""]
     out += lines + [""]
+    out += training_table(details.get("training", {}))
     for pair, rows_ in details.get("comparison", {}).items():
         a, b = pair.split("_vs_")
         out += [f"## {LABELS[a]} vs {LABELS[b]}: which is closer to the teacher?", ""]
@@ -209,6 +210,57 @@ def markdown_table(preset: str, entries: dict, details: dict) -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+#: (column head, key in a training's test errors, format) of :func:`training_table`.
+TRAINING_COLUMNS = (
+    ("test E (meV/atom)", "energy_rmse", "{:.2f}"),
+    ("mean removed", "energy_rmse_centered", "{:.2f}"),
+    ("mean error", "energy_mean_error", "{:+.2f}"),
+    ("test F (meV/A)", "force_rmse", "{:.1f}"),
+    ("test stress (GPa)", "stress_rmse_GPa", "{:.3f}"),
+    ("training time (s)", "train_seconds", "{:.0f}"),
+)
+
+
+def training_table(training: dict[str, dict]) -> list[str]:
+    """Markdown lines: the held-out test errors of every finished training, melt-quenched or not,
+    and per model with several training seeds their mean and standard deviation (the training's
+    own scatter, which the replica errors of the MD do not contain). Empty without trainings."""
+    if not training:
+        return []
+    head = ["training", *(c[0] for c in TRAINING_COLUMNS)]
+    out = [
+        "## Every training: test errors",
+        "",
+        "The held-out teacher frames, for every finished training (a seed's melt-quench may still"
+        " be running). Validation errors are left out: each seed draws its own validation split.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+
+    def cells(values: dict, spread: dict | None = None) -> list[str]:
+        return [
+            "-"
+            if values.get(key) is None
+            else fmt.format(values[key])
+            + ("" if spread is None else " ± " + fmt.replace("+", "").format(spread[key]))
+            for _, key, fmt in TRAINING_COLUMNS
+        ]
+
+    for model, errors in training.items():
+        out.append("| " + " | ".join([LABELS.get(model, model), *cells(errors)]) + " |")
+    for base in ("sr", "rsa"):
+        runs = [e for m, e in training.items() if base_model(m) == base]
+        if len(runs) < 2:
+            continue
+        keys = [key for _, key, _ in TRAINING_COLUMNS if all(r.get(key) is not None for r in runs)]
+        mean = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        std = {k: float(np.std([r[k] for r in runs], ddof=1)) for k in keys}
+        label = f"{LABELS[base]}: mean ± std over {len(runs)} seeds"
+        out.append("| " + " | ".join([label, *cells(mean, std)]) + " |")
+    return out + [""]
 
 
 def md_time(entry: dict) -> str:

@@ -291,6 +291,24 @@ def test_markdown_table_shows_every_model_and_the_verdict(synthetic_entries):
     assert report.md_time(old) == "3000 (4600 of 17600 steps timed)"
 
 
+def test_training_table_lists_every_training_and_the_seed_scatter():
+    def errors(e, f, stress=0.04):
+        return {"energy_rmse": e, "energy_rmse_centered": e / 2, "energy_mean_error": -e / 3,
+                "force_rmse": f, "stress_rmse_GPa": stress, "train_seconds": 100.0}  # fmt: skip
+
+    training = {"sr": errors(1.0, 100.0), "rsa": errors(1.3, 15.0), "sr_seed1": errors(2.0, 110.0)}
+    training["rsa"]["stress_rmse_GPa"] = None  # a test set without stresses
+    lines = report.training_table(training)
+    assert "| SR-MACE, training seed 1 | 2.00 | 1.00 | -0.67 | 110.0 | 0.040 | 100 |" in lines
+    assert "| RSA-MACE | 1.30 | 0.65 | -0.43 | 15.0 | - | 100 |" in lines
+    # the seed scatter of SR (two seeds: std = |a - b| / sqrt(2)); none for one RSA seed
+    assert any(
+        row.startswith("| SR-MACE: mean ± std over 2 seeds | 1.50 ± 0.71 |") for row in lines
+    )
+    assert not any("RSA-MACE: mean" in row for row in lines)
+    assert report.training_table({}) == []
+
+
 def test_fsdp_figure_has_the_band_mean_panel(synthetic_entries, tmp_path):
     path = report.plot_fsdp(synthetic_entries, tmp_path / "fsdp.png")
     assert path.stat().st_size > 20_000
