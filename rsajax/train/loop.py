@@ -35,6 +35,7 @@ from rsajax.train.setup import (
     checked_model,
     concrete_model,
     configure_jax,
+    data_digests,
     device_mesh,
     load_data,
     model_config_from,
@@ -107,6 +108,7 @@ class TrainingLoop:
         state = init_state(variables["params"], optimizer, cfg.seed, cfg.optimizer.ema_decay > 0)
         self.state = sharding.put_global(jax.device_get(state), rep)
         self.optimizer = optimizer
+        self.data_digests = data_digests(cfg)  # in every checkpoint: resumes see moved files
         self._built: dict[bool, tuple[Callable, Callable]] = {}
 
     def steps(self, epoch: int) -> tuple[Callable, Callable]:
@@ -183,7 +185,7 @@ class TrainingLoop:
 
     def save(self, which: str, position: Position) -> None:
         """Checkpoint ``which`` ("last" or "best") at ``position``."""
-        extra = {"best_valid_loss": self.best}
+        extra = {"best_valid_loss": self.best, "data_digests": self.data_digests}
         if which == "last":
             extra["compiles"] = dict(self.counter)
         config = self.cfg.to_dict()

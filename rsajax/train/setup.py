@@ -8,6 +8,7 @@ Everything here runs before the first compilation, so bad input fails fast.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -249,6 +250,22 @@ HARMLESS_ON_RESUME = (
 )
 
 
+#: The config keys of data files, whose content (not path) decides the run.
+DATA_FILE_KEYS = ("data.train_file", "data.valid_file")
+
+
+def data_digests(cfg: TrainConfig) -> dict[str, str]:
+    """SHA-256 of each data file the run reads, by config key (stored in every checkpoint), so
+    that a resume from a moved folder sees that only the path changed."""
+    paths = flatten(cfg.to_dict())
+    digests = {}
+    for key in DATA_FILE_KEYS:
+        path = Path(str(paths.get(key) or ""))
+        if str(path) not in ("", ".") and path.is_file():
+            digests[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
 @dataclasses.dataclass
 class ResumePoint:
     """Where a run starts: the data position, the best validation loss so far and, when resumed,
@@ -263,7 +280,8 @@ def resume_point(
     checkpoints: Checkpoints, params, model_config: MACEConfig, cfg: TrainConfig
 ) -> ResumePoint:
     """The latest checkpoint's position, after checking it fits ``params`` (shapes suffice) and
-    warning about config keys changed since it was written (the run then is not exact)."""
+    warning about config keys changed since it was written (the run then is not exact). A data
+    file that moved but whose content the checkpoint's digest matches is no change."""
     step = checkpoints.latest()
     meta = checkpoints.check_compatible(step, params, model_config)
     stored = meta["config"]
@@ -272,7 +290,13 @@ def resume_point(
     except ConfigError:
         pass  # compare as written
     old, new = flatten(stored), flatten(cfg.to_dict())
-    changed = [k for k in new if not k.startswith(HARMLESS_ON_RESUME) and old.get(k) != new[k]]
+    stored_digests, digests = meta.get("data_digests", {}), data_digests(cfg)
+    moved = {k for k in DATA_FILE_KEYS if k in digests and stored_digests.get(k) == digests[k]}
+    changed = [
+        k
+        for k in new
+        if not k.startswith(HARMLESS_ON_RESUME) and k not in moved and old.get(k) != new[k]
+    ]
     if changed:
         warnings.warn(
             "resuming with config keys changed since the checkpoint: "

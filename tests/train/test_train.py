@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import jax
@@ -111,6 +112,29 @@ def test_sigkill_inside_stage_two_resumes_exactly(dataset):
     runs = ("stage_two_full", "stage_two_killed")
     best = [Checkpoints(tmp / n / "checkpoints").best.latest_step() for n in runs]
     assert best[0] == best[1] and best[0] >= 3 * STEPS_PER_EPOCH  # a stage-two epoch's end
+
+
+def test_resume_knows_a_moved_data_file_by_its_content(dataset, uninterrupted, tmp_path):
+    """A run folder resumed with its training file at another path (a copied work folder): no
+    warning while the content is the checkpoint's; a warning naming the key once it differs."""
+    from rsajax.train.setup import resume_point
+
+    tmp, data = dataset
+    checkpoints = Checkpoints(uninterrupted.output_dir / "checkpoints")
+
+    def point(train_file: Path):
+        cfg = load_config(dict(config_for(tmp, train_file, "full"), plot=True))
+        return resume_point(checkpoints, uninterrupted.params, uninterrupted.model_config, cfg)
+
+    moved = tmp_path / "moved.xyz"
+    moved.write_bytes(data.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert point(moved).step == uninterrupted.steps
+    edited = tmp_path / "edited.xyz"
+    edited.write_bytes(data.read_bytes() + b"\n")
+    with pytest.warns(UserWarning, match="data.train_file"):
+        point(edited)
 
 
 def kill_and_resume(tmp: Path, config: dict, kill_at: int, reference) -> None:
