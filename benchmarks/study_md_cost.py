@@ -1,9 +1,10 @@
 """Melt-quench cost of the silica study's models: atom-steps per second of the BKS teacher,
 SR-MACE and RSA-MACE under the study's own MD (``experiments/silica_study/melt_quench``: all
 replicas under ``vmap``, float32, 1 fs, the demo's wall), NVT Langevin and Nose-Hoover NPT, on
-the study's start glass. RSA-MACE is timed with the k-set head room the study allocates for NPT
+the study's start glass. RSA-MACE's NPT is timed with the k-set head room the study allocates for
 box changes (``RSA_MD_MARGIN``) and with the library's default (0.1): vectors beyond ``k_cut``
-carry zero weight, so the head room changes the cost, not the energy.
+carry zero weight, so the head room changes the cost, not the energy. NVT runs, as in the study,
+on the fixed-box system (no strain skin, no head room) and, for comparison, on the NPT one.
 
 The models are those a study run trained (``--work``, default ``runs/silica_study/cpu``): the
 cost of a model does not depend on how well it is trained, but an untrained one can blow up.
@@ -28,8 +29,8 @@ if str(REPO) not in sys.path:
 
 
 def systems(work: Path, atoms, with_rsa_margins: bool):
-    """``[(label, MDSystem, k-vectors or None)]`` for the teacher (the variant that made the work
-    folder's data) and the trained models."""
+    """``[(label, MDSystem, k-vectors or None, ensembles)]`` for the teacher (the variant that
+    made the work folder's data) and the trained models; ``ensembles``: the rows to time."""
     import json
 
     from experiments.silica_study import melt_quench
@@ -38,7 +39,7 @@ def systems(work: Path, atoms, with_rsa_margins: bool):
     summary = work / "data" / "data.json"
     teacher = json.loads(summary.read_text()).get("teacher", "bks") if summary.is_file() else "bks"
     system = melt_quench.build_system("teacher", None, atoms, teacher)
-    rows = [(f"BKS teacher ({teacher})", system, None)]
+    rows = [(f"BKS teacher ({teacher})", system, None, ("NVT", "NPT"))]
     for name in ("sr", "rsa"):
         model_dir = work / "train" / name / "model"
         if not (model_dir / "config.json").is_file():
@@ -48,10 +49,13 @@ def systems(work: Path, atoms, with_rsa_margins: bool):
         margins = [melt_quench.RSA_MD_MARGIN]
         if model.config.long_range is not None and with_rsa_margins:
             margins.append(0.1)
+        label = "SR-MACE" if model.config.long_range is None else "RSA-MACE"
+        system = melt_quench.trained_system(model, variables, atoms, box_may_strain=False)
+        rows.append((f"{label}, fixed box", system, _kvectors(model, 0.0, atoms), ("NVT",)))
         for margin in margins:
             system = melt_quench.trained_system(model, variables, atoms, margin=margin)
-            label = "SR-MACE" if model.config.long_range is None else f"RSA-MACE, margin {margin}"
-            rows.append((label, system, _kvectors(model, margin, atoms)))
+            named = label if model.config.long_range is None else f"{label}, margin {margin}"
+            rows.append((named, system, _kvectors(model, margin, atoms), ("NVT", "NPT")))
     return rows
 
 
@@ -67,7 +71,10 @@ def _kvectors(model, margin: float, atoms) -> str | None:
         return None
     rsa = dataclasses.replace(config.long_range, margin=max(margin, config.long_range.margin))
     kset = long_range_kset(
-        MACE(dataclasses.replace(config, long_range=rsa)), atoms.numbers, atoms.cell.array.T
+        MACE(dataclasses.replace(config, long_range=rsa)),
+        atoms.numbers,
+        atoms.cell.array.T,
+        box_may_strain=margin > 0.0,
     )
     if kset.mesh is not None:
         return "mesh"
@@ -125,8 +132,9 @@ def main() -> None:
     print(f"{args.replicas} replicas x {len(atoms)} atoms ({start}), {args.steps} steps per row, "
           f"jax {jax.__version__} on {jax.default_backend()}")  # fmt: skip
     rows = []
-    for label, system, kvectors in systems(args.work, atoms, not args.no_margins):
-        for kind, ensemble in ensembles.items():
+    for label, system, kvectors, kinds in systems(args.work, atoms, not args.no_margins):
+        for kind in kinds:
+            ensemble = ensembles[kind]
             per_step = time_steps(system, ensemble, R, args.steps, args.chunk, args.replicas)
             rows.append((label, kind, kvectors, per_step))
             print(f"  {label:24s} {kind}: {n / per_step:9.0f} atom-steps/s", flush=True)

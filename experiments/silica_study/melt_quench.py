@@ -40,7 +40,8 @@ from experiments.silica_study.training import ResumeNeeded
 
 #: Head room of an RSA model's integer k-set for NPT box changes (the library default is 0.1): it
 #: only sizes the host-side set (vectors beyond k_cut have zero weight), so the energy is the same;
-#: a hot liquid released to 0 GPa can grow by more than 10% within one chunk.
+#: a hot liquid released to 0 GPa can grow by more than 10% within one chunk. NVT phases keep
+#: their box and take neither this nor the neighbour list's strain skin (``box_may_strain``).
 RSA_MD_MARGIN = 0.25
 #: A replica blew up when its temperature exceeds this multiple of the recent targets.
 BLOWUP_RATIO = 5.0
@@ -84,10 +85,16 @@ def phases(md: MDSpec):
     return out
 
 
-def build_system(model: str, model_dir: Path | None, atoms: ase.Atoms, teacher: str = "bks"):
+def build_system(
+    model: str,
+    model_dir: Path | None,
+    atoms: ase.Atoms,
+    teacher: str = "bks",
+    box_may_strain: bool = True,
+):
     """The MD system of the teacher (``model == "teacher"``: the BKS variant ``teacher``) or of a
     trained model (float32, the demo's wall, neighbour lists and RSA k-set with room for NPT box
-    changes)."""
+    changes where ``box_may_strain``; see :func:`trained_system`)."""
     if model == "teacher":
         from rsajax.md.teacher import bks_system
         from rsajax.teachers.bks import variant
@@ -102,21 +109,31 @@ def build_system(model: str, model_dir: Path | None, atoms: ase.Atoms, teacher: 
         raise ValueError(
             f"{model_dir}: the study runs float32 MD; the model is {model_.config.dtype}"
         )
-    return trained_system(model_, variables, atoms)
+    return trained_system(model_, variables, atoms, box_may_strain=box_may_strain)
 
 
-def trained_system(model_, variables, atoms: ase.Atoms, margin: float = RSA_MD_MARGIN):
+def trained_system(
+    model_,
+    variables,
+    atoms: ase.Atoms,
+    margin: float = RSA_MD_MARGIN,
+    box_may_strain: bool = True,
+):
     """The MD system of a MACE ``(model_, variables)``: the demo's wall, neighbour lists, and an
-    RSA k-set with at least ``margin`` head room for NPT box changes."""
+    RSA k-set with at least ``margin`` head room for NPT box changes. A box that never changes
+    (NVT; ``box_may_strain=False``) gets the library's fixed-box system instead: no strain skin on
+    the neighbour list and a k-set of exactly the vectors within ``k_cut`` (2800 instead of 5448
+    in the cpu preset's 384-atom start box), with the same energies."""
     from rsajax.demo import CORE_REPULSION
     from rsajax.md.adapter import model_system, with_core_repulsion
     from rsajax.nn.model import MACE
 
     config = model_.config
-    if config.long_range is not None and config.long_range.margin < margin:
+    fixed_box = {} if box_may_strain else {"strain_skin": 0.0}  # the library's fixed-box system
+    if box_may_strain and config.long_range is not None and config.long_range.margin < margin:
         rsa = dataclasses.replace(config.long_range, margin=margin)
         model_ = MACE(dataclasses.replace(config, long_range=rsa))
-    system = model_system(model_, variables, atoms.numbers, atoms.cell.array.T)
+    system = model_system(model_, variables, atoms.numbers, atoms.cell.array.T, **fixed_box)
     return with_core_repulsion(
         system, CORE_REPULSION["radii"], float(CORE_REPULSION["strength_eV"])
     )
@@ -283,7 +300,9 @@ def _run_model(
             def restore(template, phase_dir=phase_dir):
                 return load_checkpoint(phase_dir, template)[0]
 
-        system = build_system(model, model_dir, _with_box(start, box), teacher)
+        system = build_system(
+            model, model_dir, _with_box(start, box), teacher, ensemble.kind == "npt"
+        )
         fresh = start_step == 0 and offset == 0
         outputs = [
             RunOutput(out / f"rep{k}", None if fresh else offset + start_step) for k in range(n_rep)
@@ -321,7 +340,9 @@ def _run_model(
                 rebuilds += 1
                 box = np.asarray(jax.vmap(_box_fn(system, ensemble))(writer.states)).mean(axis=0)
                 log(f"md: {model} step {offset + writer.step}: {error}; allocating again")
-                system = build_system(model, model_dir, _with_box(start, box), teacher)
+                system = build_system(
+                    model, model_dir, _with_box(start, box), teacher, ensemble.kind == "npt"
+                )
                 writer.system, start_step = system, writer.step
 
                 def restore(template, states=writer.states):

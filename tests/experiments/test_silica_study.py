@@ -422,6 +422,29 @@ def test_pooled_trainings_take_the_larger_of_seed_spread_and_replica_noise():
     assert "Two trainings of the same model" in text
 
 
+def test_nvt_phases_take_the_fixed_box_system_with_the_same_energy():
+    """An RSA-MACE's melt (NVT) runs on the library's fixed-box system: no strain skin, a k-set of
+    exactly the vectors within k_cut (a strained box is refused), and the NPT system's energy."""
+    import ase.io
+
+    from experiments.silica_study import melt_quench
+    from rsajax.nn.model import MACEConfig, init_model
+    from rsajax.nn.rsa import RSAConfig
+    from tests.nn.rsa.test_rsa_mace_mesh import RSA, TINY
+
+    atoms = ase.io.read(REPO / "rsajax" / "data" / "default" / "silica_small.xyz", index=0)
+    model, variables = init_model(MACEConfig(**TINY, long_range=RSAConfig(**RSA)), seed=0)
+    npt = melt_quench.trained_system(model, variables, atoms)
+    nvt = melt_quench.trained_system(model, variables, atoms, box_may_strain=False)
+    assert nvt.strain_skin == 0.0 < npt.strain_skin
+    R = np.asarray(atoms.get_scaled_positions())
+    energies = [float(s.energy_fn(R, s.neighbor_fn.allocate(R))) for s in (npt, nvt)]
+    assert abs(energies[1] - energies[0]) <= 1e-9 * abs(energies[0]), energies
+    strained = (1.1 * atoms.cell.array.T)[None]  # a box NPT could reach; NVT never does
+    assert all(check(strained) is None for check in npt.box_checks)
+    assert any(check(strained) is not None for check in nvt.box_checks)
+
+
 def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(tmp_path, monkeypatch):
     """The teacher's melt-quench of a 192-atom glass on a protocol of tens of steps, stopped
     after the melt phase's second checkpoint and resumed: no step twice in the thermo log, and
