@@ -25,6 +25,7 @@ A finished model is skipped; an interrupted phase continues from its checkpoint 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import time
@@ -220,6 +221,21 @@ class _Writer:
             save_checkpoint(self.phase_dir, states, step, self.system.box, meta)
 
 
+def _in_float32(fn):
+    """``fn`` run inside ``jax.enable_x64(False)``: the study's MD precision, and the caller's
+    own setting back afterwards (also after an interruption)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        import jax
+
+        with jax.enable_x64(False):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+@_in_float32
 def run_model(
     model: str,
     model_dir: Path | None,
@@ -233,22 +249,6 @@ def run_model(
     """Melt-quench ``md.replicas`` replicas of one model (skipped when ``out/done.json`` exists;
     ``teacher``: the BKS variant when ``model`` is the teacher); returns ``done.json``'s content.
     The MD runs in float32 for all three; the caller's JAX precision is left as it was."""
-    import jax
-
-    with jax.enable_x64(False):
-        return _run_model(model, model_dir, start, md, out, seed, resume, teacher)
-
-
-def _run_model(
-    model: str,
-    model_dir: Path | None,
-    start: ase.Atoms,
-    md: MDSpec,
-    out: Path,
-    seed: int,
-    resume: bool,
-    teacher: str,
-) -> dict:
     import jax
     import jax.numpy as jnp
 
