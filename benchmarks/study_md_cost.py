@@ -12,6 +12,7 @@ Every row runs ``--steps`` steps after one chunk of warm-up (compilation), side 
 process; compare the ratios, not the absolute numbers, on a shared machine.
 
 Usage: python benchmarks/study_md_cost.py [--work runs/silica_study/cpu] [--steps 400]
+       [--ensembles NVT NPT] [--no-teacher] [--no-margins]
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=4)
     parser.add_argument("--chunk", type=int, default=100, help="steps per chunk (warm-up: one)")
     parser.add_argument("--no-margins", action="store_true", help="RSA at the study's margin only")
+    parser.add_argument("--ensembles", nargs="+", choices=("NVT", "NPT"), default=["NVT", "NPT"])
+    parser.add_argument("--no-teacher", action="store_true", help="time the trained models only")
     args = parser.parse_args()
 
     import ase.io
@@ -133,7 +136,9 @@ def main() -> None:
           f"jax {jax.__version__} on {jax.default_backend()}")  # fmt: skip
     rows = []
     for label, system, kvectors, kinds in systems(args.work, atoms, not args.no_margins):
-        for kind in kinds:
+        if args.no_teacher and label.startswith("BKS"):
+            continue
+        for kind in (k for k in kinds if k in args.ensembles):
             ensemble = ensembles[kind]
             per_step = time_steps(system, ensemble, R, args.steps, args.chunk, args.replicas)
             rows.append((label, kind, kvectors, per_step))
