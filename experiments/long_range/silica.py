@@ -517,6 +517,17 @@ def train_one(cfg) -> None:
     log(f"train: {out} done in {time.time() - began:.0f} s")
 
 
+def training_seconds(history: list[dict]) -> float | None:
+    """A training's own time from its ``metrics.jsonl`` rows: the sum of their ``seconds`` (time
+    spent by the training process, so pauses between sittings are left out); for logs written
+    before rows carried it, the time from the first to the last row, pauses included."""
+    if len(history) < 2:
+        return None
+    if all("seconds" in r for r in history):
+        return float(sum(r["seconds"] for r in history))
+    return float(history[-1]["time"] - history[0]["time"])
+
+
 def evaluate(run_dir: Path, test_path: Path) -> dict:
     """Errors of the exported model on the held-out frames (cached in ``test_eval.json``)."""
     cache = run_dir / "test_eval.json"
@@ -563,7 +574,6 @@ def evaluate(run_dir: Path, test_path: Path) -> dict:
     f_err = np.concatenate([np.ravel(r["forces_err"]) for r in rows])
     s_err = np.concatenate([np.ravel(r["stress_err"]) for r in rows])
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    times = [r["time"] for r in history]
     result = dict(
         energy_rmse=float(1e3 * np.sqrt(np.mean(e_err**2))),
         energy_rmse_centered=float(1e3 * np.std(e_err)),
@@ -583,7 +593,7 @@ def evaluate(run_dir: Path, test_path: Path) -> dict:
         valid_energy_rmse=history[-1].get("energy_rmse"),
         valid_force_rmse=history[-1].get("forces_rmse"),
         epochs=len(history) - 1,
-        train_seconds=float(times[-1] - times[0]) if len(times) > 1 else None,
+        train_seconds=training_seconds(history),
         eval_seconds=round(seconds, 1),
     )
     cache.write_text(json.dumps(result, indent=1))

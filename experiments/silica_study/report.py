@@ -234,7 +234,10 @@ def training_table(training: dict[str, dict]) -> list[str]:
         "## Every training: test errors",
         "",
         "The held-out teacher frames, for every finished training (a seed's melt-quench may still"
-        " be running). Validation errors are left out: each seed draws its own validation split.",
+        " be running). Validation errors are left out: each seed draws its own validation split."
+        " Training time: the training process's own seconds; for a log written before its rows"
+        " carried them (2026-12-08), from the first to the last epoch, so a training resumed in"
+        " another sitting counts the pause between sittings too.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),

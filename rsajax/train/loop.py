@@ -109,6 +109,7 @@ class TrainingLoop:
         self.state = sharding.put_global(jax.device_get(state), rep)
         self.optimizer = optimizer
         self.data_digests = data_digests(cfg)  # in every checkpoint: resumes see moved files
+        self._clock = time.perf_counter()  # for each record's "seconds" (:meth:`_tick`)
         self._built: dict[bool, tuple[Callable, Callable]] = {}
 
     def steps(self, epoch: int) -> tuple[Callable, Callable]:
@@ -156,6 +157,14 @@ class TrainingLoop:
     def _put(self, tree):
         return sharding.put_global(tree, self._data_sharding)
 
+    def _tick(self) -> float:
+        """Seconds this process spent since the previous record (or since it began): summed over
+        ``metrics.jsonl`` they are a run's own time, without the pauses between sittings that
+        the ``time`` stamps of a resumed run include."""
+        now = time.perf_counter()
+        elapsed, self._clock = now - self._clock, now
+        return elapsed
+
     def validate(self, epoch: int, train_losses: list[float]) -> dict:
         """Score the validation set, log the record and call the ``"epoch"`` callbacks."""
         params, total = self.eval_params, None
@@ -173,6 +182,7 @@ class TrainingLoop:
             "lr": float(lr),
             "stage": 2 if self.cfg.in_stage_two(epoch) else 1,
             "time": time.time(),
+            "seconds": self._tick(),
             **finalize(total),
         }
         self.log.append(record)

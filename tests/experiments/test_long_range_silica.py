@@ -88,3 +88,13 @@ def test_study_entry_reads_both_models_and_refuses_an_unfinished_one(silica, tmp
     (tmp_path / "train" / "rsa" / "test_eval.json").unlink()
     with pytest.raises(FileNotFoundError, match="rsa has not finished training"):
         silica.study_entry(tmp_path)
+
+
+def test_training_seconds_leave_out_the_pauses_between_sittings(silica):
+    # a run resumed after an hour's pause: its rows' own seconds sum to 30, the stamps span 3630
+    rows = [{"time": 0.0, "seconds": 5.0}, {"time": 10.0, "seconds": 10.0},
+            {"time": 3630.0, "seconds": 15.0}]  # fmt: skip
+    assert silica.training_seconds(rows) == 30.0
+    # a log from before rows carried their seconds: first to last stamp, pauses included
+    assert silica.training_seconds([{"time": 0.0}, {"time": 3630.0}]) == 3630.0
+    assert silica.training_seconds([{"time": 0.0, "seconds": 1.0}]) is None

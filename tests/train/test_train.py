@@ -75,6 +75,11 @@ def test_outputs_and_export(uninterrupted):
     out = uninterrupted.output_dir
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == list(range(-1, EPOCHS))
+    # each row's own time: without pauses, the rows after the first span the time stamps
+    rows = [json.loads(x) for x in lines]
+    assert all(r["seconds"] > 0 for r in rows)
+    spanned = rows[-1]["time"] - rows[0]["time"]
+    assert sum(r["seconds"] for r in rows[1:]) == pytest.approx(spanned, abs=0.5)
     assert (out / "learning_curves.png").stat().st_size > 1000
     # One padding bucket: exactly one compilation of each step for the whole run.
     assert uninterrupted.compiles == {"train": 1, "eval": 1}
