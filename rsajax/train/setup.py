@@ -126,6 +126,16 @@ def _records(structures: list, r_max: float) -> list[GraphRecord]:
     return [atoms_to_record(atoms, r_max) for atoms in structures]
 
 
+def validation_split(count: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(validation, training)`` indices into a file of ``count`` structures when the run has no
+    ``data.valid_file``: a permutation by ``seed``, its first ``round(valid_fraction * count)``
+    (at least one) held out. The one place the split is made, so a run's validation frames can
+    be looked up afterwards."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_valid = max(1, int(round(valid_fraction * count)))
+    return order[:n_valid], order[n_valid:]
+
+
 def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
     """Read, split (``data.valid_fraction`` with ``seed``), build neighbour lists and batches."""
     d = cfg.data
@@ -135,15 +145,14 @@ def load_data(cfg: TrainConfig, sub_batches: int) -> TrainingData:
     if d.valid_file:
         train, valid = structures, _read(d.valid_file, cfg)
     else:
-        order = np.random.default_rng(cfg.seed).permutation(len(structures))
-        n_valid = max(1, int(round(d.valid_fraction * len(structures))))
-        if n_valid >= len(structures):
+        valid_index, train_index = validation_split(len(structures), d.valid_fraction, cfg.seed)
+        if len(train_index) == 0:
             raise ConfigError(
                 f"{d.train_file}: {len(structures)} structure(s) cannot be split "
                 "into training and validation; give data.valid_file"
             )
-        valid = [structures[i] for i in order[:n_valid]]
-        train = [structures[i] for i in order[n_valid:]]
+        valid = [structures[i] for i in valid_index]
+        train = [structures[i] for i in train_index]
     if d.batch_size % sub_batches:
         raise ConfigError(
             f"data.batch_size = {d.batch_size} is not a multiple of the "

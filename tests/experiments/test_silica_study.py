@@ -492,3 +492,23 @@ def test_an_interrupted_melt_quench_resumes_and_times_all_its_sittings(tmp_path,
     with np.load(out / "quench" / "final.npz") as f:
         assert f["positions"].dtype == np.float32
     assert jax.config.jax_enable_x64
+
+
+def test_validation_frames_finds_the_frame_that_carries_the_error():
+    import ase
+
+    from experiments.silica_study import validation_frames
+    from rsajax.train.setup import validation_split
+
+    reference = [np.zeros((2, 3)), np.zeros((3, 3))]
+    predicted = [np.full((2, 3), 0.1), np.full((3, 3), 2.0)]
+    errors = validation_frames.frame_errors(predicted, reference)
+    np.testing.assert_allclose(errors, [6 * 0.01, 9 * 4.0])
+    # the closest pair across the periodic boundary (0.2 A through the cell face, not 9.8)
+    pair = ase.Atoms("SiO", positions=[[0.1, 0, 0], [9.9, 0, 0]], cell=[10, 10, 10], pbc=True)
+    assert validation_frames.closest_pair(pair) == pytest.approx(0.2)
+    # the split of rsajax.train, by seed: disjoint, complete, a tenth held out, reproducible
+    valid, train = validation_split(620, 0.1, seed=0)
+    assert len(valid) == 62 and sorted([*valid, *train]) == list(range(620))
+    assert list(validation_split(620, 0.1, seed=0)[0]) == list(valid)
+    assert list(validation_split(620, 0.1, seed=1)[0]) != list(valid)
